@@ -1,0 +1,1 @@
+"""The desktop app a radiologist uses to rate a study (PySide6 + pyqtgraph)."""

@@ -1,0 +1,1 @@
+"""Subcommands of `mdiff-eval`, one module each."""
