@@ -1,1 +1,1 @@
-"""Generative core of mdiff: volume I/O, presets, preprocessing, VQ-GAN, latent DDPM (numpy-only at import)."""
+"""Generative core of mdiff: volume I/O, presets, preprocessing, VQ-GAN, latent DDPM."""
