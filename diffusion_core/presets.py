@@ -1,0 +1,179 @@
+"""Named presets: the paper's four data sets (Supplementary Table 1) and two small ones.
+
+A preset holds its preprocessing pipeline as data (a tuple of steps from
+`diffusion_core.preprocess`), the output shape in our (D, H, W) order with the paper's
+height x width x depth beside it, the anatomical plane of its depth slices and the nominal voxel
+spacing of its output. The pipeline hash is derived from the steps' parameters, so a PREP_DIR
+records exactly which pipeline made it. Later issues add model hyperparameters here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from diffusion_core.preprocess import (
+    CentreCropOrPad,
+    ClipHU,
+    CropToBreastRegion,
+    CropToForeground,
+    MinMax,
+    PadToCube,
+    Resample,
+    Resize,
+    SplitLeftRight,
+    Step,
+)
+
+# Bump when a step's behaviour changes without its parameters changing, so old PREP_DIRs are
+# recognised as made by another pipeline.
+PIPELINE_VERSION = 1
+
+
+class PresetError(ValueError):
+    """An unknown preset name; the message lists the known ones."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A data set's preprocessing pipeline and output geometry."""
+
+    name: str
+    description: str
+    modality: str  # "MR" or "CT"
+    shape: tuple[int, int, int]  # output (D, H, W)
+    paper_size: str  # the paper's height x width x depth, e.g. "256x256x32"
+    spacing: tuple[float, float, float]  # nominal voxel spacing (mm, D, H, W) of the output
+    hu_window: tuple[float, float] | None  # CT only: the HU clip range, e.g. (-1000, 400)
+    depth_axis: str  # the anatomical plane of the depth (D) slices: "axial" or "sagittal"
+    steps: tuple[Step, ...]  # the pipeline, in order
+
+    @property
+    def uses_masks(self) -> bool:
+        """Whether the pipeline reads a per-scan mask (`mdiff-prepare --masks`)."""
+        return any(step.uses_mask for step in self.steps)
+
+    @property
+    def outputs_per_scan(self) -> int:
+        """How many arrays one scan gives (2 when a step splits left from right)."""
+        return 2 if any(isinstance(step, SplitLeftRight) for step in self.steps) else 1
+
+    def pipeline(self) -> list[dict]:
+        """The steps as JSON-ready data, in order."""
+        return [step.describe() for step in self.steps]
+
+    @property
+    def pipeline_hash(self) -> str:
+        """sha256 of the pipeline's steps and parameters (stable JSON), as hex."""
+        text = json.dumps({"version": PIPELINE_VERSION, "steps": self.pipeline()},
+                          sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_MRNET = Preset(
+    name="mrnet",
+    description="MRNet knee MRI (sagittal T2 fat-sat .npy exams): min-max, centre crop/pad "
+                "to 32 slices of 256x256.",
+    modality="MR",
+    shape=(32, 256, 256),
+    paper_size="256x256x32",
+    # MRNet's .npy exams carry no spacing; nominal: 3 mm sagittal slices, 160 mm field of view
+    # over 256 pixels, typical of the knee protocol. Used only for the header of written volumes.
+    spacing=(3.0, 0.625, 0.625),
+    hu_window=None,
+    depth_axis="sagittal",
+    # The providers already scaled the slices to 256x256; pad with the exam's own minimum so the
+    # padding is background after min-max.
+    steps=(CentreCropOrPad((32, 256, 256), pad_value="minimum"), MinMax()),
+)
+
+_ADNI = Preset(
+    name="adni",
+    description="ADNI brain MRI (skull-stripped MP-RAGE, zero outside the brain): crop to the "
+                "brain, pad to a cube, resize to 64^3, min-max.",
+    modality="MR",
+    shape=(64, 64, 64),
+    paper_size="64x64x64",
+    # Each brain's box is scaled to fit 64 voxels, so spacing varies with brain size; nominal:
+    # a 180 mm brain (its longest, front-to-back extent) over 64 voxels.
+    spacing=(2.8, 2.8, 2.8),
+    hu_window=None,
+    depth_axis="axial",
+    steps=(CropToForeground(fraction=0.0), PadToCube(pad_value=0.0), Resize((64, 64, 64)),
+           MinMax()),
+)
+
+_DUKE = Preset(
+    name="duke",
+    description="DUKE breast MRI (T1 non-fat-sat): resample to 3 x 0.66 x 0.66 mm, crop the "
+                "breast region (masks, or an automatic body mask), split right/left, resize "
+                "each to 32x256x256, min-max.",
+    modality="MR",
+    shape=(32, 256, 256),
+    paper_size="256x256x32",
+    # The resampling target; the final resize scales each crop by its own factor.
+    spacing=(3.0, 0.66, 0.66),
+    hu_window=None,
+    depth_axis="axial",
+    steps=(Resample((3.0, 0.66, 0.66)), CropToBreastRegion(anterior_fraction=0.5),
+           SplitLeftRight(), Resize((32, 256, 256)), MinMax()),
+)
+
+_LIDC = Preset(
+    name="lidc",
+    description="LIDC-IDRI chest CT: HU clipped to [-1000, 400], resample to 1 mm, centre "
+                "crop/pad to 320^3 (padding is air), resize to 128^3, window to [-1, 1].",
+    modality="CT",
+    shape=(128, 128, 128),
+    paper_size="128x128x128",
+    spacing=(2.5, 2.5, 2.5),  # 320 mm over 128 voxels
+    hu_window=(-1000.0, 400.0),
+    depth_axis="axial",
+    # Clipping before resampling keeps metal and bone outliers out of the interpolation.
+    steps=(ClipHU(-1000.0, 400.0), Resample((1.0, 1.0, 1.0)),
+           CentreCropOrPad((320, 320, 320), pad_value=-1000.0), Resize((128, 128, 128)),
+           MinMax(window=(-1000.0, 400.0))),
+)
+
+_DEMO = Preset(
+    name="demo",
+    description="CPU demo, head MRI: resample to 4.5 x 3 x 3 mm, crop to the head, centre "
+                "crop/pad to 32x64x64, min-max.",
+    modality="MR",
+    # 32 axial slices of 64x64 cover 144 x 192 x 192 mm, a whole head, at a fixed spacing (no
+    # per-subject stretching). Half the voxels of 64^3 and the paper's anisotropic layout (thick
+    # D, never downsampled by the U-Net): at compression 4 the latent is 8x16x16, whose DDPM step
+    # FACTS.md measures at about 0.1-0.3 s on 2 CPU threads, so a demo trains and samples on a
+    # laptop.
+    shape=(32, 64, 64),
+    paper_size="64x64x32",
+    spacing=(4.5, 3.0, 3.0),
+    hu_window=None,
+    depth_axis="axial",
+    steps=(Resample((4.5, 3.0, 3.0)), CropToForeground(fraction=0.1),
+           CentreCropOrPad((32, 64, 64), pad_value="minimum"), MinMax()),
+)
+
+_TINY = Preset(
+    name="tiny",
+    description="Tests: any MR volume resized to 8x16x16, min-max.",
+    modality="MR",
+    shape=(8, 16, 16),
+    paper_size="16x16x8",
+    spacing=(4.0, 4.0, 4.0),  # nominal only: the resize stretches any input to 8x16x16
+    hu_window=None,
+    depth_axis="axial",
+    steps=(Resize((8, 16, 16)), MinMax()),
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (_MRNET, _ADNI, _DUKE, _LIDC, _DEMO, _TINY)}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called `name`; PresetError listing the known names otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise PresetError(f"unknown preset {name!r}; choose one of: "
+                          f"{', '.join(PRESETS)}") from None

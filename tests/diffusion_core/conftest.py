@@ -1,0 +1,60 @@
+"""Fixtures for the diffusion_core tests: a generated CT-like phantom in world coordinates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from diffusion_core.io import Volume, canonical_affine
+
+# The phantom's canonical grid: thick slices, anisotropic in-plane voxels, centre off the origin.
+PHANTOM_SHAPE = (12, 40, 36)
+PHANTOM_SPACING = (3.0, 0.8, 0.9)
+PHANTOM_CENTRE = np.array([5.0, -7.0, 40.0])  # RAS mm
+
+
+def _phantom_hu(world: np.ndarray) -> np.ndarray:
+    """Hounsfield units of the phantom at RAS points (..., 3).
+
+    An elliptic water-like body in air, a bone-like ball at the patient's left-anterior-superior
+    side, a lung-like ball at the right-posterior-inferior side and a smooth texture, so any
+    flip or transposition of the axes changes the image.
+    """
+    x, y, z = np.moveaxis(np.round(world, 4) - PHANTOM_CENTRE, -1, 0)
+    hu = np.full(x.shape, -1000.0)
+    hu[(x / 14.0) ** 2 + (y / 13.0) ** 2 < 1.0] = 40.0
+    hu[(x + 7.0) ** 2 + (y - 6.0) ** 2 + (z - 9.0) ** 2 < 25.0] = 700.0  # RAS: -x is left
+    hu[(x - 6.0) ** 2 + (y + 4.0) ** 2 + (z + 6.0) ** 2 < 25.0] = -800.0
+    hu += np.rint(20.0 * np.sin(0.9 * x + 0.4 * y + 0.25 * z))
+    return hu.astype(np.int16)
+
+
+def _sample(shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
+    """The phantom sampled at the voxel centres of a grid of this shape and affine."""
+    indices = np.stack(np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"), axis=-1)
+    world = indices @ affine[:3, :3].T + affine[:3, 3]
+    return _phantom_hu(world)
+
+
+@pytest.fixture
+def phantom_on_grid() -> Callable[[tuple[int, ...], np.ndarray], np.ndarray]:
+    """A function sampling the CT phantom (int16 HU) on any grid (shape, RAS affine)."""
+    return _sample
+
+
+@pytest.fixture
+def phantom_canonical_affine() -> np.ndarray:
+    """The RAS affine of the phantom's canonical (S, P, L) grid."""
+    extent = (np.array(PHANTOM_SHAPE) - 1) * np.array(PHANTOM_SPACING)
+    # The first voxel is the inferior, anterior, patient-right corner (RAS: low z, high y, high x).
+    origin = PHANTOM_CENTRE + np.array([extent[2], extent[1], -extent[0]]) / 2
+    return canonical_affine(PHANTOM_SPACING, origin)
+
+
+@pytest.fixture
+def ct_phantom(phantom_canonical_affine) -> Volume:
+    """The CT phantom as a canonical Volume: int16 HU, shape (12, 40, 36), 3 x 0.8 x 0.9 mm."""
+    array = _sample(PHANTOM_SHAPE, phantom_canonical_affine)
+    return Volume(array, PHANTOM_SPACING, phantom_canonical_affine, "CT", "phantom")

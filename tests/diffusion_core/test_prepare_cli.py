@@ -1,0 +1,207 @@
+"""`mdiff-prepare`: a raw folder into a PREP_DIR, bad files skipped, re-runs resumed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffusion_core.cli.prepare import main
+from diffusion_core.io import Volume, canonical_affine, write_dicom_series, write_nifti
+from diffusion_core.prepared import load_manifest, output_stem, scan_stem
+from diffusion_core.preprocess import to_intensity
+from diffusion_core.presets import get_preset
+
+
+def _ellipsoid(shape, radii, centre=None) -> np.ndarray:
+    """A boolean ellipsoid in a (D, H, W) grid."""
+    centre = centre if centre is not None else [(n - 1) / 2 for n in shape]
+    grid = np.indices(shape, dtype=np.float32)
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii, strict=True)) <= 1.0
+
+
+def _write_ct_series(folder: Path) -> None:
+    """A chest-CT-like DICOM series in HU (air, soft tissue, bone), stored with intercept -1024."""
+    shape, spacing = (30, 64, 64), (3.0, 4.0, 4.0)
+    hu = np.full(shape, -1000.0, np.float32)
+    hu[_ellipsoid(shape, (30, 26, 28))] = 40.0
+    hu[10:20, 40:46, 30:34] = 1000.0
+    write_dicom_series(Volume(hu, spacing, canonical_affine(spacing), "CT"), folder,
+                       rescale_intercept=-1024.0)
+
+
+def _write_mr(path: Path, seed: int, shape=(12, 20, 18)) -> None:
+    """A small MR NIfTI with some structure."""
+    rng = np.random.default_rng(seed)
+    array = np.where(_ellipsoid(shape, [n * 0.4 for n in shape]), 300 + 50 * rng.random(shape),
+                     5 * rng.random(shape)).astype(np.float32)
+    write_nifti(Volume(array, (2.0, 2.0, 2.0), canonical_affine((2.0, 2.0, 2.0)), "MR"), path)
+
+
+@pytest.fixture
+def mr_folder(tmp_path) -> Path:
+    """Three good MR scans (one in a subfolder) and one corrupt NIfTI file."""
+    raw = tmp_path / "raw"
+    (raw / "site2").mkdir(parents=True)
+    _write_mr(raw / "a.nii.gz", 1)
+    _write_mr(raw / "b.nii", 2)
+    _write_mr(raw / "site2" / "c.nii.gz", 3)
+    (raw / "broken.nii.gz").write_bytes(b"\x1f\x8b this is not a gzip stream")
+    return raw
+
+
+def test_lidc_turns_a_dicom_ct_folder_into_a_128_cube(tmp_path, capsys):
+    """The issue's done-criterion: (128, 128, 128) float32 in [-1, 1] plus a manifest."""
+    raw, out = tmp_path / "raw", tmp_path / "prep"
+    _write_ct_series(raw / "patient1")
+    assert main(["--preset", "lidc", "--data", str(raw), "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["prepared"] == 1 and summary["skipped"] == 0 and summary["arrays"] == 1
+    array = np.load(out / "patient1.npy")
+    assert array.shape == (128, 128, 128) and array.dtype == np.float32
+    assert array.min() == -1.0 and array.max() == 1.0
+    hu = to_intensity(array, get_preset("lidc"))
+    assert abs(float(np.median(hu[64, 60:68, 60:68])) - 40.0) < 2.0  # the intercept was applied
+    manifest = load_manifest(out)
+    assert manifest.preset == "lidc"
+    assert manifest.pipeline_hash == get_preset("lidc").pipeline_hash
+    assert manifest.pipeline == get_preset("lidc").pipeline()
+    assert manifest.shape == [128, 128, 128]
+    assert manifest.scans[0].source == "patient1"
+    assert manifest.scans[0].arrays == ["patient1.npy"]
+    assert manifest.scans[0].source_shape == [30, 64, 64]
+
+
+def test_lidc_keeps_the_patients_orientation(ct_phantom, tmp_path, capsys):
+    """The phantom's bone ball (left, anterior, superior of its centre) stays there."""
+    raw, out = tmp_path / "raw", tmp_path / "prep"
+    write_dicom_series(ct_phantom, raw / "phantom", rescale_intercept=-1024.0)
+    assert main(["--preset", "lidc", "--data", str(raw), "--out", str(out)]) == 0
+    array = np.load(out / "phantom.npy")
+    depth, height, width = np.unravel_index(np.argmax(array), array.shape)
+    # D runs inferior -> superior, H anterior -> posterior, W patient right -> left; the
+    # phantom's centre is the volume's, which the centred crop/pad puts at voxel 64.
+    assert depth > 64 and height < 64 and width > 64
+    assert abs(depth - 64 - 9 / 2.5) <= 1.5 and abs(64 - height - 6 / 2.5) <= 1.5
+
+
+def test_a_corrupt_file_is_skipped_with_its_reason(mr_folder, tmp_path, capsys):
+    """The bad file is reported and recorded; the others are done; exit status 0."""
+    out = tmp_path / "prep"
+    assert main(["--preset", "tiny", "--data", str(mr_folder), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("prepared 3, skipped 1")
+    assert "skipped broken.nii.gz" in captured.err
+    manifest = load_manifest(out)
+    assert [s.source for s in manifest.scans] == ["a.nii.gz", "b.nii", "site2/c.nii.gz"]
+    assert [s.source for s in manifest.skipped] == ["broken.nii.gz"]
+    assert "broken.nii.gz" in manifest.skipped[0].reason
+    assert sorted(p.name for p in out.glob("*.npy")) == ["a.npy", "b.npy", "site2__c.npy"]
+    for path in out.glob("*.npy"):
+        array = np.load(path)
+        assert array.shape == (8, 16, 16) and array.min() == -1.0 and array.max() == 1.0
+
+
+def test_a_second_run_skips_what_is_done(mr_folder, tmp_path, capsys):
+    """Nothing is rewritten; the skipped file is tried again; a lost array is redone."""
+    out = tmp_path / "prep"
+    args = ["--preset", "tiny", "--data", str(mr_folder), "--out", str(out), "--json"]
+    assert main(args) == 0
+    capsys.readouterr()
+    written = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")}
+    (out / "b.npy").unlink()
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["prepared"], summary["skipped"], summary["already_done"]) == (1, 1, 2)
+    assert (out / "a.npy").stat().st_mtime_ns == written["a.npy"]
+    assert (out / "b.npy").is_file()
+    assert len(load_manifest(out).skipped) == 1
+
+
+def test_another_preset_into_the_same_folder_is_refused(mr_folder, tmp_path, capsys):
+    """One sentence, exit 2, nothing changed; --overwrite replaces the arrays."""
+    out = tmp_path / "prep"
+    assert main(["--preset", "tiny", "--data", str(mr_folder), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["--preset", "adni", "--data", str(mr_folder), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "'tiny'" in captured.err and "--overwrite" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert load_manifest(out).preset == "tiny"
+    assert main(["--preset", "adni", "--data", str(mr_folder), "--out", str(out),
+                 "--overwrite"]) == 0
+    assert load_manifest(out).preset == "adni"
+    assert np.load(out / "a.npy").shape == (64, 64, 64)
+
+
+def test_duke_uses_masks_matched_by_file_name(tmp_path, capsys):
+    """Right and left arrays per scan; a scan without its mask is skipped, saying so."""
+    raw, masks, out = tmp_path / "raw", tmp_path / "masks", tmp_path / "prep"
+    raw.mkdir()
+    shape, spacing = (20, 60, 80), (6.0, 2.64, 2.64)
+    rng = np.random.default_rng(0)
+    affine = canonical_affine(spacing)
+    for name in ("p1", "p2"):
+        array = (rng.random(shape) * 300).astype(np.float32)
+        write_nifti(Volume(array, spacing, affine, "MR"), raw / f"{name}.nii.gz")
+    mask = np.zeros(shape, np.uint8)
+    mask[4:16, 5:30, 8:72] = 1
+    write_nifti(Volume(mask, spacing, affine, "MR"), masks / "p1.nii.gz")
+    assert main(["--preset", "duke", "--data", str(raw), "--out", str(out), "--masks",
+                 str(masks)]) == 0
+    manifest = load_manifest(out)
+    assert manifest.scans[0].arrays == ["p1_right.npy", "p1_left.npy"]
+    assert manifest.scans[0].mask == "p1.nii.gz"
+    assert manifest.skipped[0].source == "p2.nii.gz"
+    assert "no mask named 'p2'" in manifest.skipped[0].reason
+    assert np.load(out / "p1_left.npy").shape == (32, 256, 256)
+    capsys.readouterr()
+    # The same folder without masks would mix two kinds of crop: refused.
+    assert main(["--preset", "duke", "--data", str(raw), "--out", str(out)]) == 2
+    assert "with masks" in capsys.readouterr().err
+
+
+def test_a_run_that_prepares_nothing_fails(tmp_path, capsys):
+    """Every scan skipped (here MR scans for a CT preset): the summary, then exit status 1."""
+    raw = tmp_path / "raw"
+    _write_mr(raw / "a.nii.gz", 1)
+    assert main(["--preset", "lidc", "--data", str(raw), "--out", str(tmp_path / "prep")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("prepared 0, skipped 1")
+    assert "is MR, not the CT" in load_manifest(tmp_path / "prep").skipped[0].reason
+    assert "no scan in" in captured.err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--preset", "lidcc"], "unknown preset 'lidcc'; choose one of: mrnet, adni"),
+    (["--data", "{tmp}/missing"], "does not exist"),
+    (["--data", "{tmp}/empty"], "holds no scans"),
+    (["--masks", "{tmp}/nomasks", "--preset", "duke"], "masks folder"),
+    (["--masks", "{tmp}/raw"], "takes no masks"),
+    (["--out", "{tmp}/raw/prep"], "inside the data folder"),
+])
+def test_user_mistakes_are_one_sentence_and_exit_2(mr_folder, tmp_path, capsys, args, message):
+    """No traceback, nothing on stdout, the problem named on stderr."""
+    (tmp_path / "empty").mkdir()
+    given = {"--preset": "tiny", "--data": str(mr_folder), "--out": str(tmp_path / "prep")}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        given[flag] = value.replace("{tmp}", str(tmp_path))
+    argv = [part for pair in given.items() for part in pair]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err
+    assert captured.err.startswith("mdiff-prepare: ")
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_output_names_come_from_the_relative_path(tmp_path):
+    """a/b c.nii.gz -> a__b_c; a series folder keeps its name; stems drop scan suffixes."""
+    raw = tmp_path / "raw"
+    assert output_stem(raw / "a" / "b c.nii.gz", raw) == "a__b_c"
+    assert output_stem(raw / "series1", raw) == "series1"
+    assert output_stem(raw, raw) == "raw"
+    assert scan_stem(Path("x.NII.GZ")) == "x" and scan_stem(Path("exam.npy")) == "exam"

@@ -1,0 +1,115 @@
+"""Presets: the paper's four data sets and the small ones, their geometry and pipeline hash."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from diffusion_core.preprocess import CentreCropOrPad, ClipHU, MinMax, Resample, Resize
+from diffusion_core.presets import PRESETS, Preset, PresetError, get_preset
+
+
+def test_the_papers_presets_and_the_small_ones_exist():
+    """mrnet, adni, duke, lidc (Supplementary Table 1) plus demo and tiny."""
+    assert set(PRESETS) == {"mrnet", "adni", "duke", "lidc", "demo", "tiny"}
+    assert all(PRESETS[name].name == name for name in PRESETS)
+
+
+@pytest.mark.parametrize(("name", "shape", "paper_size", "modality"), [
+    ("mrnet", (32, 256, 256), "256x256x32", "MR"),
+    ("adni", (64, 64, 64), "64x64x64", "MR"),
+    ("duke", (32, 256, 256), "256x256x32", "MR"),
+    ("lidc", (128, 128, 128), "128x128x128", "CT"),
+])
+def test_paper_presets_match_supplementary_table_1(name, shape, paper_size, modality):
+    """Output shape in (D, H, W), the paper's height x width x depth beside it."""
+    preset = get_preset(name)
+    assert preset.shape == shape
+    assert preset.paper_size == paper_size
+    assert preset.modality == modality
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_paper_size_is_shape_written_height_width_depth(name):
+    """paper_size is H x W x D of the (D, H, W) shape."""
+    preset = get_preset(name)
+    depth, height, width = preset.shape
+    assert preset.paper_size == f"{height}x{width}x{depth}"
+    assert len(preset.spacing) == 3 and min(preset.spacing) > 0
+    assert preset.depth_axis in ("axial", "sagittal")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_pipelines_end_in_the_preset_shape_and_min_max(name):
+    """The last resizing step gives preset.shape and the last step scales to [-1, 1]."""
+    preset = get_preset(name)
+    shaped = [s for s in preset.steps if isinstance(s, Resize | CentreCropOrPad)]
+    assert shaped[-1].shape == preset.shape
+    assert isinstance(preset.steps[-1], MinMax)
+
+
+def test_ct_window_is_the_papers_and_mr_has_none():
+    """LIDC clips and scales by [-1000, 400] HU; MR presets have no HU window."""
+    lidc = get_preset("lidc")
+    assert lidc.hu_window == (-1000.0, 400.0)
+    clip = next(s for s in lidc.steps if isinstance(s, ClipHU))
+    assert (clip.low, clip.high) == lidc.hu_window
+    assert lidc.steps[-1].window == lidc.hu_window
+    for preset in PRESETS.values():
+        if preset.modality == "MR":
+            assert preset.hu_window is None
+            assert preset.steps[-1].window is None
+
+
+def test_lidc_pads_with_air_and_duke_resamples_to_the_papers_spacing():
+    """LIDC crops/pads 320^3 with -1000 HU at 1 mm; DUKE resamples to 3 x 0.66 x 0.66 mm."""
+    lidc = get_preset("lidc")
+    crop = next(s for s in lidc.steps if isinstance(s, CentreCropOrPad))
+    assert crop.shape == (320, 320, 320) and crop.pad_value == -1000.0
+    assert next(s for s in lidc.steps if isinstance(s, Resample)).spacing == (1.0, 1.0, 1.0)
+    duke = get_preset("duke")
+    assert next(s for s in duke.steps if isinstance(s, Resample)).spacing == (3.0, 0.66, 0.66)
+    assert duke.uses_masks and duke.outputs_per_scan == 2
+    assert not lidc.uses_masks and lidc.outputs_per_scan == 1
+
+
+def test_unknown_preset_lists_the_known_names():
+    """A typo gives a PresetError naming every preset."""
+    with pytest.raises(PresetError) as caught:
+        get_preset("lidcc")
+    for name in PRESETS:
+        assert name in str(caught.value)
+
+
+def test_pipeline_hash_is_stable_and_follows_the_parameters():
+    """Same parameters (1 or 1.0) -> same hash; any changed parameter -> another hash."""
+    lidc = get_preset("lidc")
+    assert len(lidc.pipeline_hash) == 64
+    assert lidc.pipeline_hash == get_preset("lidc").pipeline_hash
+    as_ints = dataclasses.replace(lidc, steps=(ClipHU(-1000, 400),) + lidc.steps[1:])
+    assert as_ints.pipeline_hash == lidc.pipeline_hash
+    other_window = dataclasses.replace(lidc, steps=(ClipHU(-1000, 500),) + lidc.steps[1:])
+    assert other_window.pipeline_hash != lidc.pipeline_hash
+    other_spacing = dataclasses.replace(
+        lidc, steps=lidc.steps[:1] + (Resample((1.0, 1.0, 1.5)),) + lidc.steps[2:])
+    assert other_spacing.pipeline_hash != lidc.pipeline_hash
+    hashes = {preset.pipeline_hash for preset in PRESETS.values()}
+    assert len(hashes) == len(PRESETS)
+
+
+def test_pipeline_description_is_json_data():
+    """pipeline() names each step with its parameters, as the manifest stores them."""
+    described = get_preset("lidc").pipeline()
+    assert described[0] == {"step": "ClipHU", "low": -1000.0, "high": 400.0}
+    assert described[2] == {"step": "CentreCropOrPad", "shape": [320, 320, 320],
+                            "pad_value": -1000.0}
+    assert [d["step"] for d in get_preset("duke").pipeline()] == [
+        "Resample", "CropToBreastRegion", "SplitLeftRight", "Resize", "MinMax"]
+
+
+def test_presets_are_frozen():
+    """A preset cannot be changed in place (its hash would lie)."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        get_preset("tiny").shape = (1, 1, 1)
+    assert isinstance(get_preset("tiny"), Preset)
