@@ -1,0 +1,86 @@
+"""The study key: which case is real and which synthetic, kept outside the study folder.
+
+A CSV with the columns `case_id, source, origin, model, seed`: `source` is real|synthetic,
+`origin` the input file, `model` and `seed` what is known of a synthetic case's provenance.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from studies.study import StudyError
+
+KEY_COLUMNS = ("case_id", "source", "origin", "model", "seed")
+SOURCES = ("real", "synthetic")
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """One case of the key."""
+
+    case_id: str
+    source: str  # "real" | "synthetic"
+    origin: str
+    model: str = ""
+    seed: str = ""
+
+
+def default_key_path(study_folder: str | Path) -> Path:
+    """`STUDY.key.csv` beside the study folder."""
+    return Path(str(Path(study_folder)) + ".key.csv")
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether `path` lies in `folder` or below it (both resolved, the path need not exist)."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def write_key(path: Path, entries: list[KeyEntry]) -> None:
+    """Write the key CSV (sorted by case id, so its row order tells nothing) atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(KEY_COLUMNS)
+        for entry in sorted(entries, key=lambda e: e.case_id):
+            writer.writerow([entry.case_id, entry.source, entry.origin, entry.model, entry.seed])
+    os.replace(tmp, path)
+
+
+def read_key(path: str | Path) -> dict[str, KeyEntry]:
+    """Case id -> entry; StudyError when the file is missing or not a study key."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = tuple(reader.fieldnames or ())
+            rows = list(reader)
+    except FileNotFoundError:
+        raise StudyError(f"The key {path} does not exist; give the key CSV written by "
+                         "`mdiff-study create`.") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise StudyError(f"The key {path} cannot be read ({err}); give the key CSV written by "
+                         "`mdiff-study create`.") from None
+    if columns[:len(KEY_COLUMNS)] != KEY_COLUMNS:
+        raise StudyError(f"The key {path} does not have the columns {', '.join(KEY_COLUMNS)}; "
+                         "give the key CSV written by `mdiff-study create`.")
+    entries: dict[str, KeyEntry] = {}
+    for line, row in enumerate(rows, start=2):
+        if row["source"] not in SOURCES or not row["case_id"] or row["case_id"] in entries:
+            raise StudyError(f"The key {path} has a bad or repeated row at line {line}; restore "
+                             "it from the copy made with the study.")
+        entries[row["case_id"]] = KeyEntry(**{c: row[c] or "" for c in KEY_COLUMNS})
+    return entries
+
+
+def check_key_matches(key: dict[str, KeyEntry], case_ids: list[str], key_path: Path,
+                      study_folder: Path) -> None:
+    """StudyError unless the key lists exactly the study's cases."""
+    missing = [c for c in case_ids if c not in key]
+    extra = [c for c in key if c not in set(case_ids)]
+    if missing or extra:
+        example = missing[0] if missing else extra[0]
+        raise StudyError(f"The key {key_path} does not belong to the study {study_folder} "
+                         f"(case {example} is in only one of them); give that study's key.")

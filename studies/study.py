@@ -1,0 +1,158 @@
+"""A reader study on disk: the folder layout, its `study.json` manifest and the `Study` handle.
+
+```
+STUDY/
+  study.json            format, version, study id, title, dataset, modality, questions, cases, ...
+  cases/ID.nii.gz       one blinded case per file
+  ratings/READER.sqlite one ratings database per reader (see ratings.py)
+  log.txt               details of errors, for the study's administrator
+```
+Nothing in the folder says which case is real and which synthetic: that is the key, kept outside.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from studies.questions import ALL_QUESTIONS, TURING_QUESTIONS, Question, study_questions
+
+STUDY_FORMAT = "mdiff-study"
+STUDY_VERSION = 1
+MANIFEST_NAME = "study.json"
+CASES_DIR = "cases"
+RATINGS_DIR = "ratings"
+LOG_NAME = "log.txt"
+CASE_SUFFIX = ".nii.gz"
+MODALITIES = ("CT", "MR")
+# Case ids are random lowercase hex (see create.py); anything else could be a path.
+CASE_ID_PATTERN = re.compile(r"^[0-9a-f]{8,32}$")
+
+_REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "format": str, "version": int, "study_id": str, "title": str, "dataset": str,
+    "modality": str, "questions": list, "turing": bool, "cases": list, "shape": list,
+    "spacing": list, "viewer": dict, "created_at": str,
+}
+
+
+class StudyError(Exception):
+    """A bad, missing or unusable study, or a bad request about one; the message is one sentence."""
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 in UTC, to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Study:
+    """An opened study folder: its manifest's fields and the paths of its parts."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.study_id: str = manifest["study_id"]
+        self.title: str = manifest["title"]
+        self.dataset: str = manifest["dataset"]
+        self.modality: str = manifest["modality"]
+        self.turing: bool = manifest["turing"]
+        self.questions: tuple[Question, ...] = tuple(
+            ALL_QUESTIONS[key] for key in manifest["questions"])
+        self.case_ids: list[str] = list(manifest["cases"])
+        self.shape: tuple[int, ...] = tuple(manifest["shape"])
+        self.spacing: tuple[float, ...] = tuple(manifest["spacing"])
+        self.viewer: dict = dict(manifest["viewer"])
+        self.created_at: str = manifest["created_at"]
+
+    @classmethod
+    def open(cls, folder: str | Path) -> Study:
+        """Open and validate a study folder; StudyError when it is missing or corrupt."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise StudyError(f"{folder} is not a folder; give the folder made by "
+                             "`mdiff-study create`.")
+        manifest_path = folder / MANIFEST_NAME
+        if not manifest_path.is_file():
+            raise StudyError(f"{folder} is not a study (it has no {MANIFEST_NAME}); give the "
+                             "folder made by `mdiff-study create`.")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise StudyError(f"{manifest_path} cannot be read as JSON ({err}); restore it from "
+                             "a copy of the study.") from None
+        validate_manifest(manifest, manifest_path)
+        study = cls(folder, manifest)
+        missing = [c for c in study.case_ids if not study.case_path(c).is_file()]
+        if missing:
+            raise StudyError(f"{study.case_path(missing[0])} is missing ({len(missing)} of "
+                             f"{len(study.case_ids)} case files are); restore the study's "
+                             f"{CASES_DIR} folder from a copy.")
+        return study
+
+    @property
+    def cases_dir(self) -> Path:
+        """The folder holding the case files."""
+        return self.folder / CASES_DIR
+
+    @property
+    def ratings_dir(self) -> Path:
+        """The folder holding one ratings database per reader."""
+        return self.folder / RATINGS_DIR
+
+    @property
+    def question_keys(self) -> tuple[str, ...]:
+        """The keys of the study's questions, in display order."""
+        return tuple(q.key for q in self.questions)
+
+    def case_path(self, case_id: str) -> Path:
+        """The file of one case; StudyError for an id the study does not list."""
+        if case_id not in self.case_ids:
+            raise StudyError(f"case {case_id!r} is not part of study {self.study_id} "
+                             f"({self.folder}).")
+        return self.cases_dir / f"{case_id}{CASE_SUFFIX}"
+
+    def log(self, message: str) -> None:
+        """Append a timestamped line to STUDY/log.txt."""
+        with open(self.folder / LOG_NAME, "a", encoding="utf-8") as log:
+            log.write(f"{utc_now()} {message}\n")
+
+
+def validate_manifest(manifest: Any, path: Path) -> None:
+    """Raise StudyError naming `path` when the manifest is not a valid mdiff study."""
+
+    def bad(problem: str) -> StudyError:
+        return StudyError(f"{path} {problem}; restore it from a copy of the study.")
+
+    if not isinstance(manifest, dict) or manifest.get("format") != STUDY_FORMAT:
+        raise bad(f"is not an {STUDY_FORMAT} manifest")
+    for field, kind in _REQUIRED_FIELDS.items():
+        if field not in manifest:
+            raise bad(f"lacks the field {field!r}")
+        # bool is an int in Python; a version of `true` is still wrong.
+        if not isinstance(manifest[field], kind) or (kind is int and isinstance(manifest[field],
+                                                                                 bool)):
+            raise bad(f"has a field {field!r} of the wrong type")
+    if manifest["version"] != STUDY_VERSION:
+        raise StudyError(f"{path} has format version {manifest['version']}, but this mdiff reads "
+                         f"version {STUDY_VERSION}; use the mdiff version that made the study.")
+    if manifest["modality"] not in MODALITIES:
+        raise bad(f"names the modality {manifest['modality']!r}, not CT or MR")
+    unknown = [k for k in manifest["questions"] if k not in ALL_QUESTIONS]
+    if unknown:
+        raise bad(f"names the unknown question {unknown[0]!r}")
+    expected = [q.key for q in study_questions(manifest["turing"])]
+    if manifest["questions"] != expected:
+        turing = "with" if manifest["turing"] else "without"
+        raise bad(f"lists the questions {manifest['questions']} but a study {turing} the "
+                  f"{len(TURING_QUESTIONS)} Turing questions asks {expected}")
+    cases = manifest["cases"]
+    if not cases:
+        raise bad("lists no cases")
+    if not all(isinstance(c, str) and CASE_ID_PATTERN.match(c) for c in cases):
+        raise bad("lists a case id that is not a hexadecimal name")
+    if len(set(cases)) != len(cases):
+        raise bad("lists a case twice")
+    if len(manifest["shape"]) != 3 or len(manifest["spacing"]) != 3:
+        raise bad("has a shape or spacing without three values")

@@ -1,0 +1,122 @@
+"""Fixtures for the studies tests: generated volumes on disk and small study folders."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from studies.questions import study_questions
+
+SHAPE = (8, 32, 32)
+
+
+def canonical_affine(spacing: tuple[float, float, float], origin=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """An affine mapping (d, h, w) to RAS+ as DESIGN.md's (S, P, L) order."""
+    sd, sh, sw = spacing
+    affine = np.array([[0.0, 0.0, -sw, origin[0]], [0.0, -sh, 0.0, origin[1]],
+                       [sd, 0.0, 0.0, origin[2]], [0.0, 0.0, 0.0, 1.0]])
+    return affine
+
+
+def phantom(rng: np.random.Generator, shape=SHAPE) -> np.ndarray:
+    """A head-like test image in [0, 1]: an off-centre ellipsoid with a bright spot, plus noise.
+
+    The bright spot sits in the upper slices, front and patient's right, so an orientation mistake
+    moves it.
+    """
+    d, h, w = np.meshgrid(*(np.linspace(-1, 1, n) for n in shape), indexing="ij")
+    body = ((d / 0.9) ** 2 + (h / 0.8) ** 2 + (w / 0.7) ** 2) < 1
+    spot = ((d - 0.5) ** 2 + (h + 0.4) ** 2 + (w + 0.4) ** 2) < 0.1
+    image = 0.1 + 0.5 * body + 0.3 * spot + 0.05 * rng.standard_normal(shape)
+    image += 0.05 * rng.uniform(-1, 1) * h  # a gentle per-volume intensity ramp
+    return np.clip(image, 0, 1)
+
+
+def write_nifti_file(path: Path, array: np.ndarray, affine: np.ndarray, descrip: bytes,
+                     xform_code: int) -> None:
+    """A NIfTI file with the given data and header choices."""
+    image = nib.Nifti1Image(array, affine)
+    image.header.set_data_dtype(array.dtype)
+    image.set_qform(affine, code=xform_code)
+    image.set_sform(affine, code=xform_code)
+    image.header["descrip"] = descrip
+    nib.save(image, path)
+
+
+@pytest.fixture(scope="session")
+def mr_inputs(tmp_path_factory) -> dict[str, Path]:
+    """6 real uint8 MR volumes (scanner header) and 6 synthetic float32 ones (another header).
+
+    The synthetic folder has a model.json and a seed sidecar for each volume.
+    """
+    root = tmp_path_factory.mktemp("mr_inputs")
+    rng = np.random.default_rng(0)
+    real, synthetic = root / "real", root / "samples"
+    real.mkdir()
+    synthetic.mkdir()
+    for i in range(6):
+        scan = np.round(phantom(rng) * 255).astype(np.uint8)
+        write_nifti_file(real / f"patient_{i:02d}.nii.gz", scan,
+                         canonical_affine((3.0, 0.7, 0.7), (12.0, -40.0, 7.5)),
+                         b"scanner ACME 1.5T", 1)
+    for i in range(6):
+        sample = (phantom(rng) * 2 - 1).astype(np.float32)
+        write_nifti_file(synthetic / f"sample_{i:04d}.nii.gz", sample,
+                         canonical_affine((1.0, 1.0, 1.0)), b"mdiff sample", 2)
+        (synthetic / f"sample_{i:04d}.json").write_text(json.dumps({"seed": 100 + i}))
+    (synthetic / "model.json").write_text(json.dumps({"name": "knee-ddpm-v1"}))
+    return {"real": real, "synthetic": synthetic}
+
+
+@pytest.fixture(scope="session")
+def ct_inputs(tmp_path_factory) -> dict[str, Path]:
+    """4 real int16 CT volumes in HU and 4 synthetic float32 ones in HU."""
+    root = tmp_path_factory.mktemp("ct_inputs")
+    rng = np.random.default_rng(1)
+    real, synthetic = root / "real", root / "synthetic"
+    real.mkdir()
+    synthetic.mkdir()
+    for i in range(4):
+        hu = np.round(phantom(rng) * 1400 - 1000).astype(np.int16)
+        write_nifti_file(real / f"ct_{i}.nii.gz", hu, canonical_affine((2.5, 0.8, 0.8)),
+                         b"CT scanner", 1)
+        fake = (phantom(rng) * 1400 - 1000).astype(np.float32)
+        write_nifti_file(synthetic / f"fake_{i}.nii.gz", fake, canonical_affine((1.0, 1.0, 1.0)),
+                         b"", 2)
+    return {"real": real, "synthetic": synthetic}
+
+
+def make_study_folder(folder: Path, n_cases: int = 12, turing: bool = False,
+                      study_id: str | None = None, dataset: str = "tiny") -> Path:
+    """A minimal valid study folder (empty case files) for ratings, export and merge tests."""
+    cases = [secrets.token_hex(4) for _ in range(n_cases)]
+    (folder / "cases").mkdir(parents=True)
+    (folder / "ratings").mkdir()
+    for case_id in cases:
+        (folder / "cases" / f"{case_id}.nii.gz").write_bytes(b"")
+    manifest = {
+        "format": "mdiff-study", "version": 1, "study_id": study_id or secrets.token_hex(8),
+        "title": "Test study", "dataset": dataset, "modality": "MR",
+        "questions": [q.key for q in study_questions(turing)], "turing": turing,
+        "cases": cases, "shape": [8, 16, 16], "spacing": [4.0, 4.0, 4.0],
+        "viewer": {"percentile": [0.5, 99.5]}, "created_at": "2024-01-01T00:00:00+00:00",
+    }
+    (folder / "study.json").write_text(json.dumps(manifest))
+    return folder
+
+
+@pytest.fixture
+def study_folder(tmp_path) -> Path:
+    """A 12-case study without the Turing questions."""
+    return make_study_folder(tmp_path / "study")
+
+
+@pytest.fixture
+def turing_study_folder(tmp_path) -> Path:
+    """A 12-case study with the Turing questions."""
+    return make_study_folder(tmp_path / "turing", turing=True)

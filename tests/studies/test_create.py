@@ -1,0 +1,314 @@
+"""`mdiff-study create`: blinding of values, headers, names and orders; the key; bad input."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from diffusion_core.io import read_volume
+from diffusion_core.preprocess import to_intensity
+from diffusion_core.presets import get_preset
+from studies.audit import audit_folder
+from studies.case_file import read_case
+from studies.cli import main
+from studies.normalise import Grid, quantise_mr
+from studies.study import Study
+
+MANIFEST_KEYS = {"format", "version", "study_id", "title", "dataset", "modality", "questions",
+                 "turing", "cases", "shape", "spacing", "viewer", "created_at"}
+CASE_NAME = re.compile(r"^[0-9a-f]{8}\.nii\.gz$")
+
+
+def _create(out: Path, *args: str) -> int:
+    return main(["create", "--out", str(out), *args])
+
+
+def _key_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _stored(study: Study) -> dict:
+    return {c: read_case(study.case_path(c)) for c in study.case_ids}
+
+
+@pytest.fixture(scope="module")
+def mr_study(mr_inputs, tmp_path_factory) -> Path:
+    """A Turing study of 6 real uint8 and 6 synthetic float32 MR volumes, no preset."""
+    out = tmp_path_factory.mktemp("created") / "knee"
+    assert _create(out, "--synthetic", str(mr_inputs["synthetic"]), "--real",
+                   str(mr_inputs["real"]), "--modality", "MR", "--turing", "--seed", "7",
+                   "--title", "Knee study") == 0
+    return out
+
+
+def test_manifest_says_nothing_about_sources(mr_study):
+    manifest = json.loads((mr_study / "study.json").read_text())
+    assert set(manifest) == MANIFEST_KEYS
+    assert (manifest["format"], manifest["version"], manifest["title"]) == \
+        ("mdiff-study", 1, "Knee study")
+    assert (manifest["modality"], manifest["dataset"], manifest["turing"]) == ("MR", "", True)
+    assert manifest["questions"] == ["realistic_appearance", "slice_consistency",
+                                     "anatomical_correctness", "real_or_synthetic", "confidence"]
+    assert manifest["shape"] == [8, 32, 32]
+    assert manifest["spacing"] == [3.0, 0.7, 0.7]  # the first real volume's
+    assert manifest["viewer"] == {"percentile": [0.5, 99.5]}
+    text = (mr_study / "study.json").read_text() + (mr_study / "log.txt").read_text()
+    for question in manifest["questions"]:
+        text = text.replace(f'"{question}"', "")
+    for leak in ("real", "synthetic", "patient", "sample", "knee-ddpm", "seed"):
+        assert leak not in text
+    assert sorted(os.listdir(mr_study)) == ["cases", "log.txt", "ratings", "study.json"]
+    assert os.listdir(mr_study / "ratings") == []
+    assert not [p for p in mr_study.parent.iterdir() if ".partial" in p.name]
+
+
+def test_every_case_has_one_header_dtype_size_and_time(mr_study):
+    study = Study.open(mr_study)
+    assert len(study.case_ids) == 12
+    names = os.listdir(study.cases_dir)
+    assert len(names) == 12 and all(CASE_NAME.match(n) for n in names)
+    stored = _stored(study)
+    first = next(iter(stored.values()))
+    assert all(s.nifti_header == first.nifti_header for s in stored.values())
+    assert all(s.gzip_header == first.gzip_header for s in stored.values())
+    assert first.gzip_header[4:8] == b"\0\0\0\0" and not first.gzip_header[3] & 0x08
+    assert {str(s.dtype) for s in stored.values()} == {"int16"}
+    image = nib.load(study.case_path(study.case_ids[0]))
+    grid = Grid((8, 32, 32), (3.0, 0.7, 0.7))
+    np.testing.assert_allclose(image.affine, grid.affine)
+    assert image.header.get_xyzt_units() == ("mm", "sec")
+    assert (int(image.header["qform_code"]), int(image.header["sform_code"])) == (1, 1)
+    assert image.header["descrip"].item() == b"mdiff modality=MR"
+    assert image.header["intent_code"] == 0
+    stats = [os.stat(study.case_path(c)) for c in study.case_ids]
+    assert len({s.st_size for s in stats}) == 1 and stats[0].st_size % 4096 == 0
+    assert len({s.st_mtime_ns for s in stats}) == 1
+    for case_id in study.case_ids:  # the padding member decompresses to nothing
+        raw = gzip.decompress(study.case_path(case_id).read_bytes())
+        assert len(raw) == 352 + 2 * 8 * 32 * 32
+
+
+def test_key_beside_the_study_names_sources_models_and_seeds(mr_study, mr_inputs):
+    key = Path(str(mr_study) + ".key.csv")
+    rows = _key_rows(key)
+    assert list(rows[0]) == ["case_id", "source", "origin", "model", "seed"]
+    assert sorted(r["case_id"] for r in rows) == sorted(Study.open(mr_study).case_ids)
+    real = [r for r in rows if r["source"] == "real"]
+    synthetic = [r for r in rows if r["source"] == "synthetic"]
+    assert len(real) == len(synthetic) == 6
+    assert {Path(r["origin"]) for r in real} == \
+        {p.resolve() for p in mr_inputs["real"].glob("*.nii.gz")}
+    assert all(r["model"] == "" and r["seed"] == "" for r in real)
+    assert {r["model"] for r in synthetic} == {"knee-ddpm-v1"}
+    for row in synthetic:
+        number = int(Path(row["origin"]).name[len("sample_"):-len(".nii.gz")])
+        assert row["seed"] == str(100 + number)
+
+
+def test_real_uint8_and_synthetic_float_get_the_same_kind_of_values(mr_study):
+    study = Study.open(mr_study)
+    stored = _stored(study)
+    sources = {r["case_id"]: r["source"] for r in _key_rows(Path(str(mr_study) + ".key.csv"))}
+    distinct = {c: np.unique(s.array).size for c, s in stored.items()}
+    # A uint8 scan has at most 256 values; dequantised and rescaled it fills the int16 scale.
+    assert min(distinct[c] for c in distinct if sources[c] == "real") > 1000
+    for s in stored.values():
+        assert s.array.min() == 0 and s.array.max() == 4095
+    results = audit_folder(mr_study, Path(str(mr_study) + ".key.csv"))
+    assert all(r.passed for r in results), [r for r in results if not r.passed]
+
+
+def test_cases_keep_their_orientation_and_content(mr_study):
+    """Each case is its input, scaled: no axis swapped or flipped on the way."""
+    study = Study.open(mr_study)
+    for row in _key_rows(Path(str(mr_study) + ".key.csv")):
+        case = read_volume(study.case_path(row["case_id"]))
+        assert case.modality == "MR" and case.spacing == pytest.approx(study.spacing)
+        np.testing.assert_array_equal(case.array, read_case(study.case_path(row["case_id"])).array)
+        source = read_volume(row["origin"]).array.astype(float)
+        correlation = np.corrcoef(case.array.ravel(), source.ravel())[0, 1]
+        assert correlation > 0.99
+        # The dither moves a value by up to half a source level (and the percentiles a little):
+        # never by a whole level of the source on the 0-4095 scale.
+        level = 4095 / np.subtract(*np.percentile(source, [99.5, 0.5]))
+        if row["source"] == "synthetic":
+            level = 1.0  # float input: rounding only
+        difference = np.abs(case.array.astype(int) - quantise_mr(source))
+        assert difference.max() <= max(level, 1.0)
+
+
+def test_audit_cli_passes_on_created_study(mr_study, capsys):
+    key = str(mr_study) + ".key.csv"
+    assert main(["audit", str(mr_study), "--key", key]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 10 and all(line.startswith("PASS  ") for line in lines[:9])
+    assert main(["audit", str(mr_study), "--key", key, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is True and len(report["checks"]) == 9
+
+
+def test_preset_pipeline_and_preprocessed_passthrough(tmp_path):
+    """With a preset, raw scans go through its pipeline; a sampler's [-1, 1] output passes."""
+    rng = np.random.default_rng(5)
+    real, synthetic = tmp_path / "real", tmp_path / "synthetic"
+    real.mkdir()
+    synthetic.mkdir()
+    samples = {}
+    for i in range(3):
+        scan = (rng.uniform(0, 1, (10, 40, 40)) * 200).astype(np.uint8)
+        nib.save(nib.Nifti1Image(scan, np.diag([1.5, 1.0, 1.0, 1.0])), real / f"r{i}.nii.gz")
+        sample = rng.uniform(-1, 1, (8, 16, 16)).astype(np.float32)
+        samples[f"s{i}.nii.gz"] = sample
+        nib.save(nib.Nifti1Image(sample, Grid((8, 16, 16), (1.0, 1.0, 1.0)).affine),
+                 synthetic / f"s{i}.nii.gz")
+    out = tmp_path / "tiny_study"
+    assert _create(out, "--synthetic", str(synthetic), "--real", str(real), "--preset",
+                   "tiny", "--n", "2", "--n-real", "2") == 0
+    study = Study.open(out)
+    preset = get_preset("tiny")
+    assert (study.dataset, study.modality) == ("tiny", "MR")
+    assert study.shape == (8, 16, 16) and study.spacing == preset.spacing
+    for row in _key_rows(Path(str(out) + ".key.csv")):
+        array = read_case(study.case_path(row["case_id"])).array
+        assert array.shape == (8, 16, 16)
+        if row["source"] == "synthetic":
+            expected = quantise_mr(to_intensity(samples[Path(row["origin"]).name], preset))
+            assert np.abs(array.astype(int) - expected).max() <= 1
+
+
+def test_ct_is_stored_in_hounsfield_units(ct_inputs, tmp_path):
+    out = tmp_path / "chest"
+    assert _create(out, "--synthetic", str(ct_inputs["synthetic"]), "--real",
+                   str(ct_inputs["real"]), "--modality", "CT") == 0
+    study = Study.open(out)
+    assert study.viewer == {"window": [40, 400]} and study.modality == "CT"
+    for row in _key_rows(Path(str(out) + ".key.csv")):
+        array = read_case(study.case_path(row["case_id"])).array
+        source = read_volume(row["origin"]).array
+        assert array.dtype == np.int16
+        assert np.abs(array.astype(float) - np.asarray(source, dtype=float)).max() <= 1.0
+    assert all(r.passed for r in audit_folder(out, Path(str(out) + ".key.csv")))
+
+
+def test_same_seed_same_choice_and_values_new_ids(mr_inputs, tmp_path):
+    arrays = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert _create(out, "--synthetic", str(mr_inputs["synthetic"]), "--real",
+                       str(mr_inputs["real"]), "--n", "3", "--n-real", "2", "--modality", "MR",
+                       "--seed", "11") == 0
+        study = Study.open(out)
+        by_origin = {r["origin"]: read_case(study.case_path(r["case_id"])).array
+                     for r in _key_rows(Path(str(out) + ".key.csv"))}
+        arrays.append((set(study.case_ids), by_origin))
+    (ids_a, a), (ids_b, b) = arrays
+    assert set(a) == set(b) and len(a) == 5
+    assert not ids_a & ids_b
+    for origin in a:
+        np.testing.assert_array_equal(a[origin], b[origin])
+
+
+# ------------------------------------------------------------------------------------- bad input
+
+
+def _volumes(folder: Path, count: int, shape=(8, 32, 32)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(count)
+    for i in range(count):
+        nib.save(nib.Nifti1Image(rng.uniform(0, 100, shape).astype(np.float32), np.eye(4)),
+                 folder / f"v{i}.nii.gz")
+    return folder
+
+
+def _bad_case(tmp_path: Path, case: str) -> tuple[list[str], str]:
+    """The create arguments for one bad input and a fragment of the expected message."""
+    good = _volumes(tmp_path / "good", 3)
+    out = tmp_path / "study"
+    if case == "empty folder":
+        (tmp_path / "empty").mkdir()
+        return ["--synthetic", str(tmp_path / "empty"), "--modality", "MR"], "empty"
+    if case == "fewer than asked":
+        return ["--synthetic", str(good), "--n", "5", "--modality", "MR"], \
+            "holds 3 scans, fewer than the 5 asked with --n"
+    if case == "mixed 2D and 3D":
+        nib.save(nib.Nifti1Image(np.zeros((32, 32), np.float32), np.eye(4)),
+                 good / "flat.nii.gz")
+        return ["--real", str(good), "--modality", "MR"], "flat.nii.gz"
+    if case == "unreadable file":
+        (good / "broken.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+        return ["--synthetic", str(good), "--modality", "MR"], "broken.nii.gz"
+    if case == "study exists":
+        out.mkdir()
+        return ["--synthetic", str(good), "--modality", "MR"], "already exists"
+    if case == "key inside study":
+        return ["--synthetic", str(good), "--modality", "MR", "--key",
+                str(out / "key.csv")], "inside the study"
+    if case == "shapes differ without preset":
+        nib.save(nib.Nifti1Image(np.ones((8, 30, 32), np.float32), np.eye(4)),
+                 good / "odd.nii.gz")
+        return ["--synthetic", str(good), "--modality", "MR"], "pass --preset"
+    if case == "no folders":
+        return ["--modality", "MR"], "No volumes were given"
+    if case == "unknown preset":
+        return ["--synthetic", str(good), "--preset", "nope"], "unknown preset 'nope'"
+    if case == "real count without folder":
+        return ["--synthetic", str(good), "--n-real", "2", "--modality", "MR"], \
+            "no --real folder"
+    if case == "normalised CT without preset":
+        folder = tmp_path / "unit"
+        folder.mkdir()
+        for i in range(2):
+            nib.save(nib.Nifti1Image(np.linspace(-1, 1, 8 * 32 * 32, dtype=np.float32)
+                                     .reshape(8, 32, 32), np.eye(4)), folder / f"u{i}.nii.gz")
+        return ["--synthetic", str(folder), "--real", str(good), "--modality", "CT"], \
+            "not Hounsfield units"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", [
+    "empty folder", "fewer than asked", "mixed 2D and 3D", "unreadable file", "study exists",
+    "key inside study", "shapes differ without preset", "no folders", "unknown preset",
+    "real count without folder", "normalised CT without preset",
+])
+def test_bad_input_is_one_sentence_and_leaves_nothing(tmp_path, capsys, case):
+    args, fragment = _bad_case(tmp_path, case)
+    out = tmp_path / "study"
+    existed = out.exists()
+    assert _create(out, *args) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert out.exists() == existed
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name or p.suffix == ".csv"]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_scan_split_by_the_preset_gives_one_case_from_one_part(mr_inputs, tmp_path,
+                                                                 monkeypatch):
+    """DUKE-like presets return two arrays per scan; the study takes one, and the key says which."""
+    import studies.normalise
+
+    parts = [np.full((8, 16, 16), -1.0, np.float32), np.full((8, 16, 16), 1.0, np.float32)]
+    for part in parts:
+        part[:, :8] = 0.0  # two distinct halves, so the quantised case shows which part it was
+    monkeypatch.setattr(studies.normalise, "preprocess", lambda volume, preset: parts)
+    out = tmp_path / "split"
+    assert _create(out, "--real", str(mr_inputs["real"]), "--preset", "tiny",
+                   "--n-real", "3") == 0
+    study = Study.open(out)
+    for row in _key_rows(Path(str(out) + ".key.csv")):
+        match = re.fullmatch(r"(.+) \[part ([12]) of 2\]", row["origin"])
+        assert match and Path(match.group(1)).is_file()
+        array = read_case(study.case_path(row["case_id"])).array
+        low_half_is_dark = array[:, 8:].mean() < array[:, :8].mean()
+        assert low_half_is_dark == (match.group(2) == "1")
