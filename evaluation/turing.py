@@ -1,0 +1,125 @@
+"""The visual Turing test from an unblinded export: can readers tell real from synthetic cases?
+
+Per dataset, per reader and pooled over readers: accuracy of the real/synthetic answer with an
+exact binomial test against 50%, sensitivity (synthetic called synthetic) and specificity (real
+called real) with exact 95% intervals, and ROC AUC of spotting synthetic cases using the realism
+answer as confidence (lower realism = more likely synthetic) and, when the study asked it, the
+Turing confidence signed by the answer. Per Table 1 question, real and synthetic scores (A-D as
+1-4, readers pooled) are compared by a two-sided Mann-Whitney U test, Holm-corrected over the
+questions of a dataset. Pooled figures treat every reader's answer as one observation.
+
+Statistics that cannot be computed (no answers, one class only) are `None` with a `reason`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest, mannwhitneyu
+from sklearn.metrics import roc_auc_score
+from statsmodels.stats.multitest import multipletests
+
+from evaluation.ratings_csv import CATEGORIES
+
+TURING_COLUMNS: tuple[str, ...] = ("source", "real_or_synthetic")
+REALISM = "realistic_appearance"
+
+
+def proportion(k: int, n: int, nothing: str) -> dict:
+    """k of n as a share with its exact (Clopper-Pearson) 95% interval; `nothing` says why n = 0."""
+    if n == 0:
+        return {"value": None, "k": 0, "n": 0, "ci_low": None, "ci_high": None, "reason": nothing}
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    return {"value": k / n, "k": int(k), "n": int(n), "ci_low": float(ci.low),
+            "ci_high": float(ci.high)}
+
+
+def accuracy(called: np.ndarray, truth: np.ndarray) -> dict:
+    """Share of correct real/synthetic answers, with a two-sided exact binomial test against 50%."""
+    k, n = int(np.sum(called == truth)), int(truth.size)
+    result = proportion(k, n, "no case has a real/synthetic answer")
+    result["p_value"] = float(binomtest(k, n, 0.5).pvalue) if n else None
+    return result
+
+
+def roc_auc(is_synthetic: np.ndarray, score: np.ndarray) -> dict:
+    """ROC AUC of `score` (higher = more likely synthetic) for spotting synthetic cases."""
+    n_synthetic = int(is_synthetic.sum())
+    n_real = int(is_synthetic.size - n_synthetic)
+    result = {"auc": None, "n_real": n_real, "n_synthetic": n_synthetic}
+    if n_real == 0 or n_synthetic == 0:
+        missing = "real" if n_real == 0 else "synthetic"
+        return {**result, "reason": f"there are no {missing} cases with an answer, so the ROC "
+                                    "curve is undefined"}
+    return {**result, "auc": float(roc_auc_score(is_synthetic, score))}
+
+
+def detection(rows: pd.DataFrame) -> dict:
+    """Accuracy, sensitivity, specificity and ROC AUCs of one reader's (or the pooled) answers."""
+    answered = rows[rows["real_or_synthetic"].notna()]
+    called = answered["real_or_synthetic"].to_numpy(dtype=str)
+    truth = answered["source"].to_numpy(dtype=str)
+    synthetic, real = truth == "synthetic", truth == "real"
+    result = {
+        "accuracy": accuracy(called, truth),
+        "sensitivity": proportion(int(np.sum(called[synthetic] == "synthetic")),
+                                  int(synthetic.sum()), "no synthetic case has an answer"),
+        "specificity": proportion(int(np.sum(called[real] == "real")), int(real.sum()),
+                                  "no real case has an answer"),
+    }
+    rated = rows[rows[REALISM].notna()]
+    # Lower realism means the reader found the case less real, i.e. more likely synthetic.
+    result["auc_realism"] = roc_auc(rated["source"].to_numpy(dtype=str) == "synthetic",
+                                    -rated[REALISM].to_numpy(dtype=float))
+    if "confidence" in rows.columns:
+        sure = answered[answered["confidence"].notna()]
+        sign = np.where(sure["real_or_synthetic"].to_numpy(dtype=str) == "synthetic", 1.0, -1.0)
+        result["auc_confidence"] = roc_auc(sure["source"].to_numpy(dtype=str) == "synthetic",
+                                           sign * sure["confidence"].to_numpy(dtype=float))
+    else:
+        result["auc_confidence"] = {"auc": None, "n_real": 0, "n_synthetic": 0,
+                                    "reason": "the export has no `confidence` column"}
+    return result
+
+
+def realism_comparison(rows: pd.DataFrame) -> dict:
+    """Mann-Whitney U of real vs synthetic scores per Table 1 question, Holm-corrected."""
+    tests = {}
+    for category in CATEGORIES:
+        rated = rows[rows[category].notna()]
+        real = rated.loc[rated["source"] == "real", category].to_numpy(dtype=float)
+        synthetic = rated.loc[rated["source"] == "synthetic", category].to_numpy(dtype=float)
+        test = {"n_real": int(real.size), "n_synthetic": int(synthetic.size),
+                "median_real": float(np.median(real)) if real.size else None,
+                "median_synthetic": float(np.median(synthetic)) if synthetic.size else None,
+                "u": None, "p_value": None, "p_holm": None}
+        if real.size == 0 or synthetic.size == 0:
+            missing = "real" if real.size == 0 else "synthetic"
+            test["reason"] = f"no {missing} case has an answer to this question"
+        else:
+            result = mannwhitneyu(real, synthetic, alternative="two-sided")
+            test["u"], test["p_value"] = float(result.statistic), float(result.pvalue)
+        tests[category] = test
+    done = [c for c in CATEGORIES if tests[c]["p_value"] is not None]
+    if done:
+        corrected = multipletests([tests[c]["p_value"] for c in done], method="holm")[1]
+        for category, p in zip(done, corrected, strict=True):
+            tests[category]["p_holm"] = float(p)
+    return tests
+
+
+def turing_report(ratings: pd.DataFrame) -> dict:
+    """The visual Turing test of validated, unblinded ratings (see `load_ratings`) as a dict."""
+    missing = [c for c in TURING_COLUMNS if c not in ratings.columns]
+    if missing:
+        raise ValueError(f"the ratings lack the column(s) {missing}; load an unblinded export")
+    datasets = {}
+    for dataset, rows in ratings.groupby("dataset", sort=True):
+        cases = rows[["study_id", "case_id", "source"]].drop_duplicates()
+        datasets[str(dataset)] = {
+            "n_cases": {s: int(np.sum(cases["source"] == s)) for s in ("real", "synthetic")},
+            "readers": {str(r): detection(g) for r, g in rows.groupby("reader", sort=True)},
+            "pooled": detection(rows),
+            "realism": realism_comparison(rows),
+        }
+    return {"files": sorted(set(ratings["file"])), "datasets": datasets}
