@@ -1,0 +1,157 @@
+"""Display maths without Qt: window/level, CT presets, percentile auto-window and reslicing."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+# How far one screen pixel of left-drag moves width and level, as a fraction of the width at the
+# start of the drag: relative steps feel the same for an 80 HU brain and a 2500 HU bone window.
+DRAG_SENSITIVITY = 0.01
+MIN_WIDTH = 1.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """A display window: `level` is its centre, `width` its extent, in stored units (HU for CT)."""
+
+    level: float
+    width: float
+
+    @property
+    def low(self) -> float:
+        """The value shown black."""
+        return self.level - self.width / 2.0
+
+    @property
+    def high(self) -> float:
+        """The value shown white."""
+        return self.level + self.width / 2.0
+
+
+@dataclass(frozen=True)
+class WindowPreset:
+    """A named CT window the reader selects with a function key."""
+
+    name: str
+    key: str
+    window: Window
+
+
+# Width/level in Hounsfield units as radiologists know them (FACTS.md, viewer conventions).
+CT_PRESETS: tuple[WindowPreset, ...] = (
+    WindowPreset("Soft tissue", "F1", Window(level=40.0, width=400.0)),
+    WindowPreset("Lung", "F2", Window(level=-600.0, width=1500.0)),
+    WindowPreset("Bone", "F3", Window(level=480.0, width=2500.0)),
+    WindowPreset("Brain", "F4", Window(level=40.0, width=80.0)),
+)
+AUTO_WINDOW_KEY = "F5"
+AUTO_PERCENTILES = (0.5, 99.5)
+
+
+def percentile_window(volume: np.ndarray, percentiles: tuple[float, float] = AUTO_PERCENTILES
+                      ) -> Window:
+    """The window spanning the given low/high percentiles of the whole volume (MR auto-window)."""
+    # A strided sample of about a million voxels keeps this fast on big volumes; percentiles
+    # of that many voxels barely move.
+    flat = np.asarray(volume).ravel()
+    if flat.size > 1_000_000:
+        flat = flat[:: flat.size // 1_000_000 + 1]
+    low, high = np.percentile(flat, percentiles)
+    low, high = float(low), float(high)
+    if high - low < MIN_WIDTH:
+        # A (nearly) constant volume: any window that shows it mid-grey is fine.
+        return Window(level=(low + high) / 2.0, width=MIN_WIDTH)
+    return Window(level=(low + high) / 2.0, width=high - low)
+
+
+def study_window(viewer: dict) -> Window | None:
+    """The window a study's viewer defaults set (`{"window": [level, width]}`), if any."""
+    value = viewer.get("window")
+    if isinstance(value, list | tuple) and len(value) == 2:
+        level, width = (float(v) for v in value)
+        if width > 0:
+            return Window(level=level, width=width)
+    return None
+
+
+def study_percentiles(viewer: dict) -> tuple[float, float]:
+    """The auto-window percentiles a study's viewer defaults set (`{"percentile": [lo, hi]}`),
+    else 0.5 and 99.5."""
+    value = viewer.get("percentile")
+    if isinstance(value, list | tuple) and len(value) == 2:
+        low, high = (float(v) for v in value)
+        if 0.0 <= low < high <= 100.0:
+            return (low, high)
+    return AUTO_PERCENTILES
+
+
+def drag_window(start: Window, dx: float, dy: float) -> Window:
+    """The window after a left drag of (dx, dy) screen pixels from `start`.
+
+    Dragging right widens the window, dragging down raises the level (the image gets darker),
+    the convention of most PACS viewers.
+    """
+    step = max(start.width, MIN_WIDTH) * DRAG_SENSITIVITY
+    width = max(MIN_WIDTH, start.width + dx * step)
+    level = start.level + dy * step
+    return Window(level=level, width=width)
+
+
+class Orientation(enum.Enum):
+    """The three standard planes through a canonical (D, H, W) LPS volume."""
+
+    AXIAL = "axial"
+    CORONAL = "coronal"
+    SAGITTAL = "sagittal"
+
+    @property
+    def label(self) -> str:
+        """The plane's name as shown on its button."""
+        return self.value.capitalize()
+
+    def following(self) -> Orientation:
+        """The next plane in the cycle axial -> coronal -> sagittal -> axial."""
+        order = list(Orientation)
+        return order[(order.index(self) + 1) % len(order)]
+
+
+def slice_count(shape: tuple[int, ...], orientation: Orientation) -> int:
+    """How many slices the volume has in `orientation`."""
+    depth, height, width = shape
+    return {Orientation.AXIAL: depth, Orientation.CORONAL: height,
+            Orientation.SAGITTAL: width}[orientation]
+
+
+def reslice(volume: np.ndarray, orientation: Orientation, index: int) -> np.ndarray:
+    """Slice `index` of a canonical (D, H, W) volume as a 2D image in radiological display order.
+
+    Rows run top to bottom and columns left to right on screen. Axial: anterior at the top,
+    patient's right on the left. Coronal: superior at the top, patient's right on the left,
+    slices anterior to posterior. Sagittal: superior at the top, anterior on the left, slices
+    from the patient's right to left.
+    """
+    n = slice_count(volume.shape, orientation)
+    if not 0 <= index < n:
+        raise IndexError(f"slice {index} is outside 0..{n - 1} of the {orientation.value} view")
+    if orientation is Orientation.AXIAL:
+        return volume[index]
+    # D runs inferior -> superior, so it is flipped to put superior at the top of the screen.
+    if orientation is Orientation.CORONAL:
+        return volume[::-1, index, :]
+    return volume[::-1, :, index]
+
+
+def pixel_size(spacing: tuple[float, float, float], orientation: Orientation
+               ) -> tuple[float, float]:
+    """The (row, column) size in mm of one displayed pixel, for a true aspect ratio."""
+    d, h, w = spacing
+    return {Orientation.AXIAL: (h, w), Orientation.CORONAL: (d, w),
+            Orientation.SAGITTAL: (d, h)}[orientation]
+
+
+def middle_slice(shape: tuple[int, ...], orientation: Orientation) -> int:
+    """The index of the middle slice, where a case opens."""
+    return slice_count(shape, orientation) // 2

@@ -1,0 +1,114 @@
+"""Fixtures of the reader app tests: tiny studies written to disk in the DESIGN.md layout."""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports Qt: the tests never need a display.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+TABLE1_KEYS = ["realistic_appearance", "slice_consistency", "anatomical_correctness"]
+TURING_KEYS = ["real_or_synthetic", "confidence"]
+CASE_IDS = ["3fa9c2d17b0e4a55", "a04be3917c2d5f68", "5c7e21f0d9a3b6e4", "e8d1046b2f9ac375"]
+SHAPE = (8, 24, 20)            # (D, H, W)
+SPACING = (3.0, 1.0, 1.5)      # mm, (D, H, W)
+
+
+def canonical_affine(spacing: tuple[float, float, float]) -> np.ndarray:
+    """The RAS+ affine of a canonical LPS (D, H, W) array: D -> superior (+z), H -> posterior
+    (-y), W -> patient left (-x)."""
+    d, h, w = spacing
+    affine = np.zeros((4, 4))
+    affine[0, 2] = -w
+    affine[1, 1] = -h
+    affine[2, 0] = d
+    affine[3, 3] = 1.0
+    return affine
+
+
+def case_volume(seed: int, shape: tuple[int, int, int] = SHAPE, modality: str = "CT"
+                ) -> np.ndarray:
+    """An int16 volume with structure on every axis: a bright ball in noisy tissue, HU for CT."""
+    rng = np.random.default_rng(seed)
+    d, h, w = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    centre = np.array(shape) / 2 + rng.uniform(-1, 1, 3)
+    ball = ((d - centre[0]) / shape[0]) ** 2 + ((h - centre[1]) / shape[1]) ** 2 \
+        + ((w - centre[2]) / shape[2]) ** 2 < 0.09
+    if modality == "CT":
+        volume = np.where(ball, 60.0, -900.0) + rng.normal(0, 20, shape) + 3.0 * h
+    else:
+        volume = np.where(ball, 1800.0, 400.0) + rng.normal(0, 30, shape) + 5.0 * w
+    return volume.astype(np.int16)
+
+
+def write_study(folder: Path, *, case_ids: list[str] = CASE_IDS[:3], modality: str = "CT",
+                turing: bool = False, shape: tuple[int, int, int] = SHAPE,
+                spacing: tuple[float, float, float] = SPACING, title: str = "Knee MR study",
+                viewer: dict | None = None) -> Path:
+    """Write a study folder (study.json, cases/ID.nii.gz, empty ratings/) and return it."""
+    (folder / "cases").mkdir(parents=True)
+    (folder / "ratings").mkdir()
+    for seed, case_id in enumerate(case_ids):
+        image = nib.Nifti1Image(case_volume(seed, shape, modality), canonical_affine(spacing))
+        nib.save(image, folder / "cases" / f"{case_id}.nii.gz")
+    manifest = {
+        "format": "mdiff-study", "version": 1, "study_id": "study-0001", "title": title,
+        "dataset": "tiny", "modality": modality,
+        "questions": TABLE1_KEYS + (TURING_KEYS if turing else []), "turing": turing,
+        "cases": list(case_ids), "shape": list(shape), "spacing": list(spacing),
+        "viewer": viewer or {}, "created_at": "2026-01-01T00:00:00+00:00",
+    }
+    (folder / "study.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def study_dir(tmp_path: Path) -> Path:
+    """A CT study of three cases with the Table 1 questions."""
+    return write_study(tmp_path / "study")
+
+
+@pytest.fixture
+def turing_study_dir(tmp_path: Path) -> Path:
+    """An MR study of two cases that also asks the visual Turing questions."""
+    return write_study(tmp_path / "turing", case_ids=CASE_IDS[:2], modality="MR", turing=True,
+                       title="Brain MR Turing study")
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass."""
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A hand-moved clock for timing tests."""
+    return FakeClock()
+
+
+@pytest.fixture
+def make_study(tmp_path: Path):
+    """`make_study(name, **options)` writes another study under the test's tmp folder."""
+    return lambda name, **options: write_study(tmp_path / name, **options)
+
+
+@pytest.fixture
+def nifti_tools():
+    """The fixture's volume maker, canonical affine and spacing, for tests that write files."""
+    return case_volume, canonical_affine, SPACING

@@ -1,0 +1,137 @@
+"""`mdiff-reader`: screenshots, the reader-name dialog and the one-sentence errors."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtGui import QImage
+
+from reader_app import cli
+from studies.ratings import RatingStore
+from studies.study import Study
+
+
+def image_colours(png) -> set[int]:
+    """The distinct colours of a PNG (sampled on a grid)."""
+    image = QImage(str(png))
+    assert not image.isNull()
+    return {image.pixel(x, y) for x in range(0, image.width(), 7)
+            for y in range(0, image.height(), 7)}
+
+
+def test_screenshot_writes_a_rich_png_and_no_ratings(qtbot, study_dir, tmp_path):
+    """Without --reader the screenshot saves nothing in the study; the PNG shows the app."""
+    png = tmp_path / "shot.png"
+    assert cli.main([str(study_dir), "--screenshot", str(png), "--case", "2", "--slice", "3"]) == 0
+    image = QImage(str(png))
+    assert image.width() >= 1200 and image.height() >= 800
+    assert len(image_colours(png)) > 50  # image, text and controls, not one flat colour
+    assert list((study_dir / "ratings").iterdir()) == []
+
+
+def test_screenshot_with_a_reader_uses_that_readers_place(qtbot, study_dir, tmp_path):
+    """With --reader the window opens that reader's database (resuming where they are)."""
+    png = tmp_path / "ann.png"
+    assert cli.main([str(study_dir), "--reader", "ann", "--screenshot", str(png)]) == 0
+    assert png.is_file() and (study_dir / "ratings" / "ann.sqlite").is_file()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--case", "9"], "--case 9 is outside"),
+    (["--slice", "99"], "--slice 99 is outside"),
+])
+def test_screenshot_out_of_range_is_one_sentence(qtbot, study_dir, tmp_path, capsys, args,
+                                                 words):
+    """A case or slice number the study does not have: exit 2, one line on stderr."""
+    code = cli.main([str(study_dir), "--screenshot", str(tmp_path / "x.png"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and err.count("\n") == 1
+
+
+def test_missing_or_non_study_folder_exits_2(qtbot, tmp_path, capsys):
+    """A folder that is not a study: one sentence naming it, exit 2, no traceback."""
+    assert cli.main([str(tmp_path / "nowhere"), "--screenshot", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and err.count("\n") == 1 and "Traceback" not in err
+    (tmp_path / "plain").mkdir()
+    assert cli.main([str(tmp_path / "plain"), "--screenshot", str(tmp_path / "x.png")]) == 2
+    assert "study.json" in capsys.readouterr().err
+
+
+def test_missing_study_in_the_gui_also_shows_a_dialog(qtbot, tmp_path, monkeypatch, capsys):
+    """With a GUI up the same sentence appears in a dialog."""
+    shown: list[str] = []
+    monkeypatch.setattr(cli, "show_error", shown.append)
+    assert cli.main([str(tmp_path / "nowhere"), "--reader", "ann"]) == 2
+    assert len(shown) == 1 and shown[0] in capsys.readouterr().err
+
+
+def test_second_instance_for_the_same_reader_is_refused(qtbot, study_dir, monkeypatch, capsys):
+    """While reader ann has the study open, another window for ann exits 1 with one sentence."""
+    shown: list[str] = []
+    monkeypatch.setattr(cli, "show_error", shown.append)
+    with RatingStore.open(Study.open(study_dir), "ann"):
+        assert cli.main([str(study_dir), "--reader", "ann"]) == 1
+    err = capsys.readouterr().err
+    assert shown == ["Reader 'ann' already has this study open in another window or process."]
+    assert shown[0] in err
+
+
+def test_bad_reader_name_is_refused(qtbot, study_dir, tmp_path, capsys):
+    """A reader name that is no safe file name: exit 2, the rule in one sentence."""
+    code = cli.main([str(study_dir), "--reader", "../evil", "--screenshot",
+                     str(tmp_path / "x.png")])
+    assert code == 2 and "not allowed" in capsys.readouterr().err
+    assert list((study_dir / "ratings").iterdir()) == []
+
+
+def test_the_name_dialog_asks_again_until_the_name_is_valid(qtbot, monkeypatch):
+    """Without --reader a dialog asks the name; an invalid one is explained and asked again."""
+    replies = iter([("  ", True), ("a/b", True), (" Dr Ann ", True)])
+    prompts: list[str] = []
+
+    def fake_get_text(parent, title, prompt, mode, text):
+        prompts.append(prompt)
+        return next(replies)
+
+    monkeypatch.setattr("PySide6.QtWidgets.QInputDialog.getText", fake_get_text)
+    assert cli.ask_reader_name() == "Dr Ann"
+    assert len(prompts) == 3 and "not allowed" in prompts[2]
+
+
+def test_cancelling_the_name_dialog_opens_nothing(qtbot, monkeypatch):
+    """Cancel means no reader, so no study is opened."""
+    monkeypatch.setattr("PySide6.QtWidgets.QInputDialog.getText",
+                        lambda *args: ("", False))
+    assert cli.ask_reader_name() is None
+
+
+def test_case_and_slice_need_screenshot(study_dir, capsys):
+    """--case without --screenshot is a usage error."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(study_dir), "--case", "1"])
+    assert exit_info.value.code == 2
+    assert "--screenshot" in capsys.readouterr().err
+
+
+def test_gui_run_opens_the_window_and_releases_the_reader_on_close(qtbot, study_dir):
+    """`mdiff-reader STUDY --reader ann` shows the window; closing it exits 0 and frees the
+    reader's lock, so the next session can open."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from reader_app.main_window import ReaderWindow
+
+    seen: list[str] = []
+
+    def close_reader_windows():
+        for widget in QApplication.topLevelWidgets():
+            if isinstance(widget, ReaderWindow) and widget.isVisible():
+                seen.append(widget.windowTitle())
+                widget.close()
+
+    QTimer.singleShot(200, close_reader_windows)
+    QTimer.singleShot(20_000, QApplication.quit)  # never hang the suite if closing fails
+    assert cli.main([str(study_dir), "--reader", "ann"]) == 0
+    assert seen == ["mdiff reader — Knee MR study"]
+    with RatingStore.open(Study.open(study_dir), "ann") as store:
+        assert store.first_unrated_index() == 0

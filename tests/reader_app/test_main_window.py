@@ -1,0 +1,287 @@
+"""The reading window over a real study: keyboard and mouse answering, saving, resuming,
+blinding and unreadable cases."""
+
+from __future__ import annotations
+
+import gc
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QMessageBox, QWidget
+
+from diffusion_core.io import Volume, read_volume, write_nifti
+from reader_app.main_window import COMPLETE_TEXT, ReaderWindow
+from reader_app.session import ReadingSession
+from studies.create import create_study
+from studies.ratings import RatingStore
+from studies.study import Study
+
+
+def open_window(qtbot, folder: Path, reader: str = "ann") -> ReaderWindow:
+    """A shown reading window over `folder` for `reader`, with its current case on screen."""
+    study = Study.open(folder)
+    session = ReadingSession(study, RatingStore.open(study, reader))
+    window = ReaderWindow(session, study.title, study.modality, study.viewer)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    if not session.finished:
+        qtbot.waitUntil(lambda: window.viewer.has_volume or session.current_unreadable)
+    return window
+
+
+def saved_rows(folder: Path, reader: str = "ann") -> list[tuple[str, str, str]]:
+    """(case_id, question, value) rows of the reader's database, straight from sqlite."""
+    with sqlite3.connect(folder / "ratings" / f"{reader}.sqlite") as conn:
+        return sorted(conn.execute("SELECT case_id, question, value FROM answers"))
+
+
+def checked_letters(window: ReaderWindow) -> list[str | None]:
+    """The letter checked in each question group (None when unanswered)."""
+    letters = []
+    for group in window.questions.groups:
+        button = group.checkedButton()
+        letters.append(None if button is None else button.property("letter"))
+    return letters
+
+
+def press(qtbot, window: ReaderWindow, *keys: Qt.Key) -> None:
+    """Press keys on the window, as a reader does."""
+    for key in keys:
+        qtbot.keyClick(window, key)
+
+
+def test_keys_and_wheel_move_the_slice(qtbot, study_dir):
+    """Up/Down, PgUp/PgDn, Home/End and the wheel step through the 8 slices."""
+    window = open_window(qtbot, study_dir)
+    view = window.viewer
+    assert view.slice_index == 4
+    press(qtbot, window, Qt.Key.Key_Down)
+    assert view.slice_index == 5 and view.slice_label.text() == "slice 6 / 8"
+    press(qtbot, window, Qt.Key.Key_Up, Qt.Key.Key_Up)
+    assert view.slice_index == 3
+    press(qtbot, window, Qt.Key.Key_PageDown)
+    assert view.slice_index == 7
+    press(qtbot, window, Qt.Key.Key_Home)
+    assert view.slice_index == 0
+    press(qtbot, window, Qt.Key.Key_End)
+    assert view.slice_index == 7
+    viewport = view.graphics.viewport()
+    centre = QPointF(viewport.width() / 2, viewport.height() / 2)
+    QApplication.sendEvent(viewport, QWheelEvent(
+        centre, viewport.mapToGlobal(centre), QPoint(0, 0), QPoint(0, 240),
+        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase,
+        False))
+    assert view.slice_index == 5
+
+
+def test_viewer_keys_presets_reset_and_plane(qtbot, study_dir):
+    """F2 lung window, R back to soft tissue, V to the coronal plane."""
+    window = open_window(qtbot, study_dir)
+    press(qtbot, window, Qt.Key.Key_F2)
+    assert window.viewer.window.width == 1500
+    press(qtbot, window, Qt.Key.Key_R)
+    assert window.viewer.window.width == 400
+    press(qtbot, window, Qt.Key.Key_V)
+    assert window.viewer.orientation.value == "coronal"
+
+
+def test_answering_by_keyboard_saves_three_rows_and_enables_next(qtbot, study_dir):
+    """A, B, C answer the highlighted question and move on; each answer is a committed row;
+    Next stays disabled until all three are answered."""
+    window = open_window(qtbot, study_dir)
+    case_id = window.session.store.case_order[0]
+    assert window.case_label.text() == "Case 1 of 3"
+    assert not window.next_button.isEnabled()
+    press(qtbot, window, Qt.Key.Key_A)
+    assert saved_rows(study_dir) == [(case_id, "realistic_appearance", "A")]
+    assert window.questions.current == 1
+    press(qtbot, window, Qt.Key.Key_B, Qt.Key.Key_Return)
+    assert not window.next_button.isEnabled() and window.session.index == 0
+    assert "every question" in window.status.text()
+    press(qtbot, window, Qt.Key.Key_C)
+    assert saved_rows(study_dir) == sorted([(case_id, "realistic_appearance", "A"),
+                                            (case_id, "slice_consistency", "B"),
+                                            (case_id, "anatomical_correctness", "C")])
+    assert checked_letters(window) == ["A", "B", "C"]
+    assert window.next_button.isEnabled() and window.progress.value() == 1
+    press(qtbot, window, Qt.Key.Key_Return)
+    assert window.case_label.text() == "Case 2 of 3" and checked_letters(window) == [None] * 3
+
+
+def test_tab_moves_the_highlighted_question(qtbot, study_dir):
+    """Tab and Shift+Tab choose which question the answer keys go to."""
+    window = open_window(qtbot, study_dir)
+    press(qtbot, window, Qt.Key.Key_Tab, Qt.Key.Key_Tab)
+    assert window.questions.current == 2
+    press(qtbot, window, Qt.Key.Key_D)
+    assert window.session.answers == {"anatomical_correctness": "D"}
+    assert window.questions.current == 0  # on to the first question still unanswered
+    press(qtbot, window, Qt.Key.Key_Backtab)
+    assert window.questions.current == 2
+
+
+def test_previous_then_change_an_answer_with_the_mouse(qtbot, study_dir):
+    """P goes back with the saved answers shown; clicking another option replaces the answer."""
+    window = open_window(qtbot, study_dir)
+    first = window.session.store.case_order[0]
+    press(qtbot, window, Qt.Key.Key_A, Qt.Key.Key_B, Qt.Key.Key_C, Qt.Key.Key_N)
+    qtbot.waitUntil(lambda: window.viewer.has_volume)
+    press(qtbot, window, Qt.Key.Key_P)
+    assert window.case_label.text() == "Case 1 of 3"
+    assert checked_letters(window) == ["A", "B", "C"]
+    option_d = [b for b in window.questions.groups[1].buttons() if b.property("letter") == "D"]
+    qtbot.mouseClick(option_d[0], Qt.MouseButton.LeftButton)
+    assert (first, "slice_consistency", "D") in saved_rows(study_dir)
+    assert checked_letters(window) == ["A", "D", "C"]
+
+
+def test_close_and_reopen_resumes_at_the_first_unrated_case(qtbot, study_dir):
+    """After case 1 and one answer of case 2, reopening shows case 2 with that answer."""
+    window = open_window(qtbot, study_dir)
+    press(qtbot, window, Qt.Key.Key_A, Qt.Key.Key_B, Qt.Key.Key_C, Qt.Key.Key_Return)
+    press(qtbot, window, Qt.Key.Key_D)
+    window.close()
+    again = open_window(qtbot, study_dir)
+    assert again.case_label.text() == "Case 2 of 3"
+    assert checked_letters(again) == ["D", None, None]
+    assert again.questions.current == 1  # the first unanswered question is highlighted
+    assert again.progress.value() == 1
+
+
+def test_the_last_case_leads_to_the_closing_screen(qtbot, study_dir):
+    """Finishing all cases shows the thank-you page; reopening shows it again."""
+    window = open_window(qtbot, study_dir)
+    for _ in range(3):
+        qtbot.waitUntil(lambda: window.viewer.has_volume)
+        press(qtbot, window, Qt.Key.Key_C, Qt.Key.Key_C, Qt.Key.Key_C, Qt.Key.Key_Return)
+    assert window.pages.currentIndex() == 1
+    assert any(label.text() == COMPLETE_TEXT for label in window.findChildren(QLabel))
+    window.close()
+    assert open_window(qtbot, study_dir).pages.currentIndex() == 1
+
+
+def test_turing_questions_are_answered_with_numbers(qtbot, turing_study_dir):
+    """In a Turing study, 1/2 answer real/synthetic (R resets the view) and 1-4 the confidence."""
+    window = open_window(qtbot, turing_study_dir)
+    press(qtbot, window, Qt.Key.Key_C, Qt.Key.Key_C, Qt.Key.Key_C, Qt.Key.Key_R)
+    assert "real_or_synthetic" not in window.session.answers
+    press(qtbot, window, Qt.Key.Key_2, Qt.Key.Key_3)
+    answers = window.session.answers
+    assert answers["real_or_synthetic"] == "S" and answers["confidence"] == "3"
+    assert window.next_button.isEnabled()
+
+
+def visible_texts(window: QWidget) -> list[str]:
+    """Every text a reader could see or hear: labels, buttons, titles, tooltips, names."""
+    texts = []
+    for widget in [window, *window.findChildren(QWidget)]:
+        for getter in ("text", "toolTip", "windowTitle", "accessibleName", "accessibleDescription",
+                       "statusTip", "whatsThis", "informativeText", "detailedText",
+                       "placeholderText", "title", "format"):
+            value = getattr(widget, getter, None)
+            if callable(value):
+                try:
+                    texts.append(str(value()))
+                except TypeError:
+                    continue
+    return texts
+
+
+def test_no_widget_shows_a_case_id_or_file_name(qtbot, study_dir):
+    """Walk every widget in several states: no case id, file name or folder appears anywhere."""
+    study = Study.open(study_dir)
+    secrets = [*study.case_ids, ".nii", "cases/", str(study_dir)]
+    window = open_window(qtbot, study_dir)
+    states = [visible_texts(window)]
+    press(qtbot, window, Qt.Key.Key_A, Qt.Key.Key_B, Qt.Key.Key_C, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.viewer.has_volume)
+    press(qtbot, window, Qt.Key.Key_V)
+    states.append(visible_texts(window))
+    texts = [t for state in states for t in state]
+    assert any("Case 2 of 3" in t for t in texts)  # the walk does see the labels
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} shown in {text!r}"
+    for button in window.findChildren(QAbstractButton):
+        assert button.toolTip() == ""
+
+
+def test_unreadable_case_names_the_case_number_only_and_logs_the_file(qtbot, study_dir, capfd):
+    """A damaged file gives "Case 1 could not be read"; file and error go to log.txt and stderr;
+    the reader can go on to the next case."""
+    study = Study.open(study_dir)
+    with RatingStore.open(study, "ann") as store:
+        broken = study.case_path(store.case_order[0])
+    broken.write_bytes(b"this is not a NIfTI file")
+    window = open_window(qtbot, study_dir)
+    qtbot.waitUntil(lambda: bool(window.findChildren(QMessageBox)))
+    box = window.findChildren(QMessageBox)[0]
+    assert box.text() == "Case 1 could not be read."
+    for text in visible_texts(window):
+        assert broken.name not in text and broken.stem.split(".")[0] not in text
+    assert broken.name in (study_dir / "log.txt").read_text()
+    assert broken.name in capfd.readouterr().err
+    assert not window.questions.isEnabled() and window.next_button.isEnabled()
+    box.close()
+    press(qtbot, window, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.viewer.has_volume)
+    assert window.case_label.text() == "Case 2 of 3" and window.questions.isEnabled()
+
+
+def test_time_counts_only_while_the_window_is_active(qtbot, study_dir, clock):
+    """The window tells the session when it is activated and deactivated."""
+    study = Study.open(study_dir)
+    session = ReadingSession(study, RatingStore.open(study, "ann"), clock=clock)
+    window = ReaderWindow(session, study.title, study.modality, study.viewer)
+    qtbot.addWidget(window)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    clock.advance(12)
+    assert session.seconds_on_current() == pytest.approx(12)
+    other = QWidget()
+    qtbot.addWidget(other)
+    other.show()
+    other.activateWindow()
+    qtbot.waitUntil(lambda: not window.isActiveWindow())
+    clock.advance(100)
+    assert session.seconds_on_current() == pytest.approx(12)
+
+
+def test_a_study_made_by_create_study_displays_its_cases(qtbot, tmp_path, nifti_tools):
+    """End to end with the studies package: the window shows the case file's canonical array."""
+    case_volume, canonical_affine, spacing = nifti_tools
+    for source in ("real", "synthetic"):
+        for seed in range(2):
+            volume = Volume(case_volume(seed + (10 if source == "real" else 0)), spacing,
+                            canonical_affine(spacing), "CT")
+            write_nifti(volume, tmp_path / source / f"scan{seed}.nii.gz")
+    made = create_study(tmp_path / "made", real=tmp_path / "real",
+                        synthetic=tmp_path / "synthetic", modality="CT", seed=0,
+                        title="Made study")
+    window = open_window(qtbot, made.folder)
+    shown = window.viewer._volume
+    expected = read_volume(window.session.case_path(0)).array
+    np.testing.assert_array_equal(shown, expected)
+    assert window.case_label.text() == "Case 1 of 4"
+    assert window.viewer.window.width == 400  # the study's soft-tissue window
+
+
+def test_slice_steps_keep_python_reference_counts_balanced(qtbot, study_dir):
+    """Hundreds of steps and window changes must not over-release None or True: PySide6 6.12
+    did on Python 3.11, and the interpreter aborted in the middle of a study."""
+    window = open_window(qtbot, study_dir)
+    gc.collect()
+    before = sys.getrefcount(None), sys.getrefcount(True)
+    for _ in range(150):
+        press(qtbot, window, Qt.Key.Key_Down, Qt.Key.Key_Up, Qt.Key.Key_F2, Qt.Key.Key_R)
+        window.viewer.graphics.viewport().repaint()
+    gc.collect()
+    after = sys.getrefcount(None), sys.getrefcount(True)
+    assert after[0] > before[0] - 100 and after[1] > before[1] - 100
