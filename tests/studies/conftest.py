@@ -10,17 +10,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from diffusion_core.io import canonical_affine
 from studies.questions import study_questions
 
 SHAPE = (8, 32, 32)
-
-
-def canonical_affine(spacing: tuple[float, float, float], origin=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """An affine mapping (d, h, w) to RAS+ as DESIGN.md's (S, P, L) order."""
-    sd, sh, sw = spacing
-    affine = np.array([[0.0, 0.0, -sw, origin[0]], [0.0, -sh, 0.0, origin[1]],
-                       [sd, 0.0, 0.0, origin[2]], [0.0, 0.0, 0.0, 1.0]])
-    return affine
 
 
 def phantom(rng: np.random.Generator, shape=SHAPE) -> np.ndarray:
