@@ -67,9 +67,10 @@ def _run(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QEvent, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
+    from reader_app.opening import open_study_for_reading
     from reader_app.theme import apply_dark_theme
     from studies.ratings import RatingStore, RatingStoreError, ReaderLockedError
-    from studies.study import Study, StudyError
+    from studies.study import StudyError
 
     gui = not args.screenshot
     if not gui:
@@ -79,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     apply_dark_theme(app)
 
     try:
-        study = Study.open(args.study)
+        study = open_study_for_reading(args.study)
     except StudyError as err:
         return _fail(str(err), EXIT_USAGE, gui)
 
@@ -158,6 +159,13 @@ def take_screenshot(window, png: Path, case: int | None, slice_number: int | Non
     if not window.wait_for_case():
         return _fail("The case took too long to load for the screenshot.", EXIT_USAGE, gui=False)
     if slice_number is not None:
+        if session.finished:
+            return _fail("This reader has rated every case, so there is no slice to show; "
+                         "leave out --slice, or give --case K.", EXIT_USAGE, gui=False)
+        if session.current_unreadable:
+            return _fail(f"Case {session.index + 1} could not be read (see the study's log.txt), "
+                         "so there is no slice to show; leave out --slice.", EXIT_USAGE,
+                         gui=False)
         total = window.viewer.slice_total
         if not 1 <= slice_number <= total:
             return _fail(f"--slice {slice_number} is outside the case's slices 1 to {total}; "

@@ -39,6 +39,7 @@ DEFAULT_SIZE = (1400, 900)
 LOAD_POLL_MS = 10
 PANEL_WIDTH = 460
 COMPLETE_TEXT = "Study complete — thank you"
+UNREADABLE_TEXT = "This case could not be read."
 # Failures of the ratings database that must reach the reader instead of crashing the app.
 SAVE_ERRORS = (RatingStoreError, OSError, sqlite3.Error)
 
@@ -148,14 +149,23 @@ class ReaderWindow(QMainWindow):
         note = QLabel("All your answers are saved. You can close this window.")
         note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         note.setStyleSheet("font-size: 16px; color: #b0b0b0;")
+        # A reader who pressed Finish too soon can still change an answer of the last case.
+        back = QPushButton("◀  Back to the last case (P)")
         close = QPushButton("Close")
-        close.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        close.setFixedWidth(160)
+        for button in (back, close):
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.setMinimumHeight(36)
+        back.clicked.connect(self.go_previous)
         close.clicked.connect(self.close)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(back)
+        buttons.addWidget(close)
+        buttons.addStretch(1)
         layout.addWidget(title)
         layout.addWidget(note)
         layout.addSpacing(20)
-        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addLayout(buttons)
         layout.addStretch(1)
         return page
 
@@ -212,11 +222,14 @@ class ReaderWindow(QMainWindow):
 
     def _handle_key(self, event: QKeyEvent) -> bool:
         key = event.key()
-        if self.session.finished:
-            return False
         modifiers = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
         if event.modifiers() & modifiers:
             return False
+        if self.session.finished:
+            if key not in (Qt.Key.Key_Backspace, Qt.Key.Key_P):
+                return False
+            self.go_previous()
+            return True
         view = self.viewer
         slice_steps = {Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1, Qt.Key.Key_Down: 1,
                        Qt.Key.Key_Right: 1, Qt.Key.Key_PageUp: -PAGE_STEP,
@@ -249,7 +262,7 @@ class ReaderWindow(QMainWindow):
         return True
 
     def _answer_by_key(self, text: str) -> bool:
-        if len(text) != 1 or self.session.current_unreadable:
+        if len(text) != 1 or not self.questions.isEnabled():
             return False
         question = self.questions.questions[self.questions.current]
         letter = option_for_key(question, text)
@@ -300,7 +313,8 @@ class ReaderWindow(QMainWindow):
         self.next_button.setEnabled(session.can_go_next)
         last = not session.finished and session.index == session.case_count - 1
         self.next_button.setText("Finish (Enter)  ▶" if last else "Next case (Enter)  ▶")
-        self.questions.setEnabled(not session.current_unreadable)
+        # Answers only once the case is on screen: nobody rates an image they have not seen.
+        self.questions.setEnabled(self._shown is not None and not session.current_unreadable)
         self.status.setText("This case could not be read; press Next to go on."
                             if session.current_unreadable else "")
 
@@ -322,6 +336,7 @@ class ReaderWindow(QMainWindow):
             self.viewer.clear("Loading…")
             self._pending = (index, future)
             self._poll.start()
+        self._update_controls()
 
     def _check_pending(self) -> None:
         if self._pending is None:
@@ -343,15 +358,18 @@ class ReaderWindow(QMainWindow):
             image: CaseImage = future.result()
             self._shown = future
             self.viewer.set_volume(image.array, image.spacing, image.auto_window)
+            self._update_controls()
             return
         if self.session.current_unreadable:
+            # Back on a case already found unreadable: say so again, without another dialog.
+            self.viewer.clear(UNREADABLE_TEXT)
             return
         path = self.session.case_path(index)
         detail = f"{type(error).__name__}: {error}"
         print(f"mdiff-reader: case {index + 1} ({path.name}) could not be read: {detail}",
               file=sys.stderr)
         message = self.session.mark_unreadable(index, detail)
-        self.viewer.clear("This case could not be read.")
+        self.viewer.clear(UNREADABLE_TEXT)
         box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE, message,
                           QMessageBox.StandardButton.Ok, self)
         # Non-blocking, so the reader (and a test) can carry on while it is open.

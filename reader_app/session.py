@@ -120,8 +120,9 @@ class ReadingSession:
 
     @property
     def can_go_previous(self) -> bool:
-        """Previous is allowed from every case but the first."""
-        return not self.finished and self._index > 0
+        """Previous is allowed from every case but the first, and from the end of the study
+        (back to the last case, to change an answer)."""
+        return self._index > 0
 
     def case_path(self, index: int) -> Path:
         """The file of the case at `index` (for the loader; never shown to the reader)."""
@@ -173,7 +174,8 @@ class ReadingSession:
         self._move_to(target)
 
     def previous(self) -> None:
-        """Go back one case to review or change its answers."""
+        """Go back one case (from the end of the study: to the last case) to review or change
+        its answers."""
         if not self.can_go_previous:
             raise RuntimeError("there is no previous case")
         self._move_to(self._index - 1)

@@ -112,3 +112,20 @@ def make_study(tmp_path: Path):
 def nifti_tools():
     """The fixture's volume maker, canonical affine and spacing, for tests that write files."""
     return case_volume, canonical_affine, SPACING
+
+
+@pytest.fixture
+def created_study(tmp_path: Path):
+    """A CT study of two real and two synthetic cases made by `studies.create.create_study`,
+    with its key CSV beside it (a `CreatedStudy`)."""
+    from diffusion_core.io import Volume, write_nifti
+    from studies.create import create_study
+
+    for source in ("real", "synthetic"):
+        for seed in range(2):
+            volume = Volume(case_volume(seed + (10 if source == "real" else 0)), SPACING,
+                            canonical_affine(SPACING), "CT")
+            write_nifti(volume, tmp_path / source / f"scan{seed}.nii.gz")
+    return create_study(tmp_path / "made", real=tmp_path / "real",
+                        synthetic=tmp_path / "synthetic", modality="CT", seed=0,
+                        title="Made study")

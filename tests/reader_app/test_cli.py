@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from PySide6.QtGui import QImage
 
 from reader_app import cli
 from studies.ratings import RatingStore
 from studies.study import Study
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def image_colours(png) -> set[int]:
@@ -135,3 +142,55 @@ def test_gui_run_opens_the_window_and_releases_the_reader_on_close(qtbot, study_
     assert seen == ["mdiff reader — Knee MR study"]
     with RatingStore.open(Study.open(study_dir), "ann") as store:
         assert store.first_unrated_index() == 0
+
+
+def test_a_missing_case_file_still_opens_the_study(qtbot, study_dir, tmp_path, capsys):
+    """The study opens with a case file missing; the screenshot of that case shows it could not
+    be read, and asking for one of its slices is one clear sentence naming only the case."""
+    study = Study.open(study_dir)
+    study.case_path(study.case_ids[1]).unlink()
+    assert cli.main([str(study_dir), "--screenshot", str(tmp_path / "a.png")]) == 0
+    assert (tmp_path / "a.png").is_file()
+    code = cli.main([str(study_dir), "--screenshot", str(tmp_path / "b.png"), "--case", "2",
+                     "--slice", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Case 2 could not be read" in err and "Traceback" not in err
+
+
+def test_slice_of_a_finished_study_is_one_sentence(qtbot, study_dir, tmp_path, capsys):
+    """A reader with every case rated has no slice to show: exit 2 with the reason."""
+    study = Study.open(study_dir)
+    with RatingStore.open(study, "ann") as store:
+        for case_id in store.case_order:
+            for question in study.questions:
+                store.record_answer(case_id, question.key, "A", 1.0)
+    code = cli.main([str(study_dir), "--reader", "ann", "--screenshot", str(tmp_path / "x.png"),
+                     "--slice", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "rated every case" in err and err.count("\n") == 1
+
+
+def test_a_screenshot_run_imports_neither_torch_nor_monai(study_dir, tmp_path):
+    """The app starts without the heavy model libraries (DESIGN.md: well under 2 s)."""
+    code = (
+        "import sys\n"
+        "from reader_app.cli import main\n"
+        f"assert main([{str(study_dir)!r}, '--screenshot', {str(tmp_path / 's.png')!r}]) == 0\n"
+        "print(sorted(m for m in ('torch', 'monai') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "s.png").is_file()
+
+
+def test_a_study_without_any_case_file_is_one_sentence_naming_no_case(study_dir, tmp_path,
+                                                                      capsys):
+    """With every case file gone there is nothing to rate: exit 2, and no case id is shown."""
+    study = Study.open(study_dir)
+    for case_id in study.case_ids:
+        study.case_path(case_id).unlink()
+    assert cli.main([str(study_dir), "--screenshot", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "none of its 3 case files" in err and "Traceback" not in err
+    assert not any(case_id in err for case_id in study.case_ids)

@@ -12,14 +12,23 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QMessageBox, QWidget
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QWidget,
+)
 
 from diffusion_core.io import Volume, read_volume, write_nifti
 from reader_app.main_window import COMPLETE_TEXT, ReaderWindow
+from reader_app.opening import open_study_for_reading
 from reader_app.session import ReadingSession
 from studies.create import create_study
 from studies.ratings import RatingStore
-from studies.study import Study
+from studies.study import Study, StudyError
 
 
 def open_window(qtbot, folder: Path, reader: str = "ann") -> ReaderWindow:
@@ -285,3 +294,143 @@ def test_slice_steps_keep_python_reference_counts_balanced(qtbot, study_dir):
     gc.collect()
     after = sys.getrefcount(None), sys.getrefcount(True)
     assert after[0] > before[0] - 100 and after[1] > before[1] - 100
+
+
+def test_a_missing_case_file_is_a_case_that_could_not_be_read(qtbot, study_dir, capfd):
+    """A deleted case file does not lock the reader out of the study: the other cases open, and
+    reaching the missing one says "Case 2 could not be read"; its file name goes only to
+    log.txt and stderr."""
+    study = Study.open(study_dir)
+    with RatingStore.open(study, "ann") as store:
+        missing = study.case_path(store.case_order[1])
+    missing.unlink()
+    opened = open_study_for_reading(study_dir)
+    assert missing.name in capfd.readouterr().err
+    assert missing.name in (study_dir / "log.txt").read_text()
+    session = ReadingSession(opened, RatingStore.open(opened, "ann"))
+    window = ReaderWindow(session, opened.title, opened.modality, opened.viewer)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.viewer.has_volume)
+    press(qtbot, window, Qt.Key.Key_A, Qt.Key.Key_B, Qt.Key.Key_C, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: bool(window.findChildren(QMessageBox)))
+    assert window.findChildren(QMessageBox)[0].text() == "Case 2 could not be read."
+    for text in visible_texts(window):
+        assert missing.name.split(".")[0] not in text
+    assert window.next_button.isEnabled() and not window.questions.isEnabled()
+
+
+def test_a_study_with_a_broken_manifest_is_still_refused(study_dir):
+    """Only missing case files are tolerated: a manifest that is not a study still fails."""
+    (study_dir / "study.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(StudyError, match="study.json"):
+        open_study_for_reading(study_dir)
+
+
+def test_back_from_the_closing_screen_to_change_the_last_answer(qtbot, study_dir):
+    """After Finish, P (or the button) returns to the last case with its answers, and a changed
+    answer is saved; Next leads to the closing screen again."""
+    window = open_window(qtbot, study_dir)
+    last = window.session.store.case_order[-1]
+    for _ in range(3):
+        qtbot.waitUntil(lambda: window.viewer.has_volume)
+        press(qtbot, window, Qt.Key.Key_B, Qt.Key.Key_B, Qt.Key.Key_B, Qt.Key.Key_Return)
+    assert window.pages.currentIndex() == 1
+    press(qtbot, window, Qt.Key.Key_P)
+    assert window.pages.currentIndex() == 0 and window.case_label.text() == "Case 3 of 3"
+    qtbot.waitUntil(lambda: window.viewer.has_volume)
+    assert checked_letters(window) == ["B", "B", "B"]
+    press(qtbot, window, Qt.Key.Key_D)
+    assert (last, "realistic_appearance", "D") in saved_rows(study_dir)
+    press(qtbot, window, Qt.Key.Key_Return)
+    assert window.pages.currentIndex() == 1
+    back = next(b for b in window.findChildren(QPushButton) if "Back to the last" in b.text())
+    qtbot.mouseClick(back, Qt.MouseButton.LeftButton)
+    assert window.case_label.text() == "Case 3 of 3"
+
+
+def test_right_click_on_the_image_opens_no_pyqtgraph_menu(qtbot, study_dir):
+    """No context menu (pyqtgraph's view or export menus) appears on a right click."""
+    window = open_window(qtbot, study_dir)
+    viewport = window.viewer.graphics.viewport()
+    qtbot.mouseClick(viewport, Qt.MouseButton.RightButton, pos=viewport.rect().center())
+    QApplication.processEvents()
+    assert not [menu for menu in QApplication.topLevelWidgets()
+                if isinstance(menu, QMenu) and menu.isVisible()]
+
+
+_OPENED: list[str] | None = None
+
+
+def _record_open(event: str, args: tuple) -> None:
+    """An audit hook: the paths opened while a test records them."""
+    if _OPENED is not None and event == "open" and isinstance(args[0], str | bytes | Path):
+        _OPENED.append(str(args[0]))
+
+
+def test_the_key_is_never_read(qtbot, created_study):
+    """Rating a whole study (open, every case, the closing screen) opens no file of the key."""
+    global _OPENED
+    sys.addaudithook(_record_open)  # audit hooks cannot be removed: it records only below
+    _OPENED = []
+    try:
+        window = open_window(qtbot, created_study.folder)
+        for _ in range(window.session.case_count):
+            qtbot.waitUntil(lambda: window.viewer.has_volume)
+            press(qtbot, window, Qt.Key.Key_C, Qt.Key.Key_C, Qt.Key.Key_C, Qt.Key.Key_Return)
+        assert window.pages.currentIndex() == 1
+        window.close()
+        opened = list(_OPENED)
+    finally:
+        _OPENED = None
+    assert any(path.endswith(".nii.gz") for path in opened)  # the hook does see the reads
+    key = created_study.key_path
+    assert key.is_file()
+    assert not [path for path in opened if Path(path).name.startswith(key.name)]
+
+
+def test_going_back_to_an_unreadable_case_shows_no_other_image(qtbot, study_dir):
+    """Previous onto a case found unreadable shows its message, never the last case's image."""
+    study = Study.open(study_dir)
+    with RatingStore.open(study, "ann") as store:
+        study.case_path(store.case_order[0]).write_bytes(b"not a NIfTI file")
+    window = open_window(qtbot, study_dir)
+    qtbot.waitUntil(lambda: bool(window.findChildren(QMessageBox)))
+    window.findChildren(QMessageBox)[0].close()
+    press(qtbot, window, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.viewer.has_volume)
+    press(qtbot, window, Qt.Key.Key_P)
+    qtbot.waitUntil(lambda: not window.viewer.has_volume and window.viewer._message.isVisible())
+    assert window.viewer._message.text() == "This case could not be read."
+    assert window.viewer.image_item.image is None
+
+
+def test_no_answer_before_the_case_is_on_screen(qtbot, study_dir):
+    """While a case is still loading, the questions are disabled and answer keys save nothing."""
+    import threading
+
+    from reader_app.loader import CaseCache, read_case
+
+    release = threading.Event()
+
+    def slow_read(path):
+        release.wait(10)
+        return read_case(path)
+
+    study = Study.open(study_dir)
+    session = ReadingSession(study, RatingStore.open(study, "ann"))
+    window = ReaderWindow(session, study.title, study.modality, study.viewer,
+                          cache=CaseCache(slow_read))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    assert not window.viewer.has_volume
+    assert not window.questions.isEnabled()
+    qtbot.keyClick(window, Qt.Key.Key_A)
+    assert session.answers == {}
+    assert saved_rows(study_dir) == []
+    release.set()
+    qtbot.waitUntil(lambda: window.viewer.has_volume)
+    assert window.questions.isEnabled()
+    qtbot.keyClick(window, Qt.Key.Key_A)
+    assert len(saved_rows(study_dir)) == 1

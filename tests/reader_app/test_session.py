@@ -38,7 +38,7 @@ def test_model_modules_import_with_qt_uninstalled():
         "sys.modules['PySide6'] = None\n"
         "sys.modules['pyqtgraph'] = None\n"
         "import reader_app.session, reader_app.windowing, reader_app.keymap, reader_app.loader\n"
-        "import reader_app.preview_store\n"
+        "import reader_app.preview_store, reader_app.opening\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
@@ -203,3 +203,15 @@ def test_preview_store_keeps_the_study_folder_untouched(study_dir):
     assert session.index == 2
     session.close()
     assert list((study_dir / "ratings").iterdir()) == []
+
+
+def test_previous_from_the_end_returns_to_the_last_case(study_dir):
+    """A reader who finished too soon goes back to the last case with its answers shown."""
+    session = open_session(study_dir)
+    for _ in range(3):
+        answer_all(session)
+        session.next()
+    assert session.finished and session.can_go_previous
+    session.previous()
+    assert session.index == 2 and session.answers == ALL_A and not session.finished
+    session.close()
