@@ -36,6 +36,11 @@ SHORT_OPTION_LABELS: dict[str, tuple[str, str, str, str]] = {
 OPTION_COLORS: tuple[tuple[float, float, float, float], ...] = tuple(
     colormaps["RdYlGn"](x) for x in (0.08, 0.35, 0.68, 0.92))
 GROUP_GAP = 1.0  # empty bar slots between two questions
+# Panel width: at least PANEL_INCHES, more with many readers so that each bar slot stays wide
+# enough for a reader label such as "Reader" at font size 7; wider panels go one per row.
+PANEL_INCHES = 5.2
+SLOT_INCHES = 0.42
+PANEL_MARGIN_INCHES = 1.2
 FOOTNOTE_INCHES = 0.8
 
 
@@ -51,6 +56,12 @@ def bar_positions(n_readers: int) -> np.ndarray:
     step = n_readers + GROUP_GAP
     return np.array([i * step + j for i in range(len(CATEGORIES)) for j in range(n_readers)],
                     dtype=float)
+
+
+def panel_inches(n_readers: int) -> float:
+    """Width of one dataset's panel, grown with the number of bars so reader labels never touch."""
+    slots = len(CATEGORIES) * n_readers + (len(CATEGORIES) - 1) * GROUP_GAP
+    return max(PANEL_INCHES, PANEL_MARGIN_INCHES + SLOT_INCHES * slots)
 
 
 def draw_dataset(ax, dataset: str, summary: dict) -> None:
@@ -97,10 +108,11 @@ def figure2(report: dict) -> Figure:
     datasets = list(report["datasets"])
     if not datasets:
         raise ValueError("the report holds no dataset to draw")
-    ncols = min(2, len(datasets))
+    panel_width = panel_inches(max(len(report["datasets"][d]["readers"]) for d in datasets))
+    ncols = min(2 if panel_width <= 2 * PANEL_INCHES else 1, len(datasets))
     nrows = math.ceil(len(datasets) / ncols)
     height = 3.6 * nrows + FOOTNOTE_INCHES
-    fig = Figure(figsize=(5.2 * ncols, height), layout="constrained")
+    fig = Figure(figsize=(panel_width * ncols, height), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, dataset in zip(axes, datasets, strict=False):

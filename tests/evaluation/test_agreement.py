@@ -264,3 +264,17 @@ def test_bad_figure_path_is_a_clear_error(write_export, run_eval, tmp_path, name
     status, out, err = run_eval(["agreement", _paper_like_export(write_export), "--figure",
                                  tmp_path / name])
     assert status == 2 and out == "" and message in err and err.count("\n") == 1
+
+
+def test_reader_labels_do_not_overlap_with_many_readers(write_export):
+    readers = {f"Reader {name}": "ABCDDCBAAD" for name in "ABCDE"}
+    paths = [write_export(f"{d}.csv", export_rows(readers, dataset=d, study=d), columns=BLIND)
+             for d in ("adni", "mrnet")]
+    fig = figure2(agreement_report(load_ratings(paths)))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes[:2]:
+        boxes = [label.get_window_extent(renderer) for label in ax.get_xticklabels()]
+        assert len(boxes) == 15
+        gaps = [right.x0 - left.x1 for left, right in zip(boxes, boxes[1:], strict=False)]
+        assert min(gaps) > 0, "reader labels of neighbouring bars overlap"

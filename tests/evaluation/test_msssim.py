@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from monai.metrics import MultiScaleSSIMMetric
+from monai.metrics.regression import compute_ssim_and_cs
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
 from evaluation.msssim import (
@@ -137,6 +139,31 @@ def test_pyramid_stops_pooling_an_axis_of_one_voxel():
     assert [s.window[0] for s in thin] == [6, 3, 1, 1, 1]
 
 
+def _rule_by_hand(x, y, data_range, weights=MSSSIM_WEIGHTS) -> torch.Tensor:
+    """MS-SSIM built scale by scale from MONAI's SSIM maps with the pyramid's windows and sigmas."""
+    terms = []
+    scales = scale_pyramid(x.shape[2:], len(weights))
+    for index, scale in enumerate(scales):
+        ssim_map, cs_map = compute_ssim_and_cs(x, y, spatial_dims=3, kernel_size=scale.window,
+                                               kernel_sigma=scale.sigma, data_range=data_range)
+        last = index == len(scales) - 1
+        terms.append(torch.relu((ssim_map if last else cs_map).flatten(1).mean(1)))
+        x = F.avg_pool3d(x, scale.pool, stride=scale.pool)
+        y = F.avg_pool3d(y, scale.pool, stride=scale.pool)
+    return torch.prod(torch.stack(terms) ** torch.tensor(weights).view(-1, 1), dim=0)
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 64), (32, 48, 40), (6, 40, 40)])
+def test_short_axis_rule_is_what_ms_ssim_computes(smooth_volumes, shape):
+    # The rule's windows, sigmas (even windows included) and pooling, applied through MONAI's own
+    # SSIM maps, give the same values: the rule is not only planned but used.
+    x, y, data_range = _pairs(smooth_volumes, 2, shape)
+    expected = _rule_by_hand(x, y, data_range)
+    # float64 on our side: MONAI works in float32, whose error at 4^3 is a few 1e-5.
+    ours = ms_ssim(x.double(), y.double(), data_range)
+    np.testing.assert_allclose(ours.numpy(), expected.double().numpy(), atol=1e-4)
+
+
 @pytest.mark.parametrize("shape", [(64, 64, 64), (32, 96, 96), (6, 40, 40)])
 def test_shapes_monai_rejects_give_valid_values(smooth_volumes, shape):
     x, y, data_range = _pairs(smooth_volumes, 2, shape)
@@ -161,6 +188,30 @@ def test_paper_protocol_sanity(smooth_volumes):
     value = paper_ms_ssim(a, b)
     assert 0 < value < 1
     assert value == pytest.approx(paper_ms_ssim(b, a), abs=1e-12)
+
+
+def test_paper_protocol_follows_the_authors_formula(smooth_volumes):
+    # Their msssim_3d, step by step: scipy blur (reflect), C1/C2 for a range of 1, torch's 2x
+    # pooling, then prod(cs[:-1] ** w[:-1] * ssim[-1] ** w[-1]), i.e. the last SSIM to 4 * w[-1].
+    from scipy.ndimage import gaussian_filter
+
+    a, b = (2.0 * v.astype(np.float64) - 1 for v in smooth_volumes(2, (36, 34, 32), own=0.3))
+    x, y = torch.from_numpy(a)[None, None], torch.from_numpy(b)[None, None]
+    cs, ssim = [], []
+    for _ in MSSSIM_WEIGHTS:
+        p, q = x.numpy(), y.numpy()
+        mu_p, mu_q = gaussian_filter(p, 1.5), gaussian_filter(q, 1.5)
+        cov = gaussian_filter(p * q, 1.5) - mu_p * mu_q
+        var = gaussian_filter(p * p, 1.5) - mu_p**2 + gaussian_filter(q * q, 1.5) - mu_q**2
+        contrast = (2 * cov + 9e-4) / (var + 9e-4)
+        cs.append(contrast.mean())
+        ssim.append((contrast * (2 * mu_p * mu_q + 1e-4) / (mu_p**2 + mu_q**2 + 1e-4)).mean())
+        x, y = F.avg_pool3d(x, 2), F.avg_pool3d(y, 2)
+    w = np.asarray(MSSSIM_WEIGHTS)
+    expected = np.prod(np.asarray(cs[:-1]) ** w[:-1]) * ssim[-1] ** (4 * w[-1])
+    assert paper_ms_ssim(a, b) == pytest.approx(expected, rel=1e-10)
+    standard_combination = np.prod(np.asarray(cs[:-1]) ** w[:-1]) * ssim[-1] ** w[-1]
+    assert abs(expected - standard_combination) > 1e-3  # the data show the exponent's effect
 
 
 def test_paper_protocol_is_nan_for_anticorrelated_volumes(smooth_volumes):
