@@ -240,9 +240,13 @@ def _open_manifest(preset: Preset, raw_dir: Path, out_dir: Path, masks_dir: Path
         differs = f"was prepared by another version of the {preset.name!r} pipeline"
     elif (old.masks_dir is None) != (masks_dir is None):
         differs = ("was prepared with masks" if old.masks_dir else "was prepared without masks")
+    # Sources are recorded relative to the data folder, so scans of another folder with the same
+    # relative paths would pass as done and the manifest would name the wrong files.
+    elif old.raw_dir != fresh.raw_dir:
+        differs = f"was prepared from another data folder ({old.raw_dir})"
+    elif old.masks_dir != fresh.masks_dir:
+        differs = f"was prepared with masks from another folder ({old.masks_dir})"
     if differs is None:
-        old.masks_dir = fresh.masks_dir
-        old.raw_dir = fresh.raw_dir
         return old
     if not overwrite:
         raise PreparedError(f"{out_dir} {differs}; choose another --out or add --overwrite to "
@@ -276,7 +280,8 @@ def prepare_folder(preset: Preset, raw_dir: str | os.PathLike, out_dir: str | os
 
     A scan that cannot be read or processed is reported on stderr, recorded in the manifest's
     `skipped` list and passed over; scans skipped by an earlier run are tried again. PreparedError
-    for folder-level problems (missing data folder, no scans, a PREP_DIR made by another preset).
+    for folder-level problems (missing data folder, no scans, a PREP_DIR made by another preset
+    or from another data folder).
     """
     from tqdm import tqdm
 

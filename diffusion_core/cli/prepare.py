@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="duke only: breast-region masks, one per scan with the scan's file "
                              "name (without masks an automatic body mask is used)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace a PREP_DIR made with another preset or pipeline version")
+                        help="replace a PREP_DIR made with another preset, pipeline version or "
+                             "data folder")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON summary on stdout instead of the summary line")
     return parser

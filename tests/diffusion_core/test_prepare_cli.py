@@ -137,6 +137,29 @@ def test_another_preset_into_the_same_folder_is_refused(mr_folder, tmp_path, cap
     assert np.load(out / "a.npy").shape == (64, 64, 64)
 
 
+def test_another_data_folder_into_the_same_prep_dir_is_refused(tmp_path, capsys):
+    """A scan of another folder with the same name is not taken as done (wrong provenance)."""
+    first, second, out = tmp_path / "site1", tmp_path / "site2", tmp_path / "prep"
+    _write_mr(first / "a.nii.gz", 1)
+    _write_mr(second / "a.nii.gz", 2)
+    assert main(["--preset", "tiny", "--data", str(first), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["--preset", "tiny", "--data", str(second), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "another data folder" in captured.err and "--overwrite" in captured.err
+    assert load_manifest(out).raw_dir == str(first.resolve())
+    # The same folder by another spelling is the same folder: a plain resume.
+    assert main(["--preset", "tiny", "--data", str(first / ".." / first.name), "--out", str(out),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["already_done"] == 1
+    assert main(["--preset", "tiny", "--data", str(second), "--out", str(out),
+                 "--overwrite"]) == 0
+    manifest = load_manifest(out)
+    assert manifest.raw_dir == str(second.resolve())
+    assert [s.source for s in manifest.scans] == ["a.nii.gz"]
+
+
 def test_duke_uses_masks_matched_by_file_name(tmp_path, capsys):
     """Right and left arrays per scan; a scan without its mask is skipped, saying so."""
     raw, masks, out = tmp_path / "raw", tmp_path / "masks", tmp_path / "prep"
