@@ -34,6 +34,9 @@ from studies.study import StudyError
 DEFAULT_HU_WINDOW = (-1024.0, 3071.0)  # the 12-bit range CT scanners store
 MR_LEVELS = 4095
 MR_PERCENTILES = (0.5, 99.5)
+# How far outside [-1, 1] a volume of the preset's shape may go and still count as a sampler's
+# output (VQ-GAN decoders have no output tanh, so they overshoot a little).
+PREPROCESSED_MARGIN = 0.1
 # Viewer defaults written to study.json: soft-tissue CT window (level, width) in HU, and the MR
 # auto-window percentiles (both as FACTS.md's viewer conventions).
 CT_VIEWER = {"window": [40, 400]}
@@ -79,9 +82,11 @@ def dequantise(array: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def is_preprocessed(array: np.ndarray, preset: Preset) -> bool:
-    """Whether a volume already has the preset's shape and values in [-1, 1]."""
-    return tuple(array.shape) == tuple(preset.shape) and float(array.min()) >= -1.0 \
-        and float(array.max()) <= 1.0
+    """Whether a volume already has the preset's shape and values in [-1, 1] (give or take
+    `PREPROCESSED_MARGIN`: a decoder's output overshoots slightly; it is clipped afterwards)."""
+    low, high = -1.0 - PREPROCESSED_MARGIN, 1.0 + PREPROCESSED_MARGIN
+    return tuple(array.shape) == tuple(preset.shape) and float(array.min()) >= low \
+        and float(array.max()) <= high
 
 
 def hu_window(preset: Preset | None) -> tuple[float, float]:

@@ -312,3 +312,20 @@ def test_a_scan_split_by_the_preset_gives_one_case_from_one_part(mr_inputs, tmp_
         array = read_case(study.case_path(row["case_id"])).array
         low_half_is_dark = array[:, 8:].mean() < array[:, :8].mean()
         assert low_half_is_dark == (match.group(2) == "1")
+
+
+def test_sampler_output_overshooting_slightly_is_taken_as_preprocessed():
+    """A decoder overshoots [-1, 1] a little: still the preset's grid, clipped, not re-run."""
+    from diffusion_core.io import Volume, canonical_affine
+    from studies.normalise import is_preprocessed, to_study_values
+
+    preset = get_preset("tiny")
+    sample = np.random.default_rng(3).uniform(-1.0, 1.0, preset.shape).astype(np.float32)
+    sample[0, 0, :2] = (-1.04, 1.05)
+    assert is_preprocessed(sample, preset)
+    assert not is_preprocessed(sample * 1.5, preset)
+    volume = Volume(sample, preset.spacing, canonical_affine(preset.spacing), "MR")
+    (case,) = to_study_values(volume, "MR", preset, np.random.default_rng(0))
+    expected = quantise_mr(to_intensity(np.clip(sample, -1.0, 1.0), preset))
+    assert case.shape == preset.shape
+    assert np.abs(case.astype(int) - expected).max() <= 1
