@@ -228,3 +228,26 @@ def test_output_names_come_from_the_relative_path(tmp_path):
     assert output_stem(raw / "series1", raw) == "series1"
     assert output_stem(raw, raw) == "raw"
     assert scan_stem(Path("x.NII.GZ")) == "x" and scan_stem(Path("exam.npy")) == "exam"
+
+
+@pytest.mark.slow
+def test_lidc_at_scanner_size_512_by_512(tmp_path, capsys):
+    """A scanner-sized chest CT (160 slices of 512x512 at 0.7 x 0.7 x 2 mm, shuffled DICOM
+    files, intercept -1024) and its NIfTI twin both become the same (128, 128, 128) cube."""
+    shape, spacing = (160, 512, 512), (2.0, 0.7, 0.7)
+    hu = np.full(shape, -1000.0, np.float32)
+    hu[_ellipsoid(shape, (90, 170, 220))] = 40.0
+    hu[_ellipsoid(shape, (60, 100, 70), (80, 250, 160))] = -850.0  # a right lung
+    volume = Volume(hu.astype(np.int16), spacing, canonical_affine(spacing), "CT")
+    raw, out = tmp_path / "raw", tmp_path / "prep"
+    write_dicom_series(volume, raw / "dicom", rescale_intercept=-1024.0)
+    write_nifti(volume, raw / "nifti.nii.gz")
+    assert main(["--preset", "lidc", "--data", str(raw), "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prepared"] == 2
+    from_dicom, from_nifti = np.load(out / "dicom.npy"), np.load(out / "nifti.npy")
+    assert from_dicom.shape == (128, 128, 128) and from_dicom.min() == -1.0
+    np.testing.assert_array_equal(from_dicom, from_nifti)
+    hu_out = to_intensity(from_dicom, get_preset("lidc"))
+    # 1 mm grid cropped to 320 mm: the right lung (patient right = low W) stays on the right.
+    right, left = hu_out[64, 64, 20:60], hu_out[64, 64, 68:108]
+    assert np.median(right) < -700 and abs(np.median(left) - 40) < 5
