@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffusion_core.io import Volume
+from diffusion_core.io import Volume, canonical_affine
 from diffusion_core.preprocess import preprocess, to_intensity
 from diffusion_core.presets import Preset
 from studies.study import StudyError
@@ -57,12 +57,9 @@ class Grid:
         In RAS+ world coordinates these are +z, -y and -x; the volume's centre sits at the origin,
         so no case carries its source's scanner position.
         """
-        sd, sh, sw = self.spacing
-        axes = np.array([[0.0, 0.0, -sw], [0.0, -sh, 0.0], [sd, 0.0, 0.0]])
+        affine = canonical_affine(self.spacing)
         centre = (np.array(self.shape, dtype=float) - 1.0) / 2.0
-        affine = np.eye(4)
-        affine[:3, :3] = axes
-        affine[:3, 3] = -axes @ centre
+        affine[:3, 3] = -affine[:3, :3] @ centre
         return affine
 
 

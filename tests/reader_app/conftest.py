@@ -14,23 +14,13 @@ import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from diffusion_core.io import canonical_affine  # noqa: E402
+
 TABLE1_KEYS = ["realistic_appearance", "slice_consistency", "anatomical_correctness"]
 TURING_KEYS = ["real_or_synthetic", "confidence"]
 CASE_IDS = ["3fa9c2d17b0e4a55", "a04be3917c2d5f68", "5c7e21f0d9a3b6e4", "e8d1046b2f9ac375"]
 SHAPE = (8, 24, 20)            # (D, H, W)
 SPACING = (3.0, 1.0, 1.5)      # mm, (D, H, W)
-
-
-def canonical_affine(spacing: tuple[float, float, float]) -> np.ndarray:
-    """The RAS+ affine of a canonical LPS (D, H, W) array: D -> superior (+z), H -> posterior
-    (-y), W -> patient left (-x)."""
-    d, h, w = spacing
-    affine = np.zeros((4, 4))
-    affine[0, 2] = -w
-    affine[1, 1] = -h
-    affine[2, 0] = d
-    affine[3, 3] = 1.0
-    return affine
 
 
 def case_volume(seed: int, shape: tuple[int, int, int] = SHAPE, modality: str = "CT"
