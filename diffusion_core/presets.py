@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from diffusion_core.nn.config import VQGANConfig
 from diffusion_core.preprocess import (
     CentreCropOrPad,
     ClipHU,
@@ -25,6 +26,7 @@ from diffusion_core.preprocess import (
     SplitLeftRight,
     Step,
 )
+from diffusion_core.training.config import VQGANLossConfig, VQGANSettings
 
 # Bump when a step's behaviour changes without its parameters changing, so old PREP_DIRs are
 # recognised as made by another pipeline.
@@ -177,3 +179,43 @@ def get_preset(name: str) -> Preset:
     except KeyError:
         raise PresetError(f"unknown preset {name!r}; choose one of: "
                           f"{', '.join(PRESETS)}") from None
+
+
+# --- model settings (Supplementary Table 1; small ones for the CPU) ------------------------------
+
+def _paper_vqgan(compression: tuple[int, int, int]) -> VQGANSettings:
+    """The paper's VQ-GAN: 16384 x 8 codes, lr 3e-4, batch 2, 100,000 steps, GAN from 10,000."""
+    return VQGANSettings(model=VQGANConfig(compression=compression, num_codes=16384,
+                                           embedding_dim=8, base_channels=16),
+                         loss=VQGANLossConfig(gan_start_step=10_000),
+                         learning_rate=3e-4, batch_size=2, steps=100_000)
+
+
+VQGAN_SETTINGS: dict[str, VQGANSettings] = {
+    "mrnet": _paper_vqgan((4, 4, 4)),
+    "adni": _paper_vqgan((2, 2, 2)),
+    "duke": _paper_vqgan((4, 4, 4)),
+    "lidc": _paper_vqgan((4, 4, 4)),
+    # 32x64x64 -> latent 8x16x16 (compression 4). A codebook the few demo volumes can fill, a
+    # light 3D critic only (16 filters) starting once reconstructions have formed; about 0.6 s
+    # per step at batch 2 on 2 CPU threads (benchmarks/bench_vqgan.py).
+    "demo": VQGANSettings(
+        model=VQGANConfig(compression=(4, 4, 4), num_codes=1024, embedding_dim=8,
+                          base_channels=16),
+        loss=VQGANLossConfig(gan_start_step=2_000, discriminators=("3d",),
+                             discriminator_channels=16, discriminator_layers=2),
+        learning_rate=3e-4, batch_size=2, steps=3_000),
+    # Tests: 8x16x16 -> 4x4x4 latents in well under a second per step.
+    "tiny": VQGANSettings(
+        model=VQGANConfig(compression=(2, 4, 4), num_codes=32, embedding_dim=4,
+                          base_channels=8),
+        loss=VQGANLossConfig(gan_start_step=20, discriminators=("2d", "3d"),
+                             discriminator_channels=8, discriminator_layers=2),
+        learning_rate=1e-3, batch_size=2, steps=60),
+}
+
+
+def vqgan_settings(name: str) -> VQGANSettings:
+    """The VQ-GAN settings of preset `name`; PresetError for an unknown one."""
+    get_preset(name)
+    return VQGAN_SETTINGS[name]
