@@ -185,13 +185,13 @@ def train_vqgan(preset_name: str, data: str | Path, out: str | Path, *,
     data_info = runs.check_data(data, preset_name)
     info = {"preset": preset_name, "data": data_info,
             "vqgan": settings.model.to_dict(), "loss": settings.loss.to_dict()}
-    runs.open_run_dir(run_dir, "vqgan", info, resume=resume)
     perceptual = None
     if perceptual_weights is not None and settings.loss.perceptual_weight > 0:
         perceptual = PerceptualLoss(perceptual_weights)
     elif distributed.rank() == 0:
         print("mdiff-train: no --perceptual-weights given, so the perceptual loss is off "
               "(reconstruction is L1 only)", file=sys.stderr)
+    runs.open_run_dir(run_dir, "vqgan", info, resume=resume)
     task = VQGANTask(VQGAN(settings.model), settings.loss, trainer.learning_rate, perceptual)
     loop = Trainer(task, trainer, run_dir, PreparedDataset(data, "train"),
                    PreparedDataset(data, "val"), device=device, run_info=info, progress=progress)

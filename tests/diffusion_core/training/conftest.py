@@ -34,3 +34,9 @@ def write_prep_dir(folder: Path, n: int = 12, preset: str = "tiny", seed: int = 
 def tiny_prep_dir(tmp_path) -> Path:
     """A tiny-preset PREP_DIR of 12 volumes (8x16x16)."""
     return write_prep_dir(tmp_path / "prep")
+
+
+@pytest.fixture
+def make_prep_dir():
+    """The `write_prep_dir` function, for tests that need other presets or sizes."""
+    return write_prep_dir
