@@ -134,9 +134,17 @@ class VQGAN(nn.Module):
         """z -> z_q: each latent vector snapped to its nearest code (no codebook update)."""
         return self.codebook.quantize(z)
 
-    def decode(self, z_q: torch.Tensor) -> torch.Tensor:
-        """z_q (N, embedding_dim, *latent) -> x (N, C, *S)."""
-        return self.decoder(z_q)
+    def decode(self, z_q: torch.Tensor, tiles: tuple[int, int] | None = None) -> torch.Tensor:
+        """z_q (N, embedding_dim, *latent) -> x (N, C, *S).
+
+        With `tiles` (pieces along H and W), decode exactly in overlapping tiles with whole-volume
+        GroupNorm statistics, keeping activations on the CPU (`nn.tiled`): for volumes whose
+        decode does not fit on the GPU. Inference only.
+        """
+        if tiles is None:
+            return self.decoder(z_q)
+        from diffusion_core.nn.tiled import tiled_decode
+        return tiled_decode(self.decoder, z_q, tiles).to(z_q.device)
 
     @property
     def last_layer(self) -> torch.Tensor:
