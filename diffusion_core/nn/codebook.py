@@ -54,7 +54,7 @@ def nearest_codes(vectors: torch.Tensor, codes: torch.Tensor,
     for start in range(0, vectors.shape[0], rows):
         chunk = vectors[start:start + rows]
         # ||v - e||^2 = ||v||^2 - 2 v.e + ||e||^2; ||v||^2 does not change the argmin.
-        distances = code_sq.unsqueeze(0) - 2.0 * chunk @ codes.t()
+        distances = torch.addmm(code_sq, chunk, codes.t(), alpha=-2.0)  # one pass, one buffer
         out[start:start + rows] = distances.argmin(1)
     return out
 
