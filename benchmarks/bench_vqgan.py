@@ -1,4 +1,4 @@
-"""VQ-GAN speed and memory: training steps per second and peak memory, forward memory at paper sizes.
+"""VQ-GAN speed and memory: steps per second, peak memory, forward memory at the paper sizes.
 
     .venv/bin/python benchmarks/bench_vqgan.py [--threads 2] [--steps 8] [--skip-paper]
 

@@ -11,7 +11,8 @@ import math
 import torch
 from torch import nn
 
-_CONVS: dict[int, type[nn.Module]] = {2: nn.Conv2d, 3: nn.Conv3d}
+from diffusion_core.nn.blocks import conv_class, group_norm
+
 _BATCH_NORMS: dict[int, type[nn.Module]] = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 NORMS: tuple[str, ...] = ("group", "batch")
 
@@ -19,7 +20,7 @@ NORMS: tuple[str, ...] = ("group", "batch")
 def _norm(kind: str, spatial_dims: int, channels: int) -> nn.Module:
     """GroupNorm (up to 32 groups that divide `channels`) or the authors' BatchNorm."""
     if kind == "group":
-        return nn.GroupNorm(math.gcd(32, channels), channels)
+        return group_norm(channels, 32)
     return _BATCH_NORMS[spatial_dims](channels)
 
 
@@ -43,7 +44,7 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, spatial_dims: int, in_channels: int = 1, channels: int = 64,
                  num_layers: int = 3, kernel_size: int = 4, norm: str = "group") -> None:
         super().__init__()
-        if spatial_dims not in _CONVS:
+        if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, not {spatial_dims}")
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, not {norm!r}")
@@ -52,7 +53,7 @@ class PatchDiscriminator(nn.Module):
                              f"{in_channels}, {channels}, {num_layers}, {kernel_size}")
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
-        conv = _CONVS[spatial_dims]
+        conv = conv_class(spatial_dims)
         padding = math.ceil((kernel_size - 1) / 2)
         cap = 8 * channels
 
