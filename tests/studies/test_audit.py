@@ -14,9 +14,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from studies.audit import audit_folder, separation
+from studies.audit import audit_folder
+from studies.blinding import separation
 from studies.case_file import encode_case, padding_member, read_case
-from studies.cli import main
+from studies.cli.study import main
 from studies.normalise import Grid
 from studies.study import Study
 

@@ -18,7 +18,7 @@ from diffusion_core.preprocess import to_intensity
 from diffusion_core.presets import get_preset
 from studies.audit import audit_folder
 from studies.case_file import read_case
-from studies.cli import main
+from studies.cli.study import main
 from studies.normalise import Grid, quantise_mr
 from studies.study import Study
 
