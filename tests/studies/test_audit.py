@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from studies.audit import audit_folder
-from studies.blinding import separation
 from studies.case_file import encode_case, padding_member, read_case
 from studies.cli.study import main
 from studies.normalise import Grid
@@ -214,14 +213,3 @@ def test_audit_cli_fails_with_exit_1_and_a_wrong_key_exits_2(created, capsys, tm
     assert main(["audit", str(study), "--key", str(other)]) == 2
     err = capsys.readouterr().err
     assert "does not belong to the study" in err and err.count("\n") == 1
-
-
-def test_separation_rule():
-    sources = {"a": "real", "b": "real", "c": "synthetic", "d": "synthetic"}
-    assert separation({"a": 1, "b": 2, "c": 3, "d": 4}, sources) is not None
-    assert separation({"a": 1, "b": 3, "c": 2, "d": 4}, sources) is None
-    assert separation({"a": 1, "b": 2, "c": 2, "d": 4}, sources) is None  # touching ranges
-    assert separation({"a": 100, "b": 101, "c": 103, "d": 104}, sources, tolerance=5) is None
-    assert separation({"a": 100, "b": 101, "c": 110, "d": 111}, sources, tolerance=5) is not None
-    one_real = {"a": "real", "b": "synthetic", "c": "synthetic", "d": "synthetic"}
-    assert separation({"a": 1, "b": 2, "c": 3, "d": 4}, one_real) is None
