@@ -7,9 +7,9 @@ end, so a failure leaves no partial study. Blinding, beyond the values (normalis
 - cases are written in one random order and listed in study.json in another;
 - every case file gets the same modification and access time, set in a third random order;
 - the orders a reader could see (list, names, inodes, directory listing, change times) are checked
-  with the audit's rule (`studies.blinding`), and the cases are placed again with fresh ids while any of them separates
-  real from synthetic (with two or more of each this happens by chance with probability
-  2 / C(n, m) per order, so a retry is rare).
+  with the audit's rule (`studies.blinding`), and the cases are placed again with fresh ids while
+  any of them separates real from synthetic (with two or more of each this happens by chance
+  with probability 2 / C(n, m) per order, so a retry is rare).
 `--seed` makes the choice of inputs and the image values reproducible; ids and orders always come
 from `secrets`, so the seed says nothing about them.
 """
