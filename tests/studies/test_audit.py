@@ -213,3 +213,11 @@ def test_audit_cli_fails_with_exit_1_and_a_wrong_key_exits_2(created, capsys, tm
     assert main(["audit", str(study), "--key", str(other)]) == 2
     err = capsys.readouterr().err
     assert "does not belong to the study" in err and err.count("\n") == 1
+
+
+def test_an_unreadable_case_file_is_one_sentence_naming_it(created, capsys):
+    real = _reals(created)[0]
+    real.write_bytes(b"\x1f\x8b not a case any more")
+    assert main(["audit", str(created[0]), "--key", str(created[1])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(real) in err and "restore the case file" in err
