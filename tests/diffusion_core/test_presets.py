@@ -98,6 +98,30 @@ def test_pipeline_hash_is_stable_and_follows_the_parameters():
     assert len(hashes) == len(PRESETS)
 
 
+# The hashes every existing PREP_DIR records. A change to a preset's steps or to
+# `Step.describe()` changes one of them and would orphan those PREP_DIRs: it must be deliberate
+# (update this table, and bump PIPELINE_VERSION when behaviour changed without the parameters).
+PINNED_PIPELINE_HASHES = {
+    "mrnet": "4acdee03cb661c41da06b87b81072aacd1b7bb0b0c0f8b1ccc05e5b79d581b89",
+    "adni": "635de0578ab400478aba9cdf9b4e4eef60025fa5af2a8df1c55c890b8ed1a1b7",
+    "duke": "77612d7dab0f26a1a5ed68242369e934e76ca10cde8a76073cabc71527d1dc2a",
+    "lidc": "95c50801c731133a90e48a7528cf4c844a084d96a97fb465518bb1ca38c0416e",
+    "demo": "6c0f8dba9f984721a6eda5c1204dbd0a19ed8883a9cb15bf7ad1bcf1727020dd",
+    "tiny": "ea7c89ab9bfd61f5d64555e6604045a0f81d6e106dd3862f565c814cb6aac0a6",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_pipeline_hash_is_pinned(name):
+    """Each preset's pipeline hash is the hex value its PREP_DIRs were written with."""
+    assert get_preset(name).pipeline_hash == PINNED_PIPELINE_HASHES[name]
+
+
+def test_every_preset_has_a_pinned_hash():
+    """A new preset gets its hash written down too."""
+    assert set(PINNED_PIPELINE_HASHES) == set(PRESETS)
+
+
 def test_pipeline_description_is_json_data():
     """pipeline() names each step with its parameters, as the manifest stores them."""
     described = get_preset("lidc").pipeline()
