@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from diffusion_core.io import VolumeError, find_scans, read_volume
-from diffusion_core.preprocess import PreprocessError, preprocess_parts
+from diffusion_core.preprocess import PreprocessError
 from diffusion_core.presets import Preset
 
 MANIFEST_NAME = "manifest.json"
@@ -345,7 +345,7 @@ def _prepare_scan(preset: Preset, scan: Path, raw_dir: Path, out_dir: Path,
         if mask.shape != volume.array.shape:
             raise PreparedError(f"{scan}: its mask {mask_path} has shape {mask.shape}, the scan "
                                 f"{volume.array.shape}")
-    parts = preprocess_parts(volume, preset, mask)
+    parts = preset.preprocess_parts(volume, mask)
     stem = output_stem(scan, raw_dir)
     taken = {name for name, _source in manifest.array_sources()}
     names = [f"{stem}_{part.label}.npy" if part.label else f"{stem}.npy" for part in parts]

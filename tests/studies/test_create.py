@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from diffusion_core.io import read_volume
-from diffusion_core.preprocess import to_intensity
 from diffusion_core.presets import get_preset
 from studies.audit import audit_folder
 from studies.case_file import read_case
@@ -181,7 +180,7 @@ def test_preset_pipeline_and_preprocessed_passthrough(tmp_path):
         array = read_case(study.case_path(row["case_id"])).array
         assert array.shape == (8, 16, 16)
         if row["source"] == "synthetic":
-            expected = quantise_mr(to_intensity(samples[Path(row["origin"]).name], preset))
+            expected = quantise_mr(preset.to_intensity(samples[Path(row["origin"]).name]))
             assert np.abs(array.astype(int) - expected).max() <= 1
 
 
@@ -296,12 +295,12 @@ def test_bad_input_is_one_sentence_and_leaves_nothing(tmp_path, capsys, case):
 def test_a_scan_split_by_the_preset_gives_one_case_from_one_part(mr_inputs, tmp_path,
                                                                  monkeypatch):
     """DUKE-like presets return two arrays per scan; the study takes one, and the key says which."""
-    import studies.normalise
+    from diffusion_core.presets import Preset
 
     parts = [np.full((8, 16, 16), -1.0, np.float32), np.full((8, 16, 16), 1.0, np.float32)]
     for part in parts:
         part[:, :8] = 0.0  # two distinct halves, so the quantised case shows which part it was
-    monkeypatch.setattr(studies.normalise, "preprocess", lambda volume, preset: parts)
+    monkeypatch.setattr(Preset, "preprocess", lambda self, volume, mask=None: parts)
     out = tmp_path / "split"
     assert _create(out, "--real", str(mr_inputs["real"]), "--preset", "tiny",
                    "--n-real", "3") == 0
@@ -326,7 +325,7 @@ def test_sampler_output_overshooting_slightly_is_taken_as_preprocessed():
     assert not is_preprocessed(sample * 1.5, preset)
     volume = Volume(sample, preset.spacing, canonical_affine(preset.spacing), "MR")
     (case,) = to_study_values(volume, "MR", preset, np.random.default_rng(0))
-    expected = quantise_mr(to_intensity(np.clip(sample, -1.0, 1.0), preset))
+    expected = quantise_mr(preset.to_intensity(np.clip(sample, -1.0, 1.0)))
     assert case.shape == preset.shape
     assert np.abs(case.astype(int) - expected).max() <= 1
 
