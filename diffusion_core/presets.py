@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from diffusion_core.modality import MODALITIES
 from diffusion_core.preprocess import (
     CentreCropOrPad,
     ClipHU,
@@ -52,13 +53,16 @@ class Preset:
 
     name: str
     description: str
-    modality: str  # "MR" or "CT"
+    modality: str  # one of diffusion_core.modality.MODALITIES
     shape: tuple[int, int, int]  # output (D, H, W)
     spacing: tuple[float, float, float]  # nominal voxel spacing (mm, D, H, W) of the output
     depth_axis: str  # the anatomical plane of the depth (D) slices: "axial" or "sagittal"
     steps: tuple[Step, ...]  # the pipeline, in order; the last one scales to [-1, 1]
 
     def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"preset {self.name!r}: modality is one of {', '.join(MODALITIES)}, "
+                             f"not {self.modality!r}")
         # to_intensity inverts the last step, so every pipeline must end in the [-1, 1] scaling.
         if not self.steps or not isinstance(self.steps[-1], MinMax):
             raise ValueError(f"preset {self.name!r}: the pipeline must end in MinMax")

@@ -153,6 +153,12 @@ def test_a_pipeline_must_end_in_min_max():
                spacing=(1.0, 1.0, 1.0), depth_axis="axial", steps=())
 
 
+def test_a_preset_names_a_known_modality():
+    """Only CT and MR presets exist; a typo in the modality is refused when the preset is made."""
+    with pytest.raises(ValueError, match="modality is one of CT, MR"):
+        dataclasses.replace(get_preset("tiny"), modality="PET")
+
+
 def test_to_intensity_inverts_the_final_min_max():
     """CT: [-1, 1] back to the HU window; MR (per-volume scaling): back to [0, 1]."""
     values = np.array([-1.5, -1.0, 0.0, 0.5, 1.0, 1.2], np.float32)
