@@ -3,6 +3,8 @@ from another)."""
 
 from __future__ import annotations
 
+import builtins
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,3 +79,29 @@ def write_dicomdir_like() -> Callable:
 def pydicom_file() -> Callable:
     """A test file shipped with pydicom or pydicom-data, found offline (a function)."""
     return _pydicom_file
+
+
+@pytest.fixture
+def file_reads(monkeypatch) -> dict[str, list]:
+    """Every file opened (Path.open or open()) and every pydicom.dcmread from here on:
+    {"opened": [path], "parsed": [options]}."""
+    reads: dict[str, list] = {"opened": [], "parsed": []}
+    open_path, open_file, dcmread = Path.open, builtins.open, pydicom.dcmread
+
+    def counting_open(self, *args, **kwargs):
+        reads["opened"].append(Path(self))
+        return open_path(self, *args, **kwargs)
+
+    def counting_open_file(file, *args, **kwargs):
+        if isinstance(file, str | os.PathLike):
+            reads["opened"].append(Path(file))
+        return open_file(file, *args, **kwargs)
+
+    def counting_dcmread(source, *args, **kwargs):
+        reads["parsed"].append(kwargs)
+        return dcmread(source, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    monkeypatch.setattr(builtins, "open", counting_open_file)
+    monkeypatch.setattr(pydicom, "dcmread", counting_dcmread)
+    return reads

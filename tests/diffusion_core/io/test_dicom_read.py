@@ -147,3 +147,14 @@ def test_enhanced_ct_frames_follow_their_functional_groups(tmp_path, assert_same
     dataset.PixelData = dataset.PixelData[half:] + dataset.PixelData[:half]
     dataset.save_as(tmp_path / "reversed.dcm")
     assert_same_volume(read_volume(tmp_path / "reversed.dcm"), volume)
+
+
+def test_reading_a_series_opens_and_parses_each_file_once(ct_phantom, tmp_path, file_reads):
+    """The 'DICM' check, sorting and pixel reading share one open and one parse per file."""
+    paths = write_dicom_series(ct_phantom, tmp_path / "series", rescale_intercept=-1024)
+    (tmp_path / "series" / "notes.txt").write_text("not DICOM\n")
+    file_reads["opened"].clear()
+    np.testing.assert_array_equal(read_volume(tmp_path / "series").array, ct_phantom.array)
+    assert sorted(file_reads["opened"]) == sorted([*paths, tmp_path / "series" / "notes.txt"])
+    assert len(file_reads["parsed"]) == len(paths)
+    assert not any(options.get("stop_before_pixels") for options in file_reads["parsed"])

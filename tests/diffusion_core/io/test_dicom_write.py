@@ -38,6 +38,7 @@ def test_written_series_is_standard_axial_ct(ct_phantom, tmp_path):
     assert (first.Rows, first.Columns) == ct_phantom.array.shape[1:]
     assert first.PixelRepresentation == 0 and first.pixel_array.dtype == np.uint16
     assert float(first.RescaleIntercept) == -1024 and float(first.RescaleSlope) == 1
+    assert (first.WindowCenter, first.WindowWidth) == (40, 400)  # soft tissue, as viewers open
     heights = [float(d.ImagePositionPatient[2]) for d in datasets]
     np.testing.assert_allclose(np.diff(heights), 3.0)  # array[k] goes up the patient
     for k, (path, dataset) in enumerate(zip(paths, datasets, strict=True)):
