@@ -10,7 +10,7 @@ import pytest
 
 from diffusion_core.cli.prepare import main
 from diffusion_core.io import Volume, canonical_affine, write_dicom_series, write_nifti
-from diffusion_core.prepared import load_manifest, output_stem, scan_stem
+from diffusion_core.prepared import load_manifest
 from diffusion_core.presets import get_preset
 
 
@@ -218,15 +218,6 @@ def test_user_mistakes_are_one_sentence_and_exit_2(mr_folder, tmp_path, capsys, 
     assert message in captured.err
     assert captured.err.startswith("mdiff-prepare: ")
     assert len(captured.err.strip().splitlines()) == 1
-
-
-def test_output_names_come_from_the_relative_path(tmp_path):
-    """a/b c.nii.gz -> a__b_c; a series folder keeps its name; stems drop scan suffixes."""
-    raw = tmp_path / "raw"
-    assert output_stem(raw / "a" / "b c.nii.gz", raw) == "a__b_c"
-    assert output_stem(raw / "series1", raw) == "series1"
-    assert output_stem(raw, raw) == "raw"
-    assert scan_stem(Path("x.NII.GZ")) == "x" and scan_stem(Path("exam.npy")) == "exam"
 
 
 @pytest.mark.slow
