@@ -13,14 +13,24 @@ paper, whose readers rated synthetic images only; the real-vs-synthetic comparis
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from itertools import combinations
+from pathlib import Path
 
 import krippendorff
 import numpy as np
 import pandas as pd
 from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss_kappa
 
-from evaluation.ratings_csv import CATEGORIES, LETTERS, SCORES
+from evaluation.ratings_csv import (
+    CATEGORIES,
+    CATEGORY_TITLES,
+    LETTERS,
+    SCORES,
+    load_ratings,
+    reader_label,
+)
 
 KAPPA_WEIGHTINGS: tuple[str, ...] = ("linear", "quadratic")
 C_SCORE = 3  # "C or better" in the paper's counts: options C and D
@@ -178,3 +188,97 @@ def agreement_report(ratings: pd.DataFrame) -> dict:
         "datasets": datasets,
         "all_datasets": {c: dict(sorted(totals[c].items())) for c in CATEGORIES},
     }
+
+
+def agreement_from_exports(paths: Sequence[str | os.PathLike], *,
+                           figure: str | os.PathLike | None = None) -> dict:
+    """The agreement report of export CSVs; with `figure`, also the paper's Figure 2 as PNG.
+
+    The report's "figure" is the PNG's path, or None. EvalError for a bad file or figure path.
+    """
+    figure = None if figure is None else Path(figure)
+    if figure is not None:
+        from evaluation.figures import check_figure_path
+
+        # Before any statistics, so a typo in the path costs nothing.
+        check_figure_path(figure)
+    report = agreement_report(load_ratings(paths))
+    report["figure"] = None
+    if figure is not None:
+        from evaluation.figures import save_figure2
+
+        save_figure2(report, figure)
+        report["figure"] = str(figure)
+    return report
+
+
+def _kappa(stat: dict) -> str:
+    """A kappa with its interval, or why it has none."""
+    if stat["kappa"] is None:
+        return f"undefined ({stat['reason']})"
+    if stat["ci_low"] is None:
+        return f"{stat['kappa']:.2f} (no interval: {stat['reason']})"
+    return f"{stat['kappa']:.2f} (95% CI {stat['ci_low']:.2f} to {stat['ci_high']:.2f})"
+
+
+def _category_lines(title: str, stats: dict) -> list[str]:
+    """The pairwise and all-reader agreement of one question."""
+    lines = [f"  {title.capitalize()}, agreement:"]
+    for pair in stats["pairs"]:
+        first, second = pair["readers"]
+        agree = pair["percent_agreement"]
+        agree_text = (f"agreement {agree['percent']:.1f}%" if agree["percent"] is not None
+                      else f"agreement undefined ({agree['reason']})")
+        lines.append(f"    {reader_label(first)} and {reader_label(second)}: "
+                     f"{pair['n_shared']} shared cases, {agree_text}")
+        lines.append(f"      weighted kappa, linear: {_kappa(pair['kappa_linear'])}")
+        lines.append(f"      weighted kappa, quadratic: {_kappa(pair['kappa_quadratic'])}")
+    fleiss = stats["fleiss"]
+    if fleiss["kappa"] is None:
+        lines.append(f"    Fleiss' kappa: undefined ({fleiss['reason']})")
+    else:
+        everyone = "both" if fleiss["n_readers"] == 2 else f"all {fleiss['n_readers']}"
+        lines.append(f"    Fleiss' kappa: {fleiss['kappa']:.2f} over the {fleiss['n_cases']} "
+                     f"cases rated by {everyone} readers")
+    alpha = stats["krippendorff"]
+    if alpha["alpha"] is None:
+        lines.append(f"    Krippendorff's alpha (ordinal): undefined ({alpha['reason']})")
+    else:
+        lines.append(f"    Krippendorff's alpha (ordinal): {alpha['alpha']:.2f} over "
+                     f"{alpha['n_cases']} cases rated by two or more readers")
+    return lines
+
+
+def agreement_text(report: dict) -> str:
+    """The agreement report as text, with the paper-style counts first in each dataset."""
+    lines: list[str] = []
+    for dataset, summary in report["datasets"].items():
+        if summary["cases"] == "synthetic":
+            scope = f"{summary['n_cases']} synthetic cases (the export has the key; real left out)"
+        else:
+            scope = f"{summary['n_cases']} cases (no key: real and synthetic not told apart)"
+        lines.append(f"Dataset {dataset}: {scope}; {len(summary['readers'])} readers")
+        for category in CATEGORIES:
+            for reader, count in summary["categories"][category]["counts"].items():
+                lines.append(f"  {reader_label(reader)}, {CATEGORY_TITLES[category]}: C or "
+                             f"better {count['c_or_better']}/{count['total']}")
+        for category in CATEGORIES:
+            lines.extend(_category_lines(CATEGORY_TITLES[category],
+                                         summary["categories"][category]))
+        lines.append("")
+    if len(report["datasets"]) > 1:
+        lines.append("All datasets:")
+        for category in CATEGORIES:
+            for reader, total in report["all_datasets"][category].items():
+                parts = ", ".join(
+                    f"{d} {s['categories'][category]['counts'][reader]['c_or_better']}/"
+                    f"{s['categories'][category]['counts'][reader]['total']}"
+                    for d, s in report["datasets"].items()
+                    if reader in s["categories"][category]["counts"])
+                lines.append(f"  {reader_label(reader)}, {CATEGORY_TITLES[category]}: C or "
+                             f"better {total['c_or_better']}/{total['total']} ({parts})")
+        lines.append("")
+    if report["figure"]:
+        lines.append(f"Figure 2 written to {report['figure']}")
+    return "\n".join(lines).rstrip("\n")
+

@@ -20,22 +20,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evaluation.errors import EvalError
+from studies.export import ID_COLUMNS, TABLE1_COLUMNS, answer_cells
+from studies.key import SOURCES
+from studies.questions import ALL_QUESTIONS
+
 # The Table 1 questions, in the paper's order, with the wording used in reports.
-CATEGORIES: tuple[str, ...] = (
-    "realistic_appearance", "slice_consistency", "anatomical_correctness")
+CATEGORIES: tuple[str, ...] = TABLE1_COLUMNS
 CATEGORY_TITLES: dict[str, str] = {
     "realistic_appearance": "realistic appearance",
     "slice_consistency": "slice consistency",
     "anatomical_correctness": "anatomical correctness",
 }
-LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
+LETTERS: tuple[str, ...] = answer_cells(ALL_QUESTIONS[CATEGORIES[0]])  # A-D for every question
 LETTER_SCORES: dict[str, int] = {letter: i + 1 for i, letter in enumerate(LETTERS)}
 SCORES: tuple[int, ...] = tuple(LETTER_SCORES.values())
 
-ID_COLUMNS: tuple[str, ...] = ("study_id", "dataset", "reader", "case_id")
 REQUIRED_COLUMNS: tuple[str, ...] = ID_COLUMNS + CATEGORIES
-SOURCES: tuple[str, ...] = ("real", "synthetic")
-CONFIDENCES: tuple[str, ...] = ("1", "2", "3", "4")
+CALLS: tuple[str, ...] = answer_cells(ALL_QUESTIONS["real_or_synthetic"])
+CONFIDENCES: tuple[str, ...] = answer_cells(ALL_QUESTIONS["confidence"])
 
 
 def reader_label(reader: str) -> str:
@@ -43,7 +46,7 @@ def reader_label(reader: str) -> str:
     return reader if reader.lower().startswith("reader") else f"Reader {reader}"
 
 
-class RatingsCsvError(ValueError):
+class RatingsCsvError(EvalError, ValueError):
     """An export CSV that cannot be used; the message is one sentence naming the file."""
 
 
@@ -86,7 +89,7 @@ def _read_one(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
         frame[column] = _parse_choice(path, lines, raw[column], column, LETTERS, LETTER_SCORES)
     if "real_or_synthetic" in raw.columns:
         frame["real_or_synthetic"] = _parse_choice(
-            path, lines, raw["real_or_synthetic"], "real_or_synthetic", SOURCES, None)
+            path, lines, raw["real_or_synthetic"], "real_or_synthetic", CALLS, None)
     if "confidence" in raw.columns:
         frame["confidence"] = _parse_choice(path, lines, raw["confidence"], "confidence",
                                             CONFIDENCES, {c: int(c) for c in CONFIDENCES})

@@ -13,13 +13,16 @@ Statistics that cannot be computed (no answers, one class only) are `None` with 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, mannwhitneyu
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 
-from evaluation.ratings_csv import CATEGORIES
+from evaluation.ratings_csv import CATEGORIES, CATEGORY_TITLES, load_ratings, reader_label
 
 TURING_COLUMNS: tuple[str, ...] = ("source", "real_or_synthetic")
 REALISM = "realistic_appearance"
@@ -123,3 +126,56 @@ def turing_report(ratings: pd.DataFrame) -> dict:
             "realism": realism_comparison(rows),
         }
     return {"files": sorted(set(ratings["file"])), "datasets": datasets}
+
+
+def turing_from_exports(paths: Sequence[str | os.PathLike]) -> dict:
+    """The Turing test report of unblinded export CSVs; EvalError for a bad or blinded file."""
+    return turing_report(load_ratings(paths, require=TURING_COLUMNS))
+
+
+def _share(stat: dict) -> str:
+    """A share in percent with its count and interval, or why it has none."""
+    if stat["value"] is None:
+        return f"undefined ({stat['reason']})"
+    return (f"{100 * stat['value']:.1f}% ({stat['k']}/{stat['n']}, 95% CI "
+            f"{100 * stat['ci_low']:.1f}-{100 * stat['ci_high']:.1f}%)")
+
+
+def _auc(stat: dict) -> str:
+    """An AUC, or why it has none."""
+    return f"undefined ({stat['reason']})" if stat["auc"] is None else f"{stat['auc']:.2f}"
+
+
+def _detection_lines(name: str, stats: dict) -> list[str]:
+    """How well one reader (or all pooled) told real from synthetic."""
+    accuracy = stats["accuracy"]
+    p_text = "" if accuracy["p_value"] is None else f", binomial p = {accuracy['p_value']:.3g}"
+    return [
+        f"  {name}: accuracy {_share(accuracy)}{p_text} against 50%",
+        f"    sensitivity (synthetic called synthetic) {_share(stats['sensitivity'])}",
+        f"    specificity (real called real) {_share(stats['specificity'])}",
+        f"    ROC AUC, realism as confidence: {_auc(stats['auc_realism'])}; "
+        f"Turing confidence: {_auc(stats['auc_confidence'])}",
+    ]
+
+
+def turing_text(report: dict) -> str:
+    """The Turing test report as text."""
+    lines: list[str] = []
+    for dataset, summary in report["datasets"].items():
+        n = summary["n_cases"]
+        lines.append(f"Dataset {dataset}: {n['real']} real and {n['synthetic']} synthetic cases")
+        for reader, stats in summary["readers"].items():
+            lines.extend(_detection_lines(reader_label(reader), stats))
+        lines.extend(_detection_lines("All readers pooled", summary["pooled"]))
+        lines.append("  Real vs synthetic scores (Mann-Whitney U, Holm-corrected):")
+        for question, test in summary["realism"].items():
+            title = CATEGORY_TITLES[question]
+            if test["p_value"] is None:
+                lines.append(f"    {title}: undefined ({test['reason']})")
+            else:
+                lines.append(f"    {title}: median real {test['median_real']:g} vs synthetic "
+                             f"{test['median_synthetic']:g} (A=1 ... D=4), U = {test['u']:g}, "
+                             f"p = {test['p_value']:.3g}, Holm p = {test['p_holm']:.3g}")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n")

@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from evaluation.errors import EvalError
 from evaluation.msssim import ms_ssim, paper_ms_ssim
 
 PROTOCOLS = ("standard", "paper")
 
 
-class VolumeFolderError(Exception):
+class VolumeFolderError(EvalError):
     """A folder of volumes that cannot be evaluated; the message is one sentence for the user."""
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from diffusion_core.io import read_volume
 from reader_app.windowing import AUTO_PERCENTILES, Window, percentile_window
+from studies.case_file import read_case as read_case_file
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,13 @@ class CaseImage:
 def read_case(path: Path, percentiles: tuple[float, float] = AUTO_PERCENTILES) -> CaseImage:
     """Read one case file in canonical orientation and compute its percentile window.
 
-    Study cases are int16 NIfTI; `read_volume` keeps the stored integers (no float copy) and
-    turns any file orientation into the canonical one. Failures raise `VolumeError`.
+    Study cases are int16 NIfTI; `studies.case_file.read_case` keeps the stored integers (no
+    float copy) and turns any file orientation into the canonical one. Failures raise
+    `VolumeError`.
     """
-    volume = read_volume(path)
-    return CaseImage(array=volume.array, spacing=volume.spacing,
-                     auto_window=percentile_window(volume.array, percentiles))
+    case = read_case_file(path)
+    return CaseImage(array=case.array, spacing=case.spacing,
+                     auto_window=percentile_window(case.array, percentiles))
 
 
 class CaseCache:

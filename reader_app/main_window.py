@@ -6,7 +6,6 @@ unblind a reader (no file names, case ids, headers or histograms).
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from concurrent.futures import Future
 
@@ -41,7 +40,7 @@ PANEL_WIDTH = 460
 COMPLETE_TEXT = "Study complete — thank you"
 UNREADABLE_TEXT = "This case could not be read."
 # Failures of the ratings database that must reach the reader instead of crashing the app.
-SAVE_ERRORS = (RatingStoreError, OSError, sqlite3.Error)
+SAVE_ERRORS = (RatingStoreError, OSError)
 
 
 class ReaderWindow(QMainWindow):

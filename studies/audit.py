@@ -5,19 +5,16 @@ of the list in study.json, the order of files on disk, file times, NIfTI and gzi
 types, distinct-value counts, value ranges and compressed file sizes.
 
 Properties that must be the same for every case (header bytes, dtype, modification time, name
-pattern) fail on any difference. Numeric properties use one rule: a feature **separates** real
-from synthetic when each group has at least 2 cases and their ranges do not overlap by more than
-the feature's tolerance, i.e. the AUC of the feature is 0 or 1 with a margin. Orders (list
-position, name, inode, directory position, change time) have no tolerance; content features
-(distinct values, value range) have 5% of their scale, so that small groups of similar images do
-not fail by chance.
+pattern) fail on any difference. Numeric properties use the rule of `studies.blinding`: a feature
+fails when it separates real from synthetic cases. Orders (list position, name, inode, directory
+position, change time) have no tolerance; content features (distinct values, value range) have 5%
+of their scale, so that small groups of similar images do not fail by chance.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,13 +22,13 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from nibabel.filebasedimages import ImageFileError
 
+from diffusion_core.io import VolumeError
+from studies.blinding import MIN_GROUP, auc, order_features, separation, span
 from studies.case_file import DATA_DTYPE, read_case
 from studies.key import KeyEntry, check_key_matches, read_key
-from studies.study import CASE_ID_PATTERN, CASE_SUFFIX, CASES_DIR, Study, StudyError
+from studies.study import CASE_ID_PATTERN, CASE_SUFFIX, Study, StudyError
 
-MIN_GROUP = 2
 CONTENT_TOLERANCE = 0.05
 
 
@@ -42,63 +39,6 @@ class CheckResult:
     name: str
     passed: bool
     reason: str
-
-
-def auc(values: dict[str, float], sources: dict[str, str]) -> float:
-    """P(a synthetic case's value > a real one's), ties counting one half."""
-    real = np.array([v for c, v in values.items() if sources[c] == "real"], dtype=float)
-    synthetic = np.array([v for c, v in values.items() if sources[c] == "synthetic"], dtype=float)
-    greater = (synthetic[:, None] > real[None, :]).sum()
-    ties = (synthetic[:, None] == real[None, :]).sum()
-    return float((greater + 0.5 * ties) / (real.size * synthetic.size))
-
-
-def separation(values: dict[str, float], sources: dict[str, str],
-               tolerance: float = 0.0) -> str | None:
-    """How a feature separates real from synthetic cases (see module docstring), or None."""
-    real = [v for c, v in values.items() if sources[c] == "real"]
-    synthetic = [v for c, v in values.items() if sources[c] == "synthetic"]
-    if len(real) < MIN_GROUP or len(synthetic) < MIN_GROUP:
-        return None
-    if min(real) - max(synthetic) > tolerance:
-        return (f"every real case is above every synthetic one (real {_span(real)}, synthetic "
-                f"{_span(synthetic)})")
-    if min(synthetic) - max(real) > tolerance:
-        return (f"every synthetic case is above every real one (real {_span(real)}, synthetic "
-                f"{_span(synthetic)})")
-    return None
-
-
-def _span(values: list[float]) -> str:
-    """'3' or '3 to 7'."""
-    low, high = min(values), max(values)
-    return f"{low:g}" if low == high else f"{low:g} to {high:g}"
-
-
-def order_features(study_folder: Path, listed: list[str]) -> dict[str, dict[str, float]]:
-    """Orders a reader could see without the app: feature name -> case id -> value."""
-    cases_dir = study_folder / CASES_DIR
-    names = os.listdir(cases_dir)
-    ids = [n[: -len(CASE_SUFFIX)] for n in names if n.endswith(CASE_SUFFIX)]
-    stats = {c: os.stat(cases_dir / f"{c}{CASE_SUFFIX}") for c in listed}
-    directory = {c: float(i) for i, c in enumerate(ids) if c in stats}
-    return {
-        "list position in study.json": {c: float(i) for i, c in enumerate(listed)},
-        "alphabetical order of file names": {c: float(i) for i, c in enumerate(sorted(listed))},
-        "inode number (creation order)": {c: float(s.st_ino) for c, s in stats.items()},
-        "directory listing order": directory,
-        "change time (ctime)": {c: float(s.st_ctime_ns) for c, s in stats.items()},
-    }
-
-
-def order_leaks(study_folder: Path, listed: list[str], sources: dict[str, str]) -> list[str]:
-    """The order features that separate real from synthetic, with how."""
-    leaks = []
-    for feature, values in order_features(study_folder, listed).items():
-        how = separation(values, sources)
-        if how is not None:
-            leaks.append(f"{feature}: {how}")
-    return leaks
 
 
 @dataclass(frozen=True)
@@ -117,9 +57,9 @@ def _facts(path: Path) -> _CaseFacts:
     """Read one case file; StudyError when it is no gzipped NIfTI."""
     try:
         stored = read_case(path)
-    except (OSError, ValueError, EOFError, zlib.error, ImageFileError) as err:
-        raise StudyError(f"The case file {path} cannot be read as gzipped NIfTI ({err}); "
-                         "restore it from a copy of the study.") from None
+    except VolumeError as err:
+        raise StudyError(f"{str(err).rstrip('.')}; restore the case file from a copy of the "
+                         "study.") from None
     return _CaseFacts(stored.gzip_header, stored.nifti_header, stored.dtype,
                       int(np.unique(stored.array).size), float(stored.array.min()),
                       float(stored.array.max()))
@@ -154,8 +94,8 @@ class _Audit:
                 # Apart, but by less than the feature's tolerance: say so rather than "overlap".
                 real = [v for c, v in values.items() if self.sources[c] == "real"]
                 synthetic = [v for c, v in values.items() if self.sources[c] == "synthetic"]
-                note += (f", apart by less than the tolerance: real {_span(real)}, synthetic "
-                         f"{_span(synthetic)}")
+                note += (f", apart by less than the tolerance: real {span(real)}, synthetic "
+                         f"{span(synthetic)}")
             aucs.append(note)
         if leaks:
             return CheckResult(name, False, "; ".join(leaks))
@@ -305,3 +245,20 @@ def audit_folder(folder: str | Path, key_path: str | Path) -> list[CheckResult]:
     key = read_key(key_path)
     check_key_matches(key, study.case_ids, Path(key_path), study.folder)
     return audit_study(study, key)
+
+
+def audit_report(folder: str | Path, results: list[CheckResult]) -> dict:
+    """The audit as one JSON-ready object: the study, whether it passed, and every check."""
+    return {"study": str(folder), "passed": all(r.passed for r in results),
+            "checks": [{"name": r.name, "passed": r.passed, "reason": r.reason}
+                       for r in results]}
+
+
+def audit_text(results: list[CheckResult]) -> str:
+    """The audit for the terminal: one PASS/FAIL line per check, then the verdict."""
+    lines = [f"{'PASS' if r.passed else 'FAIL'}  {r.name}: {r.reason}" for r in results]
+    failed = sum(not r.passed for r in results)
+    lines.append("Audit passed: nothing checked separates real from synthetic cases." if not failed
+                 else f"Audit failed: {failed} of {len(results)} checks can tell real from "
+                      "synthetic cases.")
+    return "\n".join(lines)

@@ -5,6 +5,9 @@ calibration, no intent); only the voxel data differ. The gzip stream carries no 
 zero time stamp. Files are then padded to one common size with an empty gzip member whose
 comment field is filler (RFC 1952 allows several members; gzip, zlib, nibabel and ITK decompress
 the file to the same bytes), so the compressed size, which follows image content, tells nothing.
+
+`read_case` is the one reader of the format: the audit compares what it returns, and the reader
+app displays it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from diffusion_core.io import VolumeError, read_volume
+from diffusion_core.modality import modality_header
 from studies.normalise import Grid
 
 GZIP_LEVEL = 6
@@ -45,7 +50,7 @@ def nifti_image(array: np.ndarray, grid: Grid, modality: str) -> nib.Nifti1Image
     image.set_qform(grid.affine, code=XFORM_CODE)
     image.set_sform(grid.affine, code=XFORM_CODE)
     image.header.set_xyzt_units("mm", "sec")
-    image.header["descrip"] = f"mdiff modality={modality}".encode("ascii")
+    image.header["descrip"] = modality_header(modality)
     image.header["aux_file"] = b""
     image.header["cal_min"] = 0
     image.header["cal_max"] = 0
@@ -83,13 +88,15 @@ def pad_file(path: Path, size: int) -> None:
 
 
 @dataclass(frozen=True)
-class StoredCase:
-    """What a case file holds, as the audit compares it."""
+class CaseFile:
+    """One case file as read back: the image to show, and the file facts the audit compares."""
 
+    array: np.ndarray                   # (D, H, W) in canonical orientation; int16 in a study
+    spacing: tuple[float, float, float]  # mm along D, H, W
+    modality: str                       # "CT" or "MR"; "" when the header records none
+    dtype: np.dtype                     # the stored data type
     gzip_header: bytes   # the first gzip member's header, optional fields included
     nifti_header: bytes  # the NIfTI header block up to the voxel data (extensions included)
-    dtype: np.dtype      # the stored data type
-    array: np.ndarray    # the stored values, unscaled
 
 
 def gzip_member_header(data: bytes) -> bytes:
@@ -107,12 +114,24 @@ def gzip_member_header(data: bytes) -> bytes:
     return data[:end]
 
 
-def read_case(path: Path) -> StoredCase:
-    """Read one case file for the audit; OSError or ValueError when it is no gzipped NIfTI."""
-    data = path.read_bytes()
-    raw = gzip.decompress(data)
-    image = nib.Nifti1Image.from_bytes(raw)
-    # The loaded image's header forgets the offset; the file's own header keeps it.
-    offset = int(nib.Nifti1Header.from_fileobj(io.BytesIO(raw))["vox_offset"])
-    return StoredCase(gzip_member_header(data), raw[:offset], image.get_data_dtype(),
-                      np.asarray(image.dataobj.get_unscaled()))
+def read_case(path: str | Path) -> CaseFile:
+    """Read one case file; VolumeError (naming the file) when it is no gzipped NIfTI volume.
+
+    `diffusion_core.io` reads the image, so a file in another orientation still comes back
+    canonical and integers stay integers (no float copy).
+    """
+    path = Path(path)
+    volume = read_volume(path)
+    try:
+        data = path.read_bytes()
+        # The NIfTI header block ends where the voxels start (`vox_offset`), beyond the fixed
+        # header when extensions follow it; only that much is decompressed.
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            fixed = stream.read(nib.Nifti1Header.sizeof_hdr)
+            header = nib.Nifti1Header.from_fileobj(io.BytesIO(fixed))
+            block = fixed + stream.read(max(0, int(header["vox_offset"]) - len(fixed)))
+        gzip_header = gzip_member_header(data)
+    except (OSError, EOFError, ValueError) as err:
+        raise VolumeError(f"{path} is not a gzipped NIfTI case file ({err}).") from None
+    return CaseFile(np.asarray(volume.array), volume.spacing, volume.modality,
+                    header.get_data_dtype(), gzip_header, block)

@@ -7,9 +7,9 @@ end, so a failure leaves no partial study. Blinding, beyond the values (normalis
 - cases are written in one random order and listed in study.json in another;
 - every case file gets the same modification and access time, set in a third random order;
 - the orders a reader could see (list, names, inodes, directory listing, change times) are checked
-  with the audit's rule, and the cases are placed again with fresh ids while any of them separates
-  real from synthetic (with two or more of each this happens by chance with probability
-  2 / C(n, m) per order, so a retry is rare).
+  with the audit's rule (`studies.blinding`), and the cases are placed again with fresh ids while
+  any of them separates real from synthetic (with two or more of each this happens by chance
+  with probability 2 / C(n, m) per order, so a retry is rare).
 `--seed` makes the choice of inputs and the image values reproducible; ids and orders always come
 from `secrets`, so the seed says nothing about them.
 """
@@ -28,9 +28,10 @@ import numpy as np
 from tqdm import tqdm
 
 from diffusion_core.io import Scan, Volume, VolumeError, list_scans
+from diffusion_core.modality import MODALITIES
 from diffusion_core.preprocess import PreprocessError
 from diffusion_core.presets import Preset, PresetError, get_preset
-from studies.audit import order_leaks
+from studies.blinding import order_leaks
 from studies.case_file import common_size, encode_case, pad_file
 from studies.key import KeyEntry, default_key_path, is_inside, write_key
 from studies.normalise import CT_VIEWER, MR_VIEWER, Grid, to_study_values
@@ -39,7 +40,6 @@ from studies.study import (
     CASE_SUFFIX,
     CASES_DIR,
     MANIFEST_NAME,
-    MODALITIES,
     RATINGS_DIR,
     STUDY_FORMAT,
     STUDY_VERSION,

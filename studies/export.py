@@ -15,18 +15,39 @@ import os
 from pathlib import Path
 
 from studies.key import check_key_matches, is_inside, read_key
+from studies.questions import TABLE1_QUESTIONS, TURING_QUESTIONS, Question
 from studies.ratings import ReaderRatings, read_study_ratings
 from studies.study import Study, StudyError
 
-FIXED_COLUMNS = ("study_id", "dataset", "reader", "case_id")
-TIME_COLUMNS = ("seconds_on_case", "rated_at")
-UNBLINDED_COLUMNS = ("source", "origin")
+ID_COLUMNS: tuple[str, ...] = ("study_id", "dataset", "reader", "case_id")
+TABLE1_COLUMNS: tuple[str, ...] = tuple(q.key for q in TABLE1_QUESTIONS)
+TURING_ANSWER_COLUMNS: tuple[str, ...] = tuple(q.key for q in TURING_QUESTIONS)
+TIME_COLUMNS: tuple[str, ...] = ("seconds_on_case", "rated_at")
+UNBLINDED_COLUMNS: tuple[str, ...] = ("source", "origin")
+# Every column an export can have, in the order it writes them; a study without the Turing
+# questions leaves those out, an export without the key the unblinded ones.
+COLUMNS: tuple[str, ...] = (ID_COLUMNS + TABLE1_COLUMNS + TURING_ANSWER_COLUMNS + TIME_COLUMNS
+                            + UNBLINDED_COLUMNS)
+# Answers written as their option's text instead of the stored letter.
+WORDED_QUESTIONS: tuple[str, ...] = ("real_or_synthetic",)
 
 
 def export_columns(study: Study, with_key: bool) -> list[str]:
     """The CSV header for a study."""
-    return [*FIXED_COLUMNS, *study.question_keys, *TIME_COLUMNS,
+    return [*ID_COLUMNS, *study.question_keys, *TIME_COLUMNS,
             *(UNBLINDED_COLUMNS if with_key else ())]
+
+
+def answer_cell(question: Question, letter: str) -> str:
+    """The export's cell for a stored answer ('' when unanswered)."""
+    if letter and question.key in WORDED_QUESTIONS:
+        return question.option(letter).text
+    return letter
+
+
+def answer_cells(question: Question) -> tuple[str, ...]:
+    """Every value the export can write for an answer to `question`, in option order."""
+    return tuple(answer_cell(question, letter) for letter in question.letters)
 
 
 def export_rows(study: Study, readers: list[ReaderRatings], include_partial: bool,
@@ -42,10 +63,7 @@ def export_rows(study: Study, readers: list[ReaderRatings], include_partial: boo
             row = {"study_id": study.study_id, "dataset": study.dataset,
                    "reader": ratings.reader, "case_id": case_id}
             for question in study.questions:
-                letter = given.get(question.key, "")
-                # The Turing call is exported as its word, the other answers as their letter.
-                row[question.key] = (question.option(letter).text
-                                     if letter and question.key == "real_or_synthetic" else letter)
+                row[question.key] = answer_cell(question, given.get(question.key, ""))
             row["seconds_on_case"] = f"{ratings.seconds_on_case(case_id):.1f}"
             row["rated_at"] = ratings.answered_at.get(case_id, "")
             if key is not None:

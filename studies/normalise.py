@@ -27,18 +27,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffusion_core.io import Volume, canonical_affine
+from diffusion_core.modality import CT_SOFT_TISSUE, MR_PERCENTILES
 from diffusion_core.presets import Preset
 from studies.study import StudyError
 
 DEFAULT_HU_WINDOW = (-1024.0, 3071.0)  # the 12-bit range CT scanners store
 MR_LEVELS = 4095
-MR_PERCENTILES = (0.5, 99.5)
 # How far outside [-1, 1] a volume of the preset's shape may go and still count as a sampler's
 # output (VQ-GAN decoders have no output tanh, so they overshoot a little).
 PREPROCESSED_MARGIN = 0.1
 # Viewer defaults written to study.json: soft-tissue CT window (level, width) in HU, and the MR
 # auto-window percentiles (both as FACTS.md's viewer conventions).
-CT_VIEWER = {"window": [40, 400]}
+CT_VIEWER = {"window": list(CT_SOFT_TISSUE)}
 MR_VIEWER = {"percentile": list(MR_PERCENTILES)}
 
 

@@ -13,6 +13,9 @@ Schema (version in `PRAGMA user_version`):
   answers    (case_id, question, value, answered_at, seconds_on_case), key (case_id, question)
   case_time  (case_id, seconds)                           time spent on a case, accumulated
 `value` is the option's letter (A-D, R/S, 1-4).
+
+Every failure of the database surfaces as a `RatingStoreError`, never as a raw `sqlite3.Error`, so
+callers (the reader app) need not know the storage.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import os
 import random
 import sqlite3
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,7 +121,10 @@ class ReaderRatings:
 
 def _connect(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit) with durable commits."""
-    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error as err:
+        raise _corrupt(path, err) from None
     try:
         conn.execute("PRAGMA journal_mode=DELETE")
         conn.execute("PRAGMA synchronous=FULL")
@@ -132,6 +140,17 @@ def _corrupt(path: Path, err: Exception) -> RatingStoreError:
     return RatingStoreError(
         f"The ratings database {path} is unreadable ({err}); it was left untouched: restore it "
         "from a backup or move it away to start this reader afresh.")
+
+
+@contextmanager
+def _database_errors(path: Path) -> Iterator[None]:
+    """Inside the block, an sqlite3 error becomes a RatingStoreError naming the database."""
+    try:
+        yield
+    except sqlite3.Error as err:
+        raise RatingStoreError(
+            f"The ratings database {path} failed ({err}); check that the disk is not full and "
+            "that the study folder is writable.") from None
 
 
 def _check_schema(conn: sqlite3.Connection, path: Path) -> bool:
@@ -235,11 +254,12 @@ class RatingStore:
         path = database_path(study, reader)
         try:
             conn = _connect(path)
-        except (RatingStoreError, sqlite3.Error) as err:
+        except RatingStoreError:
             lock.release()
-            raise err if isinstance(err, RatingStoreError) else _corrupt(path, err) from None
+            raise
         try:
-            order = _initialise_or_load(conn, path, study, reader)
+            with _database_errors(path):
+                order = _initialise_or_load(conn, path, study, reader)
         except BaseException:
             conn.close()
             lock.release()
@@ -272,9 +292,10 @@ class RatingStore:
     def answers(self, case_id: str) -> dict[str, str]:
         """Question key -> value given so far for one case."""
         self._check_case(case_id)
-        rows = self.conn.execute("SELECT question, value FROM answers WHERE case_id = ?",
-                                 (case_id,))
-        return dict(rows.fetchall())
+        with _database_errors(self.path):
+            rows = self.conn.execute("SELECT question, value FROM answers WHERE case_id = ?",
+                                     (case_id,))
+            return dict(rows.fetchall())
 
     def record_answer(self, case_id: str, question_key: str, value: str,
                       seconds_on_case: float) -> None:
@@ -282,7 +303,7 @@ class RatingStore:
         self._check_case(case_id)
         letter = self._check_value(question_key, value)
         seconds = _check_seconds(seconds_on_case)
-        with self.conn:
+        with _database_errors(self.path), self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute(
                 "INSERT INTO answers (case_id, question, value, answered_at, seconds_on_case) "
@@ -295,7 +316,7 @@ class RatingStore:
         """Add time spent on a case to its total (committed)."""
         self._check_case(case_id)
         seconds = _check_seconds(seconds)
-        with self.conn:
+        with _database_errors(self.path), self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute(
                 "INSERT INTO case_time (case_id, seconds) VALUES (?, ?) ON CONFLICT (case_id) "
@@ -304,12 +325,13 @@ class RatingStore:
     def seconds_on_case(self, case_id: str) -> float:
         """Accumulated time on a case (or, without any, the time given with its answers)."""
         self._check_case(case_id)
-        row = self.conn.execute("SELECT seconds FROM case_time WHERE case_id = ?",
-                                (case_id,)).fetchone()
-        if row is not None:
-            return float(row[0])
-        row = self.conn.execute("SELECT MAX(seconds_on_case) FROM answers WHERE case_id = ?",
-                                (case_id,)).fetchone()
+        with _database_errors(self.path):
+            row = self.conn.execute("SELECT seconds FROM case_time WHERE case_id = ?",
+                                    (case_id,)).fetchone()
+            if row is not None:
+                return float(row[0])
+            row = self.conn.execute("SELECT MAX(seconds_on_case) FROM answers WHERE case_id = ?",
+                                    (case_id,)).fetchone()
         return float(row[0]) if row[0] is not None else 0.0
 
     def is_complete(self, case_id: str) -> bool:
@@ -318,8 +340,9 @@ class RatingStore:
 
     def first_unrated_index(self) -> int:
         """Index in case_order of the first incomplete case; len(case_order) when all are done."""
-        counts = dict(self.conn.execute(
-            "SELECT case_id, COUNT(*) FROM answers GROUP BY case_id").fetchall())
+        with _database_errors(self.path):
+            counts = dict(self.conn.execute(
+                "SELECT case_id, COUNT(*) FROM answers GROUP BY case_id").fetchall())
         for index, case_id in enumerate(self.case_order):
             if counts.get(case_id, 0) < len(self._questions):
                 return index

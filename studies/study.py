@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from diffusion_core.modality import MODALITIES
 from studies.questions import ALL_QUESTIONS, TURING_QUESTIONS, Question, study_questions
 
 STUDY_FORMAT = "mdiff-study"
@@ -27,7 +28,6 @@ CASES_DIR = "cases"
 RATINGS_DIR = "ratings"
 LOG_NAME = "log.txt"
 CASE_SUFFIX = ".nii.gz"
-MODALITIES = ("CT", "MR")
 # Case ids are random lowercase hex (see create.py); anything else could be a path.
 CASE_ID_PATTERN = re.compile(r"^[0-9a-f]{8,32}$")
 

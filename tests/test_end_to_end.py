@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from diffusion_core.io import Volume, canonical_affine, write_nifti
-from evaluation.cli import main as eval_main
-from studies.cli import main as study_main
+from evaluation.cli.eval import main as eval_main
+from studies.cli.study import main as study_main
 from studies.ratings import RatingStore
 from studies.study import Study
 

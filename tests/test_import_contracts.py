@@ -1,7 +1,10 @@
-"""DESIGN.md's import rules: the app starts without torch, and only reader_app imports Qt."""
+"""DESIGN.md's import rules: imports flow one way without circles, the app starts without torch,
+and only reader_app imports Qt."""
 
 from __future__ import annotations
 
+import ast
+import functools
 import json
 import pkgutil
 import subprocess
@@ -13,7 +16,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Modules that the app or studies import at start-up: numpy/scipy/nibabel/pydicom only.
 LIGHT_CORE = ["diffusion_core", "diffusion_core.io", "diffusion_core.presets",
-              "diffusion_core.preprocess"]
+              "diffusion_core.preprocess", "diffusion_core.cli.common"]
+PACKAGES = ("diffusion_core", "studies", "reader_app", "evaluation")
+# The packages each package may import: reader_app -> studies -> diffusion_core,
+# evaluation -> studies, diffusion_core; diffusion_core imports none of the others.
+MAY_IMPORT: dict[str, set[str]] = {
+    "diffusion_core": set(),
+    "studies": {"diffusion_core"},
+    "reader_app": {"studies", "diffusion_core"},
+    "evaluation": {"studies", "diffusion_core"},
+}
+# Entry points whose `--help` must answer at once: no torch, pandas, matplotlib or Qt at import.
+COMMANDS = ["diffusion_core.cli.prepare", "studies.cli.study", "evaluation.cli.eval"]
 
 
 def _modules(package: str) -> list[str]:
@@ -51,3 +65,191 @@ def test_only_reader_app_imports_qt(package):
     """No package but reader_app imports Qt or pyqtgraph."""
     qt = _imported_after(_modules(package)) & {"PySide6", "pyqtgraph", "shiboken6"}
     assert not qt, f"{package} imports {sorted(qt)}"
+
+
+# ------------------------------------------------------------------------ the import graph (ast)
+
+
+def _module_files() -> dict[str, Path]:
+    """Module name -> file, for every module of the four packages."""
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    """`if TYPE_CHECKING:` or `if typing.TYPE_CHECKING:`, whose imports never run."""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _import_nodes(body: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
+    """The imports that run when the module is imported (not those inside functions)."""
+    nodes: list[ast.Import | ast.ImportFrom] = []
+    for node in body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            nodes.append(node)
+        elif isinstance(node, ast.If):
+            nodes += _import_nodes(node.orelse if _is_type_checking(node.test)
+                                   else node.body + node.orelse)
+        elif isinstance(node, ast.Try):
+            nodes += _import_nodes(node.body + node.orelse + node.finalbody
+                                   + [s for h in node.handlers for s in h.body])
+        elif isinstance(node, ast.With | ast.ClassDef):
+            nodes += _import_nodes(node.body)
+    return nodes
+
+
+def _resolve(name: str, known: set[str]) -> str | None:
+    """The known module `name` is, or the nearest known package above it; None outside."""
+    while name and name not in known:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imported_names(source: str, module: str, is_package: bool) -> set[str]:
+    """Every dotted name `module` (given by its source) imports at module level, made absolute.
+
+    `from pkg import name` gives pkg.name: the submodule when there is one (see `imports_of`).
+    """
+    names: set[str] = set()
+    for node in _import_nodes(ast.parse(source).body):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+            continue
+        base = node.module or ""
+        if node.level:
+            package = module if is_package else module.rpartition(".")[0]
+            for _ in range(node.level - 1):
+                package = package.rpartition(".")[0]
+            base = f"{package}.{base}" if base else package
+        names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def imports_of(source: str, module: str, is_package: bool, known: set[str]) -> set[str]:
+    """The known modules that `module` imports at module level."""
+    resolved = (_resolve(name, known) for name in imported_names(source, module, is_package))
+    return {target for target in resolved if target and target != module}
+
+
+@functools.cache
+def _parsed() -> dict[str, tuple[set[str], set[str]]]:
+    """Module -> (modules of the four packages, other top-level packages) it imports at load."""
+    files = _module_files()
+    known = set(files)
+    found = {}
+    for module, path in files.items():
+        source, is_package = path.read_text(encoding="utf-8"), path.name == "__init__.py"
+        names = imported_names(source, module, is_package)
+        found[module] = (imports_of(source, module, is_package, known),
+                         {n.split(".")[0] for n in names} - set(PACKAGES))
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the modules of the four packages it imports at module level."""
+    return {module: set(internal) for module, (internal, _) in _parsed().items()}
+
+
+def loaded_at_import(modules: list[str]) -> set[str]:
+    """Other top-level packages that importing `modules` loads through our module-level imports."""
+    graph, parsed = import_graph(), _parsed()
+    seen, todo = set(), list(modules)
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(graph[module])
+    return set().union(*(parsed[m][1] for m in seen))
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as [a, b, ..., a], or None when the graph has none."""
+    state: dict[str, str] = {}  # "open" while on the current path, "done" once fully explored
+    for start in sorted(graph):
+        if start in state:
+            continue
+        path, stack = [start], [iter(sorted(graph[start]))]
+        state[start] = "open"
+        while stack:
+            target = next(stack[-1], None)
+            if target is None:
+                state[path.pop()] = "done"
+                stack.pop()
+            elif state.get(target) == "open":
+                return path[path.index(target):] + [target]
+            elif target not in state:
+                state[target] = "open"
+                path.append(target)
+                stack.append(iter(sorted(graph.get(target, ()))))
+    return None
+
+
+def direction_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from one package into another that MAY_IMPORT does not allow."""
+    bad = []
+    for module, targets in sorted(graph.items()):
+        package = module.split(".")[0]
+        for target in sorted(targets):
+            other = target.split(".")[0]
+            if other != package and other not in MAY_IMPORT[package]:
+                bad.append(f"{module} -> {target}")
+    return bad
+
+
+def test_the_graph_sees_the_real_imports():
+    """A parser that found nothing would pass the checks below; it finds known edges."""
+    graph = import_graph()
+    assert {"studies.blinding", "studies.case_file", "diffusion_core.io"} <= graph["studies.create"]
+    assert "diffusion_core.cli.common" in graph["evaluation.cli.eval"]
+    assert "evaluation.cli.msssim" in graph["evaluation.cli.eval"]
+
+
+def test_no_module_imports_itself_in_a_circle():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_imports_flow_one_way_between_packages():
+    assert direction_violations(import_graph()) == []
+
+
+def test_the_checks_catch_a_circle_and_a_wrong_direction():
+    """The checkers on made-up graphs and sources, so that the two tests above can fail."""
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+    assert direction_violations({"diffusion_core.io": {"studies.study"},
+                                 "studies.study": {"diffusion_core.io"},
+                                 "studies.x": {"reader_app.y", "evaluation.z"}}) == [
+        "diffusion_core.io -> studies.study", "studies.x -> evaluation.z",
+        "studies.x -> reader_app.y"]
+    known = {"p", "p.a", "p.b", "p.sub", "p.sub.c", "q"}
+    source = (
+        "import q\n"
+        "from . import a\n"
+        "from .sub import c as c_module\n"
+        "from p.b import SOMETHING\n"
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from p.sub import c\n"
+        "def f():\n"
+        "    import p.b\n"
+    )
+    assert imports_of(source, "p.b", False, known) == {"q", "p.a", "p.sub.c"}
+    assert imports_of("from .. import a", "p.sub.c", False, known) == {"p.a"}
+    assert imports_of("from . import c", "p.sub", True, known) == {"p.sub.c"}
+    assert imported_names("import numpy as np\nfrom scipy import ndimage\n", "p", True) == {
+        "numpy", "scipy.ndimage"}
+
+
+def test_commands_answer_help_without_heavy_imports():
+    """`mdiff-prepare`, `mdiff-study` and `mdiff-eval` import their libraries in `run`."""
+    loaded = loaded_at_import(COMMANDS)
+    assert "numpy" in loaded  # the walk reaches the libraries (diffusion_core.io needs numpy)
+    heavy = loaded & {"torch", "monai", "pandas", "matplotlib", "PySide6", "statsmodels",
+                      "sklearn"}
+    assert not heavy, f"importing {COMMANDS} pulls in {sorted(heavy)}"

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict
 
+from diffusion_core.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Failure,
+    add_json_option,
+    print_result,
+    run_command,
+)
 from diffusion_core.prepared import PreparedError, prepare_folder
 from diffusion_core.presets import PRESETS, PresetError, get_preset
 
@@ -31,37 +38,30 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a PREP_DIR made with another preset, pipeline version or "
                              "data folder")
-    parser.add_argument("--json", action="store_true",
-                        help="print a JSON summary on stdout instead of the summary line")
+    add_json_option(parser, "the summary line")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of mdiff-prepare; returns the exit status (2 for a usage mistake)."""
     args = _parser().parse_args(argv)
-    try:
-        preset = get_preset(args.preset)
-        summary = prepare_folder(preset, args.data, args.out, masks_dir=args.masks,
-                                 overwrite=args.overwrite)
-    except (PresetError, PreparedError) as err:
-        print(f"mdiff-prepare: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"mdiff-prepare: cannot write the output: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("mdiff-prepare: interrupted; run the same command again to resume",
-              file=sys.stderr)
-        return 130
-    if args.json:
-        print(json.dumps(asdict(summary)))
-    else:
-        print(summary.line())
+    return run_command(
+        "mdiff-prepare", lambda: _prepare(args),
+        [Failure((PresetError, PreparedError)),
+         Failure(OSError, EXIT_FAILED, lambda err: f"cannot write the output: {err}")],
+        interrupted="interrupted; run the same command again to resume")
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    """Prepare the folder and print the summary; a run that prepares nothing fails."""
+    summary = prepare_folder(get_preset(args.preset), args.data, args.out,
+                             masks_dir=args.masks, overwrite=args.overwrite)
+    print_result(args.json, asdict(summary), summary.line())
     if summary.arrays == 0:
         print(f"mdiff-prepare: no scan in {args.data} could be prepared; the reasons are in "
               f"{args.out}/manifest.json", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

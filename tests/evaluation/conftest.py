@@ -37,7 +37,7 @@ def write_export(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def run_eval(capsys: pytest.CaptureFixture) -> Callable[[list[str]], tuple[int, str, str]]:
     """Run `mdiff-eval ARGV` in-process; returns (exit status, stdout, stderr)."""
-    from evaluation.cli import main
+    from evaluation.cli.eval import main
 
     def run(argv: list[str]) -> tuple[int, str, str]:
         capsys.readouterr()

@@ -165,3 +165,13 @@ def test_cli_reports_one_sentence_and_exit_2(write_export, run_eval, command):
     assert out == ""
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "line 2, column `slice_consistency`" in err and "'E'" in err
+
+
+def test_the_export_writes_the_columns_the_loader_reads():
+    """studies.export owns the column list; here it is written out by hand, as the fixtures are."""
+    from studies.export import COLUMNS
+
+    assert COLUMNS == (
+        "study_id", "dataset", "reader", "case_id", "realistic_appearance", "slice_consistency",
+        "anatomical_correctness", "real_or_synthetic", "confidence", "seconds_on_case",
+        "rated_at", "source", "origin")

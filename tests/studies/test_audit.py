@@ -14,9 +14,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from studies.audit import audit_folder, separation
+from studies.audit import audit_folder
 from studies.case_file import encode_case, padding_member, read_case
-from studies.cli import main
+from studies.cli.study import main
 from studies.normalise import Grid
 from studies.study import Study
 
@@ -215,12 +215,9 @@ def test_audit_cli_fails_with_exit_1_and_a_wrong_key_exits_2(created, capsys, tm
     assert "does not belong to the study" in err and err.count("\n") == 1
 
 
-def test_separation_rule():
-    sources = {"a": "real", "b": "real", "c": "synthetic", "d": "synthetic"}
-    assert separation({"a": 1, "b": 2, "c": 3, "d": 4}, sources) is not None
-    assert separation({"a": 1, "b": 3, "c": 2, "d": 4}, sources) is None
-    assert separation({"a": 1, "b": 2, "c": 2, "d": 4}, sources) is None  # touching ranges
-    assert separation({"a": 100, "b": 101, "c": 103, "d": 104}, sources, tolerance=5) is None
-    assert separation({"a": 100, "b": 101, "c": 110, "d": 111}, sources, tolerance=5) is not None
-    one_real = {"a": "real", "b": "synthetic", "c": "synthetic", "d": "synthetic"}
-    assert separation({"a": 1, "b": 2, "c": 3, "d": 4}, one_real) is None
+def test_an_unreadable_case_file_is_one_sentence_naming_it(created, capsys):
+    real = _reals(created)[0]
+    real.write_bytes(b"\x1f\x8b not a case any more")
+    assert main(["audit", str(created[0]), "--key", str(created[1])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(real) in err and "restore the case file" in err

@@ -14,8 +14,8 @@ from diffusion_core.io import Volume, canonical_affine, write_nifti
 from diffusion_core.prepared import MANIFEST_NAME, Manifest, PreparedScan, prepare_folder
 from diffusion_core.presets import get_preset
 from studies.case_file import read_case
-from studies.cli import main
-from studies.normalise import Grid, quantise_ct, quantise_mr
+from studies.cli.study import main
+from studies.normalise import Grid
 from studies.study import Study
 
 
@@ -92,8 +92,9 @@ def test_a_ct_prep_dir_gives_ct_cases_in_hounsfield_units(lidc_inputs, tmp_path)
     for row in real:
         origin = Path(row["origin"])
         assert origin.parent == lidc_inputs["prep"].resolve()
-        expected = quantise_ct(preset.to_intensity(lidc_inputs["arrays"][origin.name]),
-                               preset.hu_window)
+        # lidc's [-1, 1] is its window [-1000, 400] HU, written out apart from the code.
+        prepared = lidc_inputs["arrays"][origin.name].astype(np.float64)
+        expected = np.clip(np.rint((prepared + 1.0) / 2.0 * 1400.0 - 1000.0), -1000, 400)
         stored = read_case(study.case_path(row["case_id"])).array
         assert stored.dtype == np.int16
         assert np.abs(stored.astype(int) - expected).max() <= 1
@@ -138,6 +139,10 @@ def test_mdiff_prepare_output_goes_straight_into_a_study(tmp_path):
     preset = get_preset("tiny")
     assert study.spacing == preset.spacing == (4.0, 4.0, 4.0)
     for row in _key_rows(out):
-        expected = quantise_mr(preset.to_intensity(np.load(row["origin"])))
+        # The MR study scale (0.5th and 99.5th percentiles to 0 and 4095) of the array itself:
+        # the preset's linear map back from [-1, 1] does not move the percentiles' places.
+        prepared = np.load(row["origin"]).astype(np.float64)
+        low, high = np.percentile(prepared, [0.5, 99.5])
+        expected = np.clip(np.rint((prepared - low) * 4095.0 / (high - low)), 0, 4095)
         stored = read_case(study.case_path(row["case_id"])).array
         assert np.abs(stored.astype(int) - expected).max() <= 1

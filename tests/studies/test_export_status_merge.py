@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from studies.cli import main
+from studies.cli.study import main
 from studies.key import KeyEntry, write_key
 from studies.ratings import RatingStore
 from studies.study import Study

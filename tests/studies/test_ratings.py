@@ -261,3 +261,20 @@ def test_newer_schema_is_refused(study_folder):
     conn.close()
     with pytest.raises(RatingStoreError, match="newer than this mdiff reads"):
         RatingStore.open(study, "anna")
+
+
+def test_a_database_failing_under_the_store_raises_rating_store_error(study_folder):
+    """Callers (the app) catch one error type: sqlite's own errors come out as RatingStoreError."""
+    study = Study.open(study_folder)
+    store = RatingStore.open(study, "anna")
+    case = store.case_order[0]
+    other = sqlite3.connect(store.path)
+    other.executescript("DROP TABLE answers; DROP TABLE case_time;")
+    other.close()
+    calls = [lambda: store.record_answer(case, "realistic_appearance", "C", 1.0),
+             lambda: store.add_time(case, 2.0), lambda: store.answers(case),
+             lambda: store.seconds_on_case(case), store.first_unrated_index]
+    for call in calls:
+        with pytest.raises(RatingStoreError, match=r"anna\.sqlite failed \(no such table"):
+            call()
+    store.close()

@@ -1,0 +1,113 @@
+"""What every mdiff command shares: subcommands, CSV inputs, `--json` output, and how a run ends.
+
+A command ends on a user mistake with one sentence on stderr (`PROG: what was wrong; what to do`)
+and a non-zero exit status, and on Ctrl-C with one line and status 130; never with a traceback.
+Standard library only, so studies, evaluation and the Qt app may all import it without pulling in
+torch or Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+EXIT_OK = 0
+EXIT_FAILED = 1       # the command ran but its outcome is a failure (e.g. an audit that fails)
+EXIT_USAGE = 2        # a user mistake, as argparse uses it
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+class Subcommand(Protocol):
+    """A module holding one subcommand: its help line, its options and what it runs."""
+
+    HELP: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add the subcommand's options to its parser."""
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Call the library with the parsed options, print the result, return the exit status."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How one kind of error ends a command: the exit status and the sentence printed."""
+
+    kinds: type[BaseException] | tuple[type[BaseException], ...]
+    status: int = EXIT_USAGE
+    sentence: Callable[[BaseException], str] = str
+
+
+def os_error_sentence(err: BaseException) -> str:
+    """An OSError as one sentence naming the file, for errors no library call turned into text."""
+    filename = getattr(err, "filename", None)
+    where = f" {filename}" if filename else ""
+    reason = getattr(err, "strerror", None) or err
+    return f"cannot access{where} ({reason}); check the path and its permissions."
+
+
+def run_command(prog: str, action: Callable[[], int], failures: Sequence[Failure] = (), *,
+                interrupted: str = "interrupted.") -> int:
+    """Run `action` and return its exit status; the first matching failure, or Ctrl-C, ends it.
+
+    An error no failure matches is a bug and keeps its traceback.
+    """
+    try:
+        return action()
+    except KeyboardInterrupt:
+        print(f"{prog}: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        for failure in failures:
+            if isinstance(err, failure.kinds):
+                print(f"{prog}: {failure.sentence(err)}", file=sys.stderr)
+                return failure.status
+        raise
+
+
+def command_parser(prog: str, description: str,
+                   subcommands: Mapping[str, Subcommand]) -> argparse.ArgumentParser:
+    """A parser with one subparser per subcommand; `args.run` is the chosen one's `run`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in subcommands.items():
+        # argparse %-formats a subcommand's help (not its description): "95% CI" would break
+        # `PROG --help`.
+        child = sub.add_parser(name, help=command.HELP.replace("%", "%%"),
+                               description=command.HELP)
+        command.add_arguments(child)
+        child.set_defaults(run=command.run)
+    return parser
+
+
+def add_csv_inputs(parser: argparse.ArgumentParser, help: str) -> None:
+    """The positional `CSV [CSV ...]` of a command that reads one or more CSV files."""
+    parser.add_argument("csv", nargs="+", type=Path, metavar="CSV", help=help)
+
+
+def add_json_option(parser: argparse.ArgumentParser, instead_of: str) -> None:
+    """The `--json` flag: one JSON object on stdout in place of the text output."""
+    parser.add_argument("--json", action="store_true",
+                        help=f"print one JSON object on stdout instead of {instead_of}")
+
+
+def print_result(as_json: bool, data: object, text: str) -> None:
+    """Print `data` as one JSON object (nothing else on stdout), or `text`."""
+    # NaN is no JSON value: a statistic that cannot be computed is null with a reason instead.
+    print(json.dumps(data, allow_nan=False) if as_json else text)
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value

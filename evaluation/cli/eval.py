@@ -1,0 +1,27 @@
+"""`mdiff-eval msssim|agreement|turing ...`: the paper's evaluation, one subcommand per module.
+
+Each subcommand module of this package has `HELP`, `add_arguments(parser)` and `run(args)`; its
+heavy libraries (torch, pandas, matplotlib) load in `run`, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from diffusion_core.cli.common import Failure, Subcommand, command_parser, run_command
+from evaluation.cli import agreement, msssim, turing
+from evaluation.errors import EvalError
+
+SUBCOMMANDS: dict[str, Subcommand] = {"msssim": msssim, "agreement": agreement, "turing": turing}
+DESCRIPTION = "Evaluate synthetic volumes and reader studies as in the Medical Diffusion paper."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `mdiff-eval`; a user mistake is one sentence on stderr and exit status 2."""
+    args = command_parser("mdiff-eval", DESCRIPTION, SUBCOMMANDS).parse_args(argv)
+    return run_command(f"mdiff-eval {args.command}", lambda: args.run(args), [Failure(EvalError)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

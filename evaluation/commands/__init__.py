@@ -1,1 +1,0 @@
-"""Subcommands of `mdiff-eval`, one module each."""

@@ -1,0 +1,47 @@
+"""`mdiff-study create --out STUDY [--synthetic DIR] [--real DIR] ...`: build a blinded study."""
+
+from __future__ import annotations
+
+import argparse
+
+from diffusion_core.cli.common import EXIT_OK
+from diffusion_core.modality import MODALITIES
+
+HELP = "build a blinded study from volume folders"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `mdiff-study create`."""
+    parser.add_argument("--out", required=True, help="the new study folder (must not exist)")
+    parser.add_argument("--synthetic", metavar="DIR", help="folder of synthetic volumes")
+    parser.add_argument("--real", metavar="DIR", help="folder of real volumes")
+    parser.add_argument("--n", type=int, metavar="N",
+                        help="synthetic cases to pick at random (default: all)")
+    parser.add_argument("--n-real", type=int, metavar="M",
+                        help="real cases to pick at random (default: all; 0 for none)")
+    parser.add_argument("--preset", metavar="NAME",
+                        help="bring every volume through this preset's pipeline")
+    parser.add_argument("--modality", choices=MODALITIES,
+                        help="CT or MR, when neither the preset nor the files say")
+    parser.add_argument("--turing", action="store_true",
+                        help="also ask 'Real or synthetic?' with a confidence 1-4")
+    parser.add_argument("--key", metavar="PATH",
+                        help="where to write the key CSV (default: STUDY.key.csv beside it)")
+    parser.add_argument("--seed", type=int, help="seed for picking inputs and image values")
+    parser.add_argument("--title", help="the study's title shown to readers")
+    parser.add_argument("--dataset", help="data set name for the export (default: the preset)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the study and say where it and its key are."""
+    # The preprocessing (scipy) and progress bar load here, so `mdiff-study --help` is fast.
+    from studies.create import create_study
+
+    made = create_study(args.out, synthetic=args.synthetic, real=args.real, n=args.n,
+                        n_real=args.n_real, preset=args.preset, turing=args.turing,
+                        key=args.key, seed=args.seed, title=args.title, dataset=args.dataset,
+                        modality=args.modality, progress=True)
+    print(f"Created study {made.folder} with {made.n_synthetic + made.n_real} cases "
+          f"({made.n_synthetic} synthetic, {made.n_real} real); key: {made.key_path} "
+          "(keep it away from the readers).")
+    return EXIT_OK
