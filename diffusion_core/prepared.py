@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from diffusion_core.io import VolumeError, find_scans, read_volume
-from diffusion_core.preprocess import PreprocessError, preprocess_parts
+from diffusion_core.preprocess import PreprocessError
 from diffusion_core.presets import Preset
 
 MANIFEST_NAME = "manifest.json"
@@ -116,11 +116,30 @@ def load_manifest(prep_dir: str | os.PathLike) -> Manifest:
     if not path.is_file():
         raise PreparedError(f"{prep_dir} has no {MANIFEST_NAME}; prepare the data first with "
                             f"mdiff-prepare --preset NAME --data RAW_DIR --out {prep_dir}")
+    return Manifest.from_json(_manifest_data(path), path)
+
+
+def find_manifest(folder: str | os.PathLike) -> Manifest | None:
+    """The manifest when `folder` is a PREP_DIR; None when it has none (or another tool's).
+
+    PreparedError for an mdiff-prepare manifest that is damaged or of another version, and for a
+    manifest.json that is not JSON at all (it cannot be told apart from a damaged one).
+    """
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    data = _manifest_data(path)
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        return None
+    return Manifest.from_json(data, path)
+
+
+def _manifest_data(path: Path) -> object:
+    """The JSON content of a manifest file; PreparedError when it cannot be read as JSON."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise PreparedError(f"{path} cannot be read as JSON ({err})") from None
-    return Manifest.from_json(data, path)
 
 
 SPLITS = ("train", "val", "all")
@@ -345,7 +364,7 @@ def _prepare_scan(preset: Preset, scan: Path, raw_dir: Path, out_dir: Path,
         if mask.shape != volume.array.shape:
             raise PreparedError(f"{scan}: its mask {mask_path} has shape {mask.shape}, the scan "
                                 f"{volume.array.shape}")
-    parts = preprocess_parts(volume, preset, mask)
+    parts = preset.preprocess_parts(volume, mask)
     stem = output_stem(scan, raw_dir)
     taken = {name for name, _source in manifest.array_sources()}
     names = [f"{stem}_{part.label}.npy" if part.label else f"{stem}.npy" for part in parts]

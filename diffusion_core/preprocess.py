@@ -1,10 +1,10 @@
 """The paper's preprocessing pipelines as small composable steps (numpy/scipy/scikit-image only).
 
-A preset lists its steps as data (see `diffusion_core.presets`); `preprocess` runs them over a
-`Volume`. Each step maps one `Part` (an array with its spacing and an optional mask) to a list of
-parts, so a step may split a scan (DUKE's left and right breast) and the rest stay one-to-one.
-scipy and scikit-image are imported inside the functions that need them: the reader app imports
-the presets (and so this module) at start-up and must open quickly.
+A preset lists its steps as data (see `diffusion_core.presets`); `run_steps` runs a list of
+steps over an array. Each step maps one `Part` (an array with its spacing and an optional mask)
+to a list of parts, so a step may split a scan (DUKE's left and right breast) and the rest stay
+one-to-one. scipy and scikit-image are imported inside the functions that need them: the reader
+app imports the presets (and so this module) at start-up and must open quickly.
 """
 
 from __future__ import annotations
@@ -12,14 +12,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from diffusion_core.io import Volume
-    from diffusion_core.presets import Preset
 
 Shape3 = tuple[int, int, int]
 Spacing3 = tuple[float, float, float]
@@ -400,6 +397,18 @@ class MinMax(Step):
         scaled -= np.float32(1.0)
         return [dataclasses.replace(part, array=np.clip(scaled, -1.0, 1.0, out=scaled))]
 
+    def invert(self, array: np.ndarray) -> np.ndarray:
+        """[-1, 1] back to the window's units (CT: Hounsfield units), or to [0, 1] without one.
+
+        Per-volume scaling forgets each volume's own range, so without a window the inverse can
+        only give [0, 1]. Values beyond [-1, 1] (a decoder's overshoot) are clipped first.
+        """
+        unit = (np.clip(np.asarray(array, dtype=np.float32), -1.0, 1.0) + 1.0) / 2.0
+        if self.window is None:
+            return unit
+        low, high = self.window
+        return (unit * np.float32(high - low) + np.float32(low)).astype(np.float32)
+
 
 def _check_pad_value(step: Step) -> None:
     """Accept a number or "minimum" as a step's `pad_value`, storing numbers as floats."""
@@ -412,68 +421,42 @@ def _check_pad_value(step: Step) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# pipelines
+# running steps
 
 
-def run_steps(part: Part, steps: tuple[Step, ...]) -> list[Part]:
-    """Apply `steps` in order to `part`; a step that splits passes every piece on."""
-    parts = [part]
-    for step in steps:
-        parts = [out for p in parts for out in step(p)]
-    return parts
+def run_steps(steps: Sequence[Step], array: np.ndarray, spacing: Spacing3,
+              mask: np.ndarray | None = None) -> list[Part]:
+    """Run `steps` in order over a (D, H, W) array with its spacing: the parts they make.
 
-
-def preprocess_parts(volume: Volume, preset: Preset, mask: np.ndarray | None = None) -> list[Part]:
-    """The preset's pipeline over `volume`, with each output's label and spacing.
-
-    `mask` (the scan's breast-region mask for DUKE) must have the volume's shape; passing one to
-    a preset whose steps use no mask is a PreprocessError rather than silently ignored.
+    The array is copied to float32 first, so the caller's is never changed. A step that splits
+    passes every piece on. `mask` (e.g. DUKE's breast region) must have the array's shape;
+    passing one to steps that use none is a PreprocessError rather than silently ignored.
     """
-    array = np.asarray(volume.array)
+    array = np.asarray(array)
     if array.ndim != 3:
         raise PreprocessError(f"expected a 3D volume (D, H, W), got shape {array.shape}")
     if min(array.shape) < 1:
         raise PreprocessError(f"the volume is empty (shape {array.shape})")
     if mask is not None:
-        if not any(step.uses_mask for step in preset.steps):
-            raise PreprocessError(f"preset {preset.name!r} takes no masks")
+        if not any(step.uses_mask for step in steps):
+            names = ", ".join(type(step).__name__ for step in steps)
+            raise PreprocessError(f"the pipeline ({names}) takes no masks")
         if mask.shape != array.shape:
             raise PreprocessError(
                 f"the mask's shape {mask.shape} differs from the volume's {array.shape}")
         mask = np.asarray(mask) > 0
     start = Part(array=array.astype(np.float32, copy=True),
-                 spacing=tuple(float(s) for s in volume.spacing), mask=mask)
+                 spacing=tuple(float(s) for s in spacing), mask=mask)
     if not np.isfinite(start.array).all():
         raise PreprocessError("the volume holds NaN or infinite values")
-    parts = run_steps(start, preset.steps)
-    for part in parts:
-        if part.array.shape != preset.shape:
-            raise PreprocessError(f"preset {preset.name!r} made shape {part.array.shape}, "
-                                  f"not {preset.shape}: its steps do not end in its shape")
+    parts = [start]
+    for step in steps:
+        parts = [out for part in parts for out in step(part)]
     return parts
-
-
-def preprocess(volume: Volume, preset: Preset, mask: np.ndarray | None = None) -> list[np.ndarray]:
-    """The preset's pipeline: float32 arrays of exactly preset.shape with values in [-1, 1].
-
-    A list because DUKE splits one scan into the patient's right and left breast (in that order);
-    the other presets return one array.
-    """
-    return [part.array for part in preprocess_parts(volume, preset, mask)]
-
-
-def to_intensity(array: np.ndarray, preset: Preset) -> np.ndarray:
-    """Undo the final min-max: CT to Hounsfield units in preset.hu_window, MR to [0, 1]."""
-    unit = (np.clip(np.asarray(array, dtype=np.float32), -1.0, 1.0) + 1.0) / 2.0
-    if preset.hu_window is None:
-        return unit
-    low, high = preset.hu_window
-    return (unit * np.float32(high - low) + np.float32(low)).astype(np.float32)
 
 
 __all__ = [
     "CentreCropOrPad", "ClipHU", "CropToBreastRegion", "CropToForeground", "MinMax", "PadToCube",
     "Part", "PreprocessError", "Resample", "Resize", "SplitLeftRight", "Step", "body_mask",
-    "breast_region_box", "preprocess", "preprocess_parts", "resize_volume", "run_steps",
-    "to_intensity",
+    "breast_region_box", "resize_volume", "run_steps",
 ]

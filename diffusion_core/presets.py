@@ -1,10 +1,12 @@
 """Named presets: the paper's four data sets (Supplementary Table 1) and two small ones.
 
 A preset holds its preprocessing pipeline as data (a tuple of steps from
-`diffusion_core.preprocess`), the output shape in our (D, H, W) order with the paper's
-height x width x depth beside it, the anatomical plane of its depth slices and the nominal voxel
-spacing of its output. The pipeline hash is derived from the steps' parameters, so a PREP_DIR
-records exactly which pipeline made it. Later issues add model hyperparameters here.
+`diffusion_core.preprocess`), the output shape in our (D, H, W) order (the paper's
+height x width x depth is derived from it), the anatomical plane of its depth slices and the
+nominal voxel spacing of its output. It runs its pipeline over a volume (`preprocess`) and maps
+[-1, 1] back to intensities (`to_intensity`, the inverse of its final `MinMax`). The pipeline
+hash is derived from the steps' parameters, so a PREP_DIR records exactly which pipeline made it.
+Model settings (Supplementary Table 1) are at the end: `vqgan_settings`, `ddpm_settings`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from diffusion_core.modality import MODALITIES
 from diffusion_core.nn.config import VQGANConfig
 from diffusion_core.preprocess import (
     CentreCropOrPad,
@@ -21,12 +27,18 @@ from diffusion_core.preprocess import (
     CropToForeground,
     MinMax,
     PadToCube,
+    Part,
+    PreprocessError,
     Resample,
     Resize,
     SplitLeftRight,
     Step,
+    run_steps,
 )
 from diffusion_core.training.config import VQGANLossConfig, VQGANSettings
+
+if TYPE_CHECKING:
+    from diffusion_core.io import Volume
 
 # Bump when a step's behaviour changes without its parameters changing, so old PREP_DIRs are
 # recognised as made by another pipeline.
@@ -43,13 +55,30 @@ class Preset:
 
     name: str
     description: str
-    modality: str  # "MR" or "CT"
+    modality: str  # one of diffusion_core.modality.MODALITIES
     shape: tuple[int, int, int]  # output (D, H, W)
-    paper_size: str  # the paper's height x width x depth, e.g. "256x256x32"
     spacing: tuple[float, float, float]  # nominal voxel spacing (mm, D, H, W) of the output
-    hu_window: tuple[float, float] | None  # CT only: the HU clip range, e.g. (-1000, 400)
     depth_axis: str  # the anatomical plane of the depth (D) slices: "axial" or "sagittal"
-    steps: tuple[Step, ...]  # the pipeline, in order
+    steps: tuple[Step, ...]  # the pipeline, in order; the last one scales to [-1, 1]
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"preset {self.name!r}: modality is one of {', '.join(MODALITIES)}, "
+                             f"not {self.modality!r}")
+        # to_intensity inverts the last step, so every pipeline must end in the [-1, 1] scaling.
+        if not self.steps or not isinstance(self.steps[-1], MinMax):
+            raise ValueError(f"preset {self.name!r}: the pipeline must end in MinMax")
+
+    @property
+    def paper_size(self) -> str:
+        """The output shape as the paper writes it: height x width x depth, e.g. "256x256x32"."""
+        depth, height, width = self.shape
+        return f"{height}x{width}x{depth}"
+
+    @property
+    def hu_window(self) -> tuple[float, float] | None:
+        """CT: the HU window the pipeline scales to [-1, 1], e.g. (-1000, 400); else None."""
+        return self.steps[-1].window
 
     @property
     def uses_masks(self) -> bool:
@@ -72,6 +101,30 @@ class Preset:
                           sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+    def preprocess_parts(self, volume: Volume, mask: np.ndarray | None = None) -> list[Part]:
+        """The pipeline over `volume`: each output with its label ("right", "left") and spacing.
+
+        `mask` (the scan's breast-region mask for DUKE) must have the volume's shape.
+        """
+        parts = run_steps(self.steps, volume.array, volume.spacing, mask)
+        for part in parts:
+            if part.array.shape != self.shape:
+                raise PreprocessError(f"preset {self.name!r} made shape {part.array.shape}, "
+                                      f"not {self.shape}: its steps do not end in its shape")
+        return parts
+
+    def preprocess(self, volume: Volume, mask: np.ndarray | None = None) -> list[np.ndarray]:
+        """The pipeline: float32 arrays of exactly `shape` with values in [-1, 1].
+
+        A list because DUKE splits one scan into the patient's right and left breast (in that
+        order); the other presets return one array.
+        """
+        return [part.array for part in self.preprocess_parts(volume, mask)]
+
+    def to_intensity(self, array: np.ndarray) -> np.ndarray:
+        """[-1, 1] back to intensities: CT to Hounsfield units in `hu_window`, MR to [0, 1]."""
+        return self.steps[-1].invert(array)
+
 
 _MRNET = Preset(
     name="mrnet",
@@ -79,11 +132,9 @@ _MRNET = Preset(
                 "to 32 slices of 256x256.",
     modality="MR",
     shape=(32, 256, 256),
-    paper_size="256x256x32",
     # MRNet's .npy exams carry no spacing; nominal: 3 mm sagittal slices, 160 mm field of view
     # over 256 pixels, typical of the knee protocol. Used only for the header of written volumes.
     spacing=(3.0, 0.625, 0.625),
-    hu_window=None,
     depth_axis="sagittal",
     # The providers already scaled the slices to 256x256; pad with the exam's own minimum so the
     # padding is background after min-max.
@@ -96,11 +147,9 @@ _ADNI = Preset(
                 "brain, pad to a cube, resize to 64^3, min-max.",
     modality="MR",
     shape=(64, 64, 64),
-    paper_size="64x64x64",
     # Each brain's box is scaled to fit 64 voxels, so spacing varies with brain size; nominal:
     # a 180 mm brain (its longest, front-to-back extent) over 64 voxels.
     spacing=(2.8, 2.8, 2.8),
-    hu_window=None,
     depth_axis="axial",
     steps=(CropToForeground(fraction=0.0), PadToCube(pad_value=0.0), Resize((64, 64, 64)),
            MinMax()),
@@ -113,29 +162,29 @@ _DUKE = Preset(
                 "each to 32x256x256, min-max.",
     modality="MR",
     shape=(32, 256, 256),
-    paper_size="256x256x32",
     # The resampling target; the final resize scales each crop by its own factor.
     spacing=(3.0, 0.66, 0.66),
-    hu_window=None,
     depth_axis="axial",
     steps=(Resample((3.0, 0.66, 0.66)), CropToBreastRegion(anterior_fraction=0.5),
            SplitLeftRight(), Resize((32, 256, 256)), MinMax()),
 )
 
+_LIDC_HU_WINDOW = (-1000.0, 400.0)  # the paper's: air to the top of soft tissue
+
 _LIDC = Preset(
     name="lidc",
-    description="LIDC-IDRI chest CT: HU clipped to [-1000, 400], resample to 1 mm, centre "
-                "crop/pad to 320^3 (padding is air), resize to 128^3, window to [-1, 1].",
+    description=f"LIDC-IDRI chest CT: HU clipped to [{_LIDC_HU_WINDOW[0]:g}, "
+                f"{_LIDC_HU_WINDOW[1]:g}], resample to 1 mm, centre crop/pad to 320^3 (padding "
+                f"is air), resize to 128^3, window to [-1, 1].",
     modality="CT",
     shape=(128, 128, 128),
-    paper_size="128x128x128",
     spacing=(2.5, 2.5, 2.5),  # 320 mm over 128 voxels
-    hu_window=(-1000.0, 400.0),
     depth_axis="axial",
-    # Clipping before resampling keeps metal and bone outliers out of the interpolation.
-    steps=(ClipHU(-1000.0, 400.0), Resample((1.0, 1.0, 1.0)),
-           CentreCropOrPad((320, 320, 320), pad_value=-1000.0), Resize((128, 128, 128)),
-           MinMax(window=(-1000.0, 400.0))),
+    # Clipping before resampling keeps metal and bone outliers out of the interpolation. The
+    # padding is air, the window's low end.
+    steps=(ClipHU(*_LIDC_HU_WINDOW), Resample((1.0, 1.0, 1.0)),
+           CentreCropOrPad((320, 320, 320), pad_value=_LIDC_HU_WINDOW[0]),
+           Resize((128, 128, 128)), MinMax(window=_LIDC_HU_WINDOW)),
 )
 
 _DEMO = Preset(
@@ -149,9 +198,7 @@ _DEMO = Preset(
     # FACTS.md measures at about 0.1-0.3 s on 2 CPU threads, so a demo trains and samples on a
     # laptop.
     shape=(32, 64, 64),
-    paper_size="64x64x32",
     spacing=(4.5, 3.0, 3.0),
-    hu_window=None,
     depth_axis="axial",
     steps=(Resample((4.5, 3.0, 3.0)), CropToForeground(fraction=0.1),
            CentreCropOrPad((32, 64, 64), pad_value="minimum"), MinMax()),
@@ -162,9 +209,7 @@ _TINY = Preset(
     description="Tests: any MR volume resized to 8x16x16, min-max.",
     modality="MR",
     shape=(8, 16, 16),
-    paper_size="16x16x8",
     spacing=(4.0, 4.0, 4.0),  # nominal only: the resize stretches any input to 8x16x16
-    hu_window=None,
     depth_axis="axial",
     steps=(Resize((8, 16, 16)), MinMax()),
 )

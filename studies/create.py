@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from diffusion_core.io import Volume, VolumeError, find_scans, read_volume
+from diffusion_core.io import Scan, Volume, VolumeError, list_scans
 from diffusion_core.modality import MODALITIES
 from diffusion_core.preprocess import PreprocessError
 from diffusion_core.presets import Preset, PresetError, get_preset
@@ -68,10 +68,15 @@ class CreatedStudy:
 class _Input:
     """One chosen input volume and what the key will say about it."""
 
-    path: Path
+    scan: Scan
     source: str  # "real" | "synthetic"
     model: str = ""
     seed: str = ""
+
+    @property
+    def path(self) -> Path:
+        """Where the input volume is."""
+        return self.scan.path
 
 
 @dataclass
@@ -99,6 +104,8 @@ def create_study(out: str | Path, *, synthetic: str | Path | None = None,
     streams = np.random.SeedSequence(seed).spawn(2)
     choice_rng, value_rng = (np.random.default_rng(stream) for stream in streams)
     inputs = _choose_inputs(synthetic, real, n, n_real, choice_rng)
+    the_preset = _preset_of_prepared(inputs, the_preset)
+    modality = _study_modality(modality, the_preset)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     build = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
@@ -214,10 +221,10 @@ def _choose_inputs(synthetic: str | Path | None, real: str | Path | None, n: int
     return chosen
 
 
-def _scans(folder: Path) -> list[Path]:
-    """The scans of an input folder; StudyError when it has none."""
+def _scans(folder: Path) -> list[Scan]:
+    """The scans of an input folder (or of a PREP_DIR); StudyError when it has none."""
     try:
-        scans = find_scans(folder)
+        scans = list_scans(folder)
     except VolumeError as err:
         raise StudyError(_sentence(err, "give a folder of NIfTI, DICOM or .npy volumes")) from None
     if not scans:
@@ -226,16 +233,37 @@ def _scans(folder: Path) -> list[Path]:
     return scans
 
 
-def _input(path: Path, source: str, folder: Path) -> _Input:
+def _input(scan: Scan, source: str, folder: Path) -> _Input:
     """An input with its provenance: a synthetic volume's model and seed, when known."""
+    path = scan.path
     if source == "real":
-        return _Input(path, source)
+        return _Input(scan, source)
     sidecar = _read_json(path.with_name(_stem(path) + ".json"))
     folder_model = _read_json(folder / MODEL_FILE)
     model = sidecar.get("model") or folder_model.get("name") or folder_model.get("model") \
         or folder.resolve().name
     seed = sidecar.get("seed", "")
-    return _Input(path, source, str(model), "" if seed is None else str(seed))
+    return _Input(scan, source, str(model), "" if seed is None else str(seed))
+
+
+def _preset_of_prepared(inputs: list[_Input], preset: Preset | None) -> Preset | None:
+    """The study's preset: the one that made the PREP_DIR inputs when none was given.
+
+    StudyError when PREP_DIRs of different presets are mixed, or when --preset names another.
+    """
+    prepared = {entry.scan.prepared_by: entry.path.parent for entry in inputs
+                if entry.scan.is_preprocessed}
+    if not prepared:
+        return preset
+    if len(prepared) > 1:
+        folders = ", ".join(f"{folder} ({name})" for name, folder in sorted(prepared.items()))
+        raise StudyError(f"The PREP_DIRs were prepared with different presets ({folders}); "
+                         "give folders of one preset.")
+    name, folder = next(iter(prepared.items()))
+    if preset is not None and preset.name != name:
+        raise StudyError(f"{folder} was prepared with preset {name!r}, not {preset.name!r}; "
+                         f"pass --preset {name} or leave --preset out.")
+    return preset or get_preset(name)
 
 
 def _stem(path: Path) -> str:
@@ -272,7 +300,7 @@ def _stage_cases(staging: Path, inputs: list[_Input], preset: Preset | None,
     staged: list[_StagedCase] = []
     for number, entry in enumerate(tqdm(ordered, desc="cases", unit="case",
                                         disable=None if progress else True)):
-        volume = _read(entry.path)
+        volume = _read(entry.scan)
         if volume.modality and modality and volume.modality != modality:
             raise StudyError(f"{entry.path} is {volume.modality} but the study is {modality}; "
                              "give volumes of one modality.")
@@ -308,10 +336,10 @@ def _stage_cases(staging: Path, inputs: list[_Input], preset: Preset | None,
     return staged, grid, modality
 
 
-def _read(path: Path) -> Volume:
-    """read_volume with its failure as a StudyError."""
+def _read(scan: Scan) -> Volume:
+    """The scan read, with its failure as a StudyError."""
     try:
-        return read_volume(path)
+        return scan.read()
     except VolumeError as err:
         raise StudyError(_sentence(err, "remove or replace that file and run create again")) \
             from None

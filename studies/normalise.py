@@ -28,7 +28,6 @@ import numpy as np
 
 from diffusion_core.io import Volume, canonical_affine
 from diffusion_core.modality import CT_SOFT_TISSUE, MR_PERCENTILES
-from diffusion_core.preprocess import preprocess, to_intensity
 from diffusion_core.presets import Preset
 from studies.study import StudyError
 
@@ -129,5 +128,5 @@ def to_study_values(volume: Volume, modality: str, preset: Preset | None,
     if is_preprocessed(raw, preset):
         arrays = [np.clip(dequantise(raw, rng), -1.0, 1.0)]
     else:
-        arrays = preprocess(dataclasses.replace(volume, array=dequantise(raw, rng)), preset)
-    return [quantise(to_intensity(a, preset), modality, preset) for a in arrays]
+        arrays = preset.preprocess(dataclasses.replace(volume, array=dequantise(raw, rng)))
+    return [quantise(preset.to_intensity(a), modality, preset) for a in arrays]

@@ -1,13 +1,17 @@
-"""Fixtures for the diffusion_core tests: a generated CT-like phantom in world coordinates."""
+"""Fixtures for the diffusion_core tests: a generated CT-like phantom in world coordinates, and
+small PREP_DIRs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from diffusion_core.io import Volume, canonical_affine
+from diffusion_core.prepared import Manifest, PreparedScan
+from diffusion_core.presets import get_preset
 
 # The phantom's canonical grid: thick slices, anisotropic in-plane voxels, centre off the origin.
 PHANTOM_SHAPE = (12, 40, 36)
@@ -58,3 +62,23 @@ def ct_phantom(phantom_canonical_affine) -> Volume:
     """The CT phantom as a canonical Volume: int16 HU, shape (12, 40, 36), 3 x 0.8 x 0.9 mm."""
     array = _sample(PHANTOM_SHAPE, phantom_canonical_affine)
     return Volume(array, PHANTOM_SPACING, phantom_canonical_affine, "CT", "phantom")
+
+
+def _tiny_prep_dir(folder: Path, sources: list[str], *, halves: bool = False) -> Path:
+    """A PREP_DIR of the tiny preset: one asymmetric array per source (two with `halves`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest.for_preset(get_preset("tiny"), folder / "raw", None)
+    rng = np.random.default_rng(0)
+    for source in sources:
+        names = [f"{source}_right.npy", f"{source}_left.npy"] if halves else [f"{source}.npy"]
+        for name in names:
+            np.save(folder / name, rng.uniform(-1, 1, (8, 16, 16)).astype(np.float32))
+        manifest.scans.append(PreparedScan(source=source, arrays=names))
+    manifest.save(folder)
+    return folder
+
+
+@pytest.fixture
+def make_prep_dir() -> Callable[..., Path]:
+    """A function writing a tiny-preset PREP_DIR (folder, sources, halves=False) -> folder."""
+    return _tiny_prep_dir

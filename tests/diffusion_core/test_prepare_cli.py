@@ -10,8 +10,7 @@ import pytest
 
 from diffusion_core.cli.prepare import main
 from diffusion_core.io import Volume, canonical_affine, write_dicom_series, write_nifti
-from diffusion_core.prepared import load_manifest, output_stem, scan_stem
-from diffusion_core.preprocess import to_intensity
+from diffusion_core.prepared import load_manifest
 from diffusion_core.presets import get_preset
 
 
@@ -62,7 +61,7 @@ def test_lidc_turns_a_dicom_ct_folder_into_a_128_cube(tmp_path, capsys):
     array = np.load(out / "patient1.npy")
     assert array.shape == (128, 128, 128) and array.dtype == np.float32
     assert array.min() == -1.0 and array.max() == 1.0
-    hu = to_intensity(array, get_preset("lidc"))
+    hu = get_preset("lidc").to_intensity(array)
     assert abs(float(np.median(hu[64, 60:68, 60:68])) - 40.0) < 2.0  # the intercept was applied
     manifest = load_manifest(out)
     assert manifest.preset == "lidc"
@@ -221,15 +220,6 @@ def test_user_mistakes_are_one_sentence_and_exit_2(mr_folder, tmp_path, capsys, 
     assert len(captured.err.strip().splitlines()) == 1
 
 
-def test_output_names_come_from_the_relative_path(tmp_path):
-    """a/b c.nii.gz -> a__b_c; a series folder keeps its name; stems drop scan suffixes."""
-    raw = tmp_path / "raw"
-    assert output_stem(raw / "a" / "b c.nii.gz", raw) == "a__b_c"
-    assert output_stem(raw / "series1", raw) == "series1"
-    assert output_stem(raw, raw) == "raw"
-    assert scan_stem(Path("x.NII.GZ")) == "x" and scan_stem(Path("exam.npy")) == "exam"
-
-
 @pytest.mark.slow
 def test_lidc_at_scanner_size_512_by_512(tmp_path, capsys):
     """A scanner-sized chest CT (160 slices of 512x512 at 0.7 x 0.7 x 2 mm, shuffled DICOM
@@ -247,7 +237,7 @@ def test_lidc_at_scanner_size_512_by_512(tmp_path, capsys):
     from_dicom, from_nifti = np.load(out / "dicom.npy"), np.load(out / "nifti.npy")
     assert from_dicom.shape == (128, 128, 128) and from_dicom.min() == -1.0
     np.testing.assert_array_equal(from_dicom, from_nifti)
-    hu_out = to_intensity(from_dicom, get_preset("lidc"))
+    hu_out = get_preset("lidc").to_intensity(from_dicom)
     # 1 mm grid cropped to 320 mm: the right lung (patient right = low W) stays on the right.
     right, left = hu_out[64, 64, 20:60], hu_out[64, 64, 68:108]
     assert np.median(right) < -700 and abs(np.median(left) - 40) < 5

@@ -23,10 +23,8 @@ from diffusion_core.preprocess import (
     Resize,
     SplitLeftRight,
     body_mask,
-    preprocess,
-    preprocess_parts,
     resize_volume,
-    to_intensity,
+    run_steps,
 )
 from diffusion_core.presets import PRESETS, get_preset
 
@@ -87,7 +85,7 @@ _INPUTS = {
 @functools.cache
 def _outputs(name: str) -> tuple[np.ndarray, ...]:
     """The preset's pipeline over its small input, computed once per test session."""
-    return tuple(preprocess(_INPUTS[name](), get_preset(name)))
+    return tuple(get_preset(name).preprocess(_INPUTS[name]()))
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -106,7 +104,7 @@ def test_every_pipeline_gives_the_preset_shape_in_minus_one_to_one(name):
 def test_lidc_keeps_hounsfield_meaning():
     """-1000 HU -> -1 and 400 HU (and above) -> 1; soft tissue lands where its HU says."""
     arrays = _outputs("lidc")
-    hu = to_intensity(arrays[0], get_preset("lidc"))
+    hu = get_preset("lidc").to_intensity(arrays[0])
     assert hu.min() == pytest.approx(-1000.0)
     assert hu.max() == pytest.approx(400.0)
     centre = hu[64, 56:60, 80:84]  # inside the body, away from the lung and the bone
@@ -119,9 +117,30 @@ def test_ct_window_maps_the_window_edges_exactly():
                 (1.0, 1.0, 1.0))
     scaled = MinMax(window=(-1000, 400))(part)[0].array.ravel()
     assert scaled.tolist() == pytest.approx([-1.0, -1.0, 0.0, 1.0, 1.0])
-    assert to_intensity(scaled, get_preset("lidc")).tolist() == pytest.approx(
+    assert get_preset("lidc").to_intensity(scaled).tolist() == pytest.approx(
         [-1000, -1000, -300, 400, 400], abs=1e-3)
-    assert to_intensity(np.array([-1.0, 0.0, 1.0]), get_preset("adni")).tolist() == [0, 0.5, 1]
+    assert get_preset("adni").to_intensity(np.array([-1.0, 0.0, 1.0])).tolist() == [0, 0.5, 1]
+
+
+def test_min_max_invert_is_the_inverse_of_its_window():
+    """MinMax(window).invert maps its output back to the window's units; without one, [0, 1]."""
+    part = Part(np.array([-1000, -650, 50, 400], np.float32).reshape(1, 1, 4), (1.0, 1.0, 1.0))
+    step = MinMax(window=(-1000, 400))
+    assert step.invert(step(part)[0].array).ravel().tolist() == [-1000.0, -650.0, 50.0, 400.0]
+    assert MinMax().invert(MinMax()(part)[0].array).ravel().tolist() == pytest.approx(
+        [0.0, 0.25, 0.75, 1.0])
+
+
+def test_run_steps_passes_every_piece_of_a_split_on():
+    """A split gives two parts; the steps after it run on each; the input stays as it was."""
+    array = np.arange(4 * 6 * 8, dtype=np.int16).reshape(4, 6, 8)
+    parts = run_steps((SplitLeftRight(), Resize((2, 3, 2)), MinMax()), array, (1.0, 2.0, 3.0))
+    assert [p.label for p in parts] == ["right", "left"]
+    assert all(p.array.shape == (2, 3, 2) and p.array.dtype == np.float32 for p in parts)
+    assert [p.spacing for p in parts] == [(2.0, 4.0, 6.0)] * 2
+    assert array[0, 0, 0] == 0 and array.dtype == np.int16
+    with pytest.raises(PreprocessError, match="takes no masks"):
+        run_steps((MinMax(),), array, (1.0, 1.0, 1.0), np.ones(array.shape, bool))
 
 
 def test_lidc_pads_with_air_not_zero():
@@ -148,8 +167,8 @@ def test_duke_pipeline_with_and_without_a_mask():
     preset = get_preset("duke")
     mask = np.zeros(volume.array.shape, dtype=bool)
     mask[4:16, 5:30, 8:72] = True
-    with_mask = preprocess_parts(volume, preset, mask)
-    without = preprocess_parts(volume, preset)
+    with_mask = preset.preprocess_parts(volume, mask)
+    without = preset.preprocess_parts(volume)
     for parts in (with_mask, without):
         assert [p.label for p in parts] == ["right", "left"]
         assert all(p.array.shape == (32, 256, 256) for p in parts)
@@ -251,8 +270,8 @@ def test_min_max_of_a_constant_volume_does_not_divide_by_zero():
     """A constant MR volume becomes -1 everywhere, without a warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        out = preprocess(_volume(np.full((12, 20, 18), 7.0, np.float32), (1, 1, 1)),
-                         get_preset("tiny"))
+        out = get_preset("tiny").preprocess(
+            _volume(np.full((12, 20, 18), 7.0, np.float32), (1, 1, 1)))
     assert np.all(out[0] == -1.0)
 
 
@@ -280,21 +299,21 @@ def test_bad_inputs_are_refused_with_a_reason():
     """An empty array, NaNs, a mask of another shape or empty, a mask for a preset without."""
     tiny, duke = get_preset("tiny"), get_preset("duke")
     with pytest.raises(PreprocessError, match="empty"):
-        preprocess(_volume(np.zeros((0, 4, 4), np.float32), (1, 1, 1)), tiny)
+        tiny.preprocess(_volume(np.zeros((0, 4, 4), np.float32), (1, 1, 1)))
     with pytest.raises(PreprocessError, match="NaN"):
-        preprocess(_volume(np.full((4, 4, 4), np.nan, np.float32), (1, 1, 1)), tiny)
+        tiny.preprocess(_volume(np.full((4, 4, 4), np.nan, np.float32), (1, 1, 1)))
     volume = _volume(_breast_mr(), (6.0, 2.64, 2.64))
     with pytest.raises(PreprocessError, match="mask's shape"):
-        preprocess(volume, duke, np.ones((3, 3, 3), bool))
+        duke.preprocess(volume, np.ones((3, 3, 3), bool))
     with pytest.raises(PreprocessError, match="takes no masks"):
-        preprocess(volume, tiny, np.ones(volume.array.shape, bool))
+        tiny.preprocess(volume, np.ones(volume.array.shape, bool))
     with pytest.raises(PreprocessError, match="mask is empty"):
-        preprocess(volume, duke, np.zeros(volume.array.shape, bool))
+        duke.preprocess(volume, np.zeros(volume.array.shape, bool))
 
 
 def test_preprocess_leaves_the_input_untouched():
     """The caller's array is copied, not modified in place."""
     volume = _INPUTS["duke"]()
     before = volume.array.copy()
-    preprocess(volume, get_preset("duke"))
+    get_preset("duke").preprocess(volume)
     assert np.array_equal(volume.array, before)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from diffusion_core.preprocess import CentreCropOrPad, ClipHU, MinMax, Resample, Resize
@@ -13,7 +14,8 @@ from diffusion_core.presets import PRESETS, Preset, PresetError, get_preset
 def test_the_papers_presets_and_the_small_ones_exist():
     """mrnet, adni, duke, lidc (Supplementary Table 1) plus demo and tiny."""
     assert set(PRESETS) == {"mrnet", "adni", "duke", "lidc", "demo", "tiny"}
-    assert all(PRESETS[name].name == name for name in PRESETS)
+    assert [get_preset(name).name for name in ("mrnet", "lidc", "tiny")] == [
+        "mrnet", "lidc", "tiny"]
 
 
 @pytest.mark.parametrize(("name", "shape", "paper_size", "modality"), [
@@ -21,9 +23,11 @@ def test_the_papers_presets_and_the_small_ones_exist():
     ("adni", (64, 64, 64), "64x64x64", "MR"),
     ("duke", (32, 256, 256), "256x256x32", "MR"),
     ("lidc", (128, 128, 128), "128x128x128", "CT"),
+    ("demo", (32, 64, 64), "64x64x32", "MR"),
+    ("tiny", (8, 16, 16), "16x16x8", "MR"),
 ])
 def test_paper_presets_match_supplementary_table_1(name, shape, paper_size, modality):
-    """Output shape in (D, H, W), the paper's height x width x depth beside it."""
+    """Output shape in (D, H, W); paper_size writes it the paper's way, height x width x depth."""
     preset = get_preset(name)
     assert preset.shape == shape
     assert preset.paper_size == paper_size
@@ -31,11 +35,9 @@ def test_paper_presets_match_supplementary_table_1(name, shape, paper_size, moda
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_paper_size_is_shape_written_height_width_depth(name):
-    """paper_size is H x W x D of the (D, H, W) shape."""
+def test_spacing_is_three_positive_values_and_depth_axis_a_plane(name):
+    """A nominal spacing for every output axis and a named plane for the depth slices."""
     preset = get_preset(name)
-    depth, height, width = preset.shape
-    assert preset.paper_size == f"{height}x{width}x{depth}"
     assert len(preset.spacing) == 3 and min(preset.spacing) > 0
     assert preset.depth_axis in ("axial", "sagittal")
 
@@ -54,8 +56,9 @@ def test_ct_window_is_the_papers_and_mr_has_none():
     lidc = get_preset("lidc")
     assert lidc.hu_window == (-1000.0, 400.0)
     clip = next(s for s in lidc.steps if isinstance(s, ClipHU))
-    assert (clip.low, clip.high) == lidc.hu_window
-    assert lidc.steps[-1].window == lidc.hu_window
+    assert (clip.low, clip.high) == (-1000.0, 400.0)
+    assert lidc.steps[-1].window == (-1000.0, 400.0)
+    assert "[-1000, 400]" in lidc.description
     for preset in PRESETS.values():
         if preset.modality == "MR":
             assert preset.hu_window is None
@@ -85,8 +88,9 @@ def test_unknown_preset_lists_the_known_names():
 def test_pipeline_hash_is_stable_and_follows_the_parameters():
     """Same parameters (1 or 1.0) -> same hash; any changed parameter -> another hash."""
     lidc = get_preset("lidc")
-    assert len(lidc.pipeline_hash) == 64
-    assert lidc.pipeline_hash == get_preset("lidc").pipeline_hash
+    rebuilt = dataclasses.replace(lidc, steps=tuple(dataclasses.replace(s) for s in lidc.steps))
+    assert rebuilt.steps[0] is not lidc.steps[0]
+    assert rebuilt.pipeline_hash == PINNED_PIPELINE_HASHES["lidc"]
     as_ints = dataclasses.replace(lidc, steps=(ClipHU(-1000, 400),) + lidc.steps[1:])
     assert as_ints.pipeline_hash == lidc.pipeline_hash
     other_window = dataclasses.replace(lidc, steps=(ClipHU(-1000, 500),) + lidc.steps[1:])
@@ -96,6 +100,30 @@ def test_pipeline_hash_is_stable_and_follows_the_parameters():
     assert other_spacing.pipeline_hash != lidc.pipeline_hash
     hashes = {preset.pipeline_hash for preset in PRESETS.values()}
     assert len(hashes) == len(PRESETS)
+
+
+# The hashes every existing PREP_DIR records. A change to a preset's steps or to
+# `Step.describe()` changes one of them and would orphan those PREP_DIRs: it must be deliberate
+# (update this table, and bump PIPELINE_VERSION when behaviour changed without the parameters).
+PINNED_PIPELINE_HASHES = {
+    "mrnet": "4acdee03cb661c41da06b87b81072aacd1b7bb0b0c0f8b1ccc05e5b79d581b89",
+    "adni": "635de0578ab400478aba9cdf9b4e4eef60025fa5af2a8df1c55c890b8ed1a1b7",
+    "duke": "77612d7dab0f26a1a5ed68242369e934e76ca10cde8a76073cabc71527d1dc2a",
+    "lidc": "95c50801c731133a90e48a7528cf4c844a084d96a97fb465518bb1ca38c0416e",
+    "demo": "6c0f8dba9f984721a6eda5c1204dbd0a19ed8883a9cb15bf7ad1bcf1727020dd",
+    "tiny": "ea7c89ab9bfd61f5d64555e6604045a0f81d6e106dd3862f565c814cb6aac0a6",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_pipeline_hash_is_pinned(name):
+    """Each preset's pipeline hash is the hex value its PREP_DIRs were written with."""
+    assert get_preset(name).pipeline_hash == PINNED_PIPELINE_HASHES[name]
+
+
+def test_every_preset_has_a_pinned_hash():
+    """A new preset gets its hash written down too."""
+    assert set(PINNED_PIPELINE_HASHES) == set(PRESETS)
 
 
 def test_pipeline_description_is_json_data():
@@ -112,4 +140,29 @@ def test_presets_are_frozen():
     """A preset cannot be changed in place (its hash would lie)."""
     with pytest.raises(dataclasses.FrozenInstanceError):
         get_preset("tiny").shape = (1, 1, 1)
-    assert isinstance(get_preset("tiny"), Preset)
+    assert get_preset("tiny").shape == (8, 16, 16)
+
+
+def test_a_pipeline_must_end_in_min_max():
+    """to_intensity inverts the last step, so a preset whose steps end elsewhere is refused."""
+    tiny = get_preset("tiny")
+    with pytest.raises(ValueError, match="must end in MinMax"):
+        dataclasses.replace(tiny, steps=(MinMax(), Resize((8, 16, 16))))
+    with pytest.raises(ValueError, match="must end in MinMax"):
+        Preset(name="empty", description="", modality="MR", shape=(8, 16, 16),
+               spacing=(1.0, 1.0, 1.0), depth_axis="axial", steps=())
+
+
+def test_a_preset_names_a_known_modality():
+    """Only CT and MR presets exist; a typo in the modality is refused when the preset is made."""
+    with pytest.raises(ValueError, match="modality is one of CT, MR"):
+        dataclasses.replace(get_preset("tiny"), modality="PET")
+
+
+def test_to_intensity_inverts_the_final_min_max():
+    """CT: [-1, 1] back to the HU window; MR (per-volume scaling): back to [0, 1]."""
+    values = np.array([-1.5, -1.0, 0.0, 0.5, 1.0, 1.2], np.float32)
+    hu = get_preset("lidc").to_intensity(values)
+    assert hu.dtype == np.float32
+    assert hu.tolist() == [-1000.0, -1000.0, -300.0, 50.0, 400.0, 400.0]
+    assert get_preset("mrnet").to_intensity(values).tolist() == [0.0, 0.0, 0.5, 0.75, 1.0, 1.0]

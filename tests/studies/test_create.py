@@ -307,12 +307,12 @@ def test_bad_input_is_one_sentence_and_leaves_nothing(tmp_path, capsys, case):
 def test_a_scan_split_by_the_preset_gives_one_case_from_one_part(mr_inputs, tmp_path,
                                                                  monkeypatch):
     """DUKE-like presets return two arrays per scan; the study takes one, and the key says which."""
-    import studies.normalise
+    from diffusion_core.presets import Preset
 
     parts = [np.full((8, 16, 16), -1.0, np.float32), np.full((8, 16, 16), 1.0, np.float32)]
     for part in parts:
         part[:, :8] = 0.0  # two distinct halves, so the quantised case shows which part it was
-    monkeypatch.setattr(studies.normalise, "preprocess", lambda volume, preset: parts)
+    monkeypatch.setattr(Preset, "preprocess", lambda self, volume, mask=None: parts)
     out = tmp_path / "split"
     assert _create(out, "--real", str(mr_inputs["real"]), "--preset", "tiny",
                    "--n-real", "3") == 0

@@ -1,0 +1,156 @@
+"""Finding the scans in a folder and reading one, whatever its format.
+
+A scan is a NIfTI file, a .npy array, a multi-frame DICOM file or a folder holding a single-frame
+DICOM series. `read_volume` reads one path by its kind; `find_scans` lists the scan paths under a
+raw-data folder. `list_scans` also knows what a folder means: a PREP_DIR (a folder with an
+mdiff-prepare manifest) lists its arrays as already preprocessed by the manifest's preset, read
+with that preset's modality and nominal spacing; anywhere else a bare .npy is an MRNet exam (MR,
+1 mm voxels).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffusion_core.io.dicom_read import (
+    dicom_kind,
+    read_dicom_dataset,
+    read_dicom_file,
+    read_dicom_folder,
+)
+from diffusion_core.io.nifti import is_nifti_name, is_npy_name, read_nifti, read_npy
+from diffusion_core.io.volume import Volume, VolumeError
+from diffusion_core.modality import MODALITIES
+
+MRNET_MODALITY = "MR"  # a bare .npy records no modality: MRNet's knee MRI exams are MR
+
+
+def read_volume(path: str | os.PathLike, *, modality: str | None = None) -> Volume:
+    """Read a NIfTI file, a DICOM series folder, a multi-frame DICOM file or an MRNet .npy exam.
+
+    `modality` ("CT" or "MR") is used when the file does not record one; a file that records
+    another modality is an error.
+    """
+    path = Path(path)
+    if modality is not None and modality not in MODALITIES:
+        raise VolumeError(f"Cannot read {path}: modality must be 'CT' or 'MR', not {modality!r}.")
+    if not path.exists():
+        raise VolumeError(f"{path} does not exist.")
+    if path.is_dir():
+        volume = read_dicom_folder(path)
+    elif is_nifti_name(path):
+        volume = read_nifti(path)
+    elif is_npy_name(path):
+        volume = read_npy(path)
+        volume.modality = modality or MRNET_MODALITY
+    else:
+        dataset = read_dicom_dataset(path)
+        if dataset is None:
+            raise VolumeError(f"{path} is not a NIfTI (.nii, .nii.gz), MRNet .npy or DICOM file, "
+                              "so it cannot be read as a volume.")
+        volume = read_dicom_file(dataset, path)
+    return _settle_modality(volume, modality, path)
+
+
+def find_scans(folder: str | os.PathLike) -> list[Path]:
+    """The scans under a raw-data folder, sorted: NIfTI, .npy, multi-frame DICOM, series folders.
+
+    A folder whose own files include single-frame DICOM images counts as one series. Hidden
+    files and folders are skipped, as are DICOM files without pixels (DICOMDIR, reports). Each
+    DICOM file is opened once, for its header only.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VolumeError(f"{folder} is not a folder, so it holds no scans to find.")
+    scans: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(root)
+        is_series = False
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            file = here / name
+            if is_nifti_name(file) or is_npy_name(file):
+                scans.append(file)
+                continue
+            kind = dicom_kind(file)
+            if kind == "multi-frame":
+                scans.append(file)
+            elif kind == "single-frame":
+                is_series = True
+        if is_series:
+            scans.append(here)
+    if not scans:
+        raise VolumeError(f"{folder} holds no scans (NIfTI, .npy or DICOM files).")
+    return sorted(scans)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One scan of a folder and what the folder says about it before it is read."""
+
+    path: Path
+    prepared_by: str | None = None  # a PREP_DIR array: the preset whose pipeline made it
+    modality: str = ""  # a PREP_DIR array: that preset's modality
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)  # ...: its nominal output spacing
+
+    @property
+    def is_preprocessed(self) -> bool:
+        """Whether the array already went through a preset's pipeline (values in [-1, 1])."""
+        return self.prepared_by is not None
+
+    def read(self, *, modality: str | None = None) -> Volume:
+        """The scan as a Volume; a PREP_DIR array with its preset's modality and spacing."""
+        if self.prepared_by is None:
+            return read_volume(self.path, modality=modality)
+        if not self.path.is_file():
+            raise VolumeError(f"{self.path} does not exist, though the manifest of its PREP_DIR "
+                              "lists it.")
+        volume = read_npy(self.path, self.spacing)
+        volume.modality = self.modality
+        return _settle_modality(volume, modality, self.path)
+
+
+def list_scans(folder: str | os.PathLike) -> list[Scan]:
+    """The scans of a folder of scans or of a PREP_DIR, sorted by path (see the module doc).
+
+    A PREP_DIR made by another version of its preset's pipeline, or by a preset this mdiff does
+    not know, is a VolumeError: its arrays would be mapped back to intensities wrongly.
+    """
+    folder = Path(folder)
+    # prepared.py reads scans through this package, so it can only be imported here, late.
+    from diffusion_core.prepared import PreparedError, find_manifest
+    from diffusion_core.presets import PresetError, get_preset
+
+    try:
+        manifest = find_manifest(folder)
+    except PreparedError as err:
+        raise VolumeError(str(err)) from None
+    if manifest is None:
+        return [Scan(path) for path in find_scans(folder)]
+    try:
+        preset = get_preset(manifest.preset)
+    except PresetError as err:
+        raise VolumeError(f"{folder} was prepared with preset {manifest.preset!r}, which this "
+                          f"mdiff does not know ({err}).") from None
+    if manifest.pipeline_hash != preset.pipeline_hash:
+        raise VolumeError(f"{folder} was prepared by another version of the {preset.name!r} "
+                          f"pipeline; prepare its scans again with mdiff-prepare --overwrite.")
+    names = sorted(name for name, _source in manifest.array_sources())
+    if not names:
+        raise VolumeError(f"{folder} is a PREP_DIR without arrays (no scan was prepared).")
+    return [Scan(folder / name, prepared_by=preset.name, modality=preset.modality,
+                 spacing=preset.spacing) for name in names]
+
+
+def _settle_modality(volume: Volume, asked: str | None, path: Path) -> Volume:
+    """Fill an unknown modality from `asked`; refuse one that contradicts the file."""
+    if asked is None or volume.modality == asked:
+        return volume
+    if volume.modality:
+        raise VolumeError(f"{path} is {volume.modality}, not the {asked} that was asked for.")
+    volume.modality = asked
+    return volume

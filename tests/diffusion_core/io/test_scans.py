@@ -1,0 +1,286 @@
+"""Finding scans in a folder and reading any of them: every bad input is one clear VolumeError."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffusion_core.io import (
+    Volume,
+    VolumeError,
+    canonical_affine,
+    find_scans,
+    list_scans,
+    read_volume,
+    write_dicom_series,
+    write_nifti,
+)
+from diffusion_core.prepared import MANIFEST_NAME, Manifest, PreparedScan
+from diffusion_core.presets import get_preset
+
+
+def _truncated_copy(source: Path, target: Path, keep: int) -> Path:
+    """target holding the first `keep` bytes of source (negative: all but the last)."""
+    data = source.read_bytes()
+    target.write_bytes(data[:keep])
+    return target
+
+
+def _bad_input(kind: str, tmp: Path, ct: Volume, save_nifti_with_nibabel: Callable,
+               write_dicomdir_like: Callable, pydicom_file: Callable) -> tuple[Path, Path]:
+    """Create one bad input; returns (what to read, the file the message must name)."""
+    if kind == "missing file":
+        return tmp / "absent.nii.gz", tmp / "absent.nii.gz"
+    if kind == "unsupported extension":
+        (tmp / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+        return tmp / "scan.png", tmp / "scan.png"
+    if kind == "text named .nii":
+        (tmp / "notes.nii").write_text("not an image\n" * 40)
+        return tmp / "notes.nii", tmp / "notes.nii"
+    if kind in ("truncated .nii.gz", "truncated .nii", "corrupt .nii.gz"):
+        name = "ct.nii" if kind == "truncated .nii" else "ct.nii.gz"
+        write_nifti(ct, tmp / name)
+        data = (tmp / name).read_bytes()
+        if kind == "corrupt .nii.gz":
+            data = data[:40] + bytes(b ^ 0x5A for b in data[40:200]) + data[200:]
+        else:
+            data = data[:len(data) // 2]
+        (tmp / ("bad_" + name)).write_bytes(data)
+        return tmp / ("bad_" + name), tmp / ("bad_" + name)
+    if kind in ("2D NIfTI", "flat NIfTI", "4D NIfTI", "NaN NIfTI"):
+        array = {"2D NIfTI": np.zeros((8, 8), np.float32),
+                 "flat NIfTI": np.zeros((8, 8, 1), np.float32),
+                 "4D NIfTI": np.zeros((4, 4, 4, 3), np.float32),
+                 "NaN NIfTI": np.full((4, 4, 4), np.nan, np.float32)}[kind]
+        save_nifti_with_nibabel(tmp / "image.nii.gz", array, np.eye(4))
+        return tmp / "image.nii.gz", tmp / "image.nii.gz"
+    if kind in ("2D .npy", "Inf .npy", "pickled .npy"):
+        array = {"2D .npy": np.zeros((256, 256), np.uint8),
+                 "Inf .npy": np.full((3, 4, 4), np.inf),
+                 "pickled .npy": np.array([{"exam": 1}], dtype=object)}[kind]
+        np.save(tmp / "exam.npy", array, allow_pickle=True)
+        return tmp / "exam.npy", tmp / "exam.npy"
+    if kind == "empty folder":
+        (tmp / "empty").mkdir()
+        return tmp / "empty", tmp / "empty"
+    if kind == "folder without DICOM":
+        (tmp / "docs").mkdir()
+        (tmp / "docs" / "readme.txt").write_text("no images here\n")
+        write_dicomdir_like(tmp / "docs" / "DICOMDIR")
+        return tmp / "docs", tmp / "docs"
+    if kind in ("truncated DICOM pixels", "truncated DICOM header"):
+        paths = write_dicom_series(ct, tmp / "series", rescale_intercept=-1024)
+        keep = -100 if kind == "truncated DICOM pixels" else 400
+        _truncated_copy(paths[3], paths[3], keep)
+        return tmp / "series", paths[3]
+    if kind == "single DICOM slice file":
+        shutil.copy(pydicom_file("CT_small.dcm"), tmp / "CT_small.dcm")
+        return tmp / "CT_small.dcm", tmp / "CT_small.dcm"
+    if kind == "folder with one slice":
+        (tmp / "one").mkdir()
+        shutil.copy(pydicom_file("CT_small.dcm"), tmp / "one" / "slice.dcm")
+        return tmp / "one", tmp / "one"
+    if kind == "DICOMDIR":
+        write_dicomdir_like(tmp / "DICOMDIR.dcm")
+        return tmp / "DICOMDIR.dcm", tmp / "DICOMDIR.dcm"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(("kind", "problem"), [
+    ("missing file", "does not exist"),
+    ("unsupported extension", "is not a NIfTI"),
+    ("text named .nii", "not a valid NIfTI file"),
+    ("truncated .nii.gz", "truncated"),
+    ("truncated .nii", "truncated"),
+    ("corrupt .nii.gz", "truncated or not a valid NIfTI"),
+    ("2D NIfTI", "2D image"),
+    ("flat NIfTI", "2D image"),
+    ("4D NIfTI", "4D series"),
+    ("NaN NIfTI", "NaN or infinite"),
+    ("2D .npy", "2D array"),
+    ("Inf .npy", "NaN or infinite"),
+    ("pickled .npy", "not a numpy array file"),
+    ("empty folder", "empty folder"),
+    ("folder without DICOM", "no DICOM image files"),
+    ("truncated DICOM pixels", "truncated"),
+    ("truncated DICOM header", "truncated"),
+    ("single DICOM slice file", "single 2D DICOM image"),
+    ("folder with one slice", "single DICOM slice"),
+    ("DICOMDIR", "without image data"),
+])
+def test_bad_input_raises_volume_error_naming_the_file(kind, problem, ct_phantom, tmp_path,
+                                                       save_nifti_with_nibabel,
+                                                       write_dicomdir_like, pydicom_file):
+    """Each bad input is one VolumeError whose one-line message names the file and problem."""
+    target, named = _bad_input(kind, tmp_path, ct_phantom, save_nifti_with_nibabel,
+                               write_dicomdir_like, pydicom_file)
+    with pytest.raises(VolumeError) as caught:
+        read_volume(target)
+    message = str(caught.value)
+    assert str(named) in message
+    assert problem in message
+    assert "\n" not in message
+
+
+def test_find_scans_lists_each_scan_of_a_mixed_folder(ct_phantom, tmp_path, write_dicomdir_like,
+                                                      pydicom_file):
+    """NIfTI, .npy, multi-frame files and series folders are found; the rest is skipped."""
+    raw = tmp_path / "raw"
+    write_nifti(ct_phantom, raw / "b.nii.gz")
+    write_nifti(ct_phantom, raw / "a.nii")
+    np.save(raw / "exam.npy", np.zeros((3, 8, 8), np.uint8))
+    write_nifti(ct_phantom, raw / ".hidden.nii.gz")
+    (raw / "notes.txt").write_text("hello\n")
+    write_dicomdir_like(raw / "DICOMDIR")
+    (raw / "multi").mkdir()
+    shutil.copy(pydicom_file("emri_small.dcm"), raw / "multi" / "enhanced")
+    write_dicom_series(ct_phantom, raw / "patient1" / "ct", rescale_intercept=-1024)
+    (raw / "patient1" / "ct" / "report.txt").write_text("findings\n")
+    series = write_dicom_series(ct_phantom, raw / "patient2", rescale_intercept=-1024)
+    series[0].rename(raw / "patient2" / "IM_no_extension")
+    (raw / "patient3" / "empty").mkdir(parents=True)
+    expected = sorted([raw / "a.nii", raw / "b.nii.gz", raw / "exam.npy",
+                       raw / "multi" / "enhanced", raw / "patient1" / "ct", raw / "patient2"])
+    assert find_scans(raw) == expected
+    for scan in expected:
+        assert read_volume(scan).array.ndim == 3
+
+
+@pytest.mark.parametrize("state", ["missing", "empty", "only notes"])
+def test_find_scans_refuses_a_folder_without_scans(state, tmp_path):
+    """A missing folder, an empty one or one without scans is a VolumeError naming it."""
+    folder = tmp_path / "raw"
+    if state != "missing":
+        folder.mkdir()
+    if state == "only notes":
+        (folder / "notes.txt").write_text("nothing\n")
+    with pytest.raises(VolumeError) as caught:
+        find_scans(folder)
+    assert str(folder) in str(caught.value)
+
+
+def test_listing_and_reading_a_series_parse_each_file_fully_once(ct_phantom, tmp_path,
+                                                                  file_reads):
+    """find_scans reads only headers (one open per file); reading then opens each file once
+    more and parses it in full, once."""
+    paths = write_dicom_series(ct_phantom, tmp_path / "raw" / "series", rescale_intercept=-1024)
+    file_reads["opened"].clear()
+    (scan,) = list_scans(tmp_path / "raw")
+    assert sorted(file_reads["opened"]) == sorted(paths)
+    assert all(options.get("stop_before_pixels") for options in file_reads["parsed"])
+    file_reads["opened"].clear()
+    file_reads["parsed"].clear()
+    scan.read()
+    assert sorted(file_reads["opened"]) == sorted(paths)
+    assert len(file_reads["parsed"]) == len(paths)
+    assert not any(options.get("stop_before_pixels") for options in file_reads["parsed"])
+
+
+# --------------------------------------------------------------------------- list_scans
+
+
+def _prep_dir(folder: Path, preset_name: str, arrays: dict[str, np.ndarray]) -> Path:
+    """A PREP_DIR as mdiff-prepare writes it: the arrays and a manifest naming them."""
+    folder.mkdir(parents=True)
+    manifest = Manifest.for_preset(get_preset(preset_name), folder.parent / "raw", None)
+    for name, array in arrays.items():
+        np.save(folder / name, array)
+        manifest.scans.append(PreparedScan(source=name.replace(".npy", ".nii.gz"),
+                                           arrays=[name]))
+    manifest.save(folder)
+    return folder
+
+
+def _tiny_arrays(count: int) -> dict[str, np.ndarray]:
+    """`count` arrays of the tiny preset's shape in [-1, 1], named b0.npy, a1.npy, ..."""
+    rng = np.random.default_rng(8)
+    return {f"{'ba'[i % 2]}{i}.npy": rng.uniform(-1, 1, (8, 16, 16)).astype(np.float32)
+            for i in range(count)}
+
+
+def test_a_prep_dir_lists_its_arrays_as_preprocessed_by_its_preset(tmp_path):
+    """The manifest's arrays, sorted, read with the preset's modality and nominal spacing; the
+    manifest itself and a stray .npy are no scans."""
+    arrays = _tiny_arrays(3)
+    prep = _prep_dir(tmp_path / "prep", "tiny", arrays)
+    np.save(prep / "stray.npy", np.zeros((8, 16, 16), np.float32))
+    scans = list_scans(prep)
+    assert [scan.path for scan in scans] == sorted(prep / name for name in arrays)
+    assert all(scan.is_preprocessed and scan.prepared_by == "tiny" for scan in scans)
+    volume = scans[0].read()
+    np.testing.assert_array_equal(volume.array, arrays[scans[0].path.name])
+    assert (volume.modality, volume.spacing) == ("MR", (4.0, 4.0, 4.0))
+    np.testing.assert_array_equal(volume.affine, canonical_affine((4.0, 4.0, 4.0)))
+    # Read on its own, the same file is an MRNet exam: 1 mm voxels.
+    assert read_volume(scans[0].path).spacing == (1.0, 1.0, 1.0)
+
+
+def test_a_ct_prep_dir_reads_as_ct(tmp_path):
+    """lidc arrays are CT at 2.5 mm, not MRNet's MR; asking for MR is refused."""
+    prep = _prep_dir(tmp_path / "prep", "lidc",
+                     {"chest.npy": np.full((128, 128, 128), -1.0, np.float32)})
+    (scan,) = list_scans(prep)
+    volume = scan.read()
+    assert (volume.modality, volume.spacing) == ("CT", (2.5, 2.5, 2.5))
+    assert scan.read(modality="CT").modality == "CT"
+    with pytest.raises(VolumeError, match="is CT, not the MR"):
+        scan.read(modality="MR")
+
+
+def test_a_folder_of_scans_lists_what_find_scans_finds(ct_phantom, tmp_path):
+    """Without a manifest every scan is raw: the paths of find_scans, read by read_volume."""
+    write_nifti(ct_phantom, tmp_path / "raw" / "b.nii.gz")
+    np.save(tmp_path / "raw" / "a.npy", np.zeros((3, 8, 8), np.uint8))
+    scans = list_scans(tmp_path / "raw")
+    assert [scan.path for scan in scans] == find_scans(tmp_path / "raw")
+    assert not any(scan.is_preprocessed for scan in scans)
+    assert scans[0].read().modality == "MR" and scans[1].read().modality == "CT"
+
+
+def test_another_tools_manifest_leaves_a_folder_of_scans(tmp_path):
+    """A manifest.json that is not mdiff-prepare's says nothing: its .npy are MRNet exams."""
+    folder = tmp_path / "mrnet"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"files": ["0001.npy"]}))
+    np.save(folder / "0001.npy", np.zeros((3, 8, 8), np.uint8))
+    (scan,) = list_scans(folder)
+    assert not scan.is_preprocessed and scan.read().spacing == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    ("pipeline", "another version of the 'tiny' pipeline"),
+    ("preset", "preset 'gone', which this mdiff does not know"),
+    ("json", "cannot be read as JSON"),
+    ("version", "manifest version 99"),
+    ("empty", "without arrays"),
+])
+def test_a_prep_dir_that_cannot_be_trusted_is_refused(damage, problem, tmp_path):
+    """Another pipeline version, an unknown preset or a damaged manifest: one VolumeError."""
+    prep = _prep_dir(tmp_path / "prep", "tiny", {} if damage == "empty" else _tiny_arrays(1))
+    path = prep / MANIFEST_NAME
+    data = json.loads(path.read_text())
+    if damage == "pipeline":
+        data["pipeline_hash"] = "0" * 64
+    elif damage == "preset":
+        data["preset"] = "gone"
+    elif damage == "version":
+        data["format_version"] = 99
+    path.write_text(json.dumps(data) if damage != "json" else "{ not json")
+    with pytest.raises(VolumeError, match=problem) as caught:
+        list_scans(prep)
+    assert str(prep) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_array_the_manifest_lists_but_the_folder_lost_is_named(tmp_path):
+    """Reading a listed array that was deleted says which file and why."""
+    prep = _prep_dir(tmp_path / "prep", "tiny", _tiny_arrays(2))
+    scans = list_scans(prep)
+    scans[0].path.unlink()
+    with pytest.raises(VolumeError, match="does not exist") as caught:
+        scans[0].read()
+    assert str(scans[0].path) in str(caught.value)
