@@ -10,8 +10,6 @@ which never unpickles an object.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -21,62 +19,30 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-WEIGHTS_NAME = "model.safetensors"
-RUN_NAME = "run.json"
+from diffusion_core.run_files import (
+    RUN_NAME,
+    WEIGHTS_NAME,
+    CheckpointError,
+    atomic_path,
+    file_hash,
+    read_json,
+    write_json,
+)
+
+__all__ = ["RUN_NAME", "WEIGHTS_NAME", "CheckpointError", "file_hash", "read_json", "write_json",
+           "save_weights", "load_weights", "load_into", "save_checkpoint", "load_checkpoint",
+           "checkpoint_folder"]
+
 STATE_NAME = "state.pt"
 CHECKPOINT_MANIFEST = "checkpoint.json"
 LATEST, BEST = "checkpoint_latest", "checkpoint_best"
-
-
-class CheckpointError(Exception):
-    """A run folder or checkpoint that cannot be used; the message says why in one sentence."""
-
-
-def file_hash(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _atomic_path(path: Path) -> Path:
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    return Path(name)
-
-
-def write_json(path: str | os.PathLike, data: dict) -> None:
-    """Write `data` as indented JSON, atomically."""
-    path = Path(path)
-    tmp = _atomic_path(path)
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def read_json(path: str | os.PathLike, what: str = "file") -> dict:
-    """A JSON object from `path`; CheckpointError for a missing or unreadable file."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing: not a complete {what}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path} cannot be read as JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} does not hold a JSON object")
-    return data
 
 
 def save_weights(path: str | os.PathLike, state: dict[str, torch.Tensor]) -> None:
     """Write a state dict as safetensors, atomically (tensors made contiguous and unshared)."""
     path = Path(path)
     tensors = {key: value.detach().cpu().contiguous().clone() for key, value in state.items()}
-    tmp = _atomic_path(path)
+    tmp = atomic_path(path)
     try:
         save_file(tensors, str(tmp))
         os.replace(tmp, path)

@@ -1,15 +1,26 @@
-"""`mdiff-train`: train a preset's VQ-GAN (and, from the DDPM issue on, its latent DDPM)."""
+"""`mdiff-train`: train a preset's VQ-GAN, or its latent DDPM on a trained VQ-GAN."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from diffusion_core.checkpoints import CheckpointError
+from diffusion_core.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Failure,
+    add_json_option,
+    print_result,
+    run_command,
+)
 from diffusion_core.prepared import PreparedError
-from diffusion_core.presets import PRESETS, PresetError, vqgan_settings
+from diffusion_core.run_files import CheckpointError
+
+if TYPE_CHECKING:
+    from diffusion_core.training.config import TrainerConfig
+from diffusion_core.presets import PRESETS, PresetError, ddpm_settings, vqgan_settings
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +47,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="validate and keep checkpoint_best every N steps (default 500)")
     parser.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
                         help="write checkpoint_latest every N steps (default 500)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the last logged row as JSON on stdout")
+    add_json_option(parser, "the summary line (the last logged row)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,11 +69,41 @@ def _parser() -> argparse.ArgumentParser:
     vq.add_argument("--gan-weighting", choices=("adaptive", "fixed"),
                     help="adaptive: balance the GAN gradient against reconstruction (default); "
                          "fixed: the authors' constant weight")
+    dd = sub.add_parser("ddpm", help="the latent DDPM (on a trained VQ-GAN's latents)",
+                        description="Train a preset's latent DDPM: the VQ-GAN encodes every "
+                                    "volume once (cached in RUN_DIR/latents), then the in-plane "
+                                    "U-Net learns to denoise the normalised latents.")
+    _common(dd)
+    dd.add_argument("--vqgan", required=True, metavar="VQGAN_RUN",
+                    help="the run folder of a trained VQ-GAN of the same preset")
+    dd.add_argument("--prediction", choices=("epsilon", "v"),
+                    help="what the U-Net predicts: the noise (authors', default) or the velocity")
     return parser
 
 
-def _train_vqgan(args: argparse.Namespace) -> dict:
+def _trainer_config(args: argparse.Namespace, settings) -> TrainerConfig:
     from diffusion_core.training.config import TrainerConfig
+
+    return TrainerConfig(steps=args.steps or settings.steps,
+                         batch_size=args.batch_size or settings.batch_size,
+                         learning_rate=args.lr or settings.learning_rate,
+                         log_every=args.log_every, val_every=args.val_every,
+                         checkpoint_every=args.checkpoint_every, seed=args.seed)
+
+
+def _train_ddpm(args: argparse.Namespace) -> dict:
+    from diffusion_core.training.ddpm import train_ddpm
+
+    settings = ddpm_settings(args.preset)
+    if args.prediction is not None:
+        kind = "epsilon" if args.prediction == "epsilon" else "v_prediction"
+        settings = replace(settings, scheduler=replace(settings.scheduler, prediction_type=kind))
+    return train_ddpm(args.preset, args.data, args.vqgan, args.out, settings=settings,
+                      trainer=_trainer_config(args, settings), device=args.device,
+                      resume=args.resume)
+
+
+def _train_vqgan(args: argparse.Namespace) -> dict:
     from diffusion_core.training.vqgan import train_vqgan
 
     settings = vqgan_settings(args.preset)
@@ -73,42 +113,31 @@ def _train_vqgan(args: argparse.Namespace) -> dict:
     if args.gan_weighting is not None:
         loss = replace(loss, gan_weighting=args.gan_weighting)
     settings = replace(settings, loss=loss)
-    trainer = TrainerConfig(steps=args.steps or settings.steps,
-                            batch_size=args.batch_size or settings.batch_size,
-                            learning_rate=args.lr or settings.learning_rate,
-                            log_every=args.log_every, val_every=args.val_every,
-                            checkpoint_every=args.checkpoint_every, seed=args.seed)
-    return train_vqgan(args.preset, args.data, args.out, settings=settings, trainer=trainer,
+    return train_vqgan(args.preset, args.data, args.out, settings=settings,
+                       trainer=_trainer_config(args, settings),
                        device=args.device, resume=args.resume,
                        perceptual_weights=args.perceptual_weights)
 
 
+def _run(args: argparse.Namespace) -> int:
+    last = _train_vqgan(args) if args.model == "vqgan" else _train_ddpm(args)
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items()
+                      if k.startswith("val_") or k in ("step", "loss"))
+    print_result(args.json, last, f"trained {args.out}: {shown}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of mdiff-train; returns the exit status (2 for a usage mistake)."""
+    """Entry point of mdiff-train: 2 for a usage mistake, 1 when training itself fails."""
     args = _parser().parse_args(argv)
     from diffusion_core.nn.perceptual import PerceptualWeightsError
     from diffusion_core.training.trainer import TrainingError
 
-    try:
-        last = _train_vqgan(args)
-    except (PresetError, PreparedError, CheckpointError, PerceptualWeightsError,
-            ValueError) as err:
-        print(f"mdiff-train: {err}", file=sys.stderr)
-        return 2
-    except TrainingError as err:
-        print(f"mdiff-train: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("mdiff-train: interrupted; run the same command with --resume to continue from "
-              "the latest checkpoint", file=sys.stderr)
-        return 130
-    if args.json:
-        print(json.dumps(last))
-    else:
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items()
-                          if k.startswith("val_") or k in ("step", "loss"))
-        print(f"trained {args.out}: {shown}")
-    return 0
+    usage = (PresetError, PreparedError, CheckpointError, PerceptualWeightsError, ValueError)
+    return run_command("mdiff-train", lambda: _run(args),
+                       [Failure(usage), Failure(TrainingError, EXIT_FAILED)],
+                       interrupted="interrupted; run the same command with --resume to "
+                                   "continue from the latest checkpoint")
 
 
 if __name__ == "__main__":

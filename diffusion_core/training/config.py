@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from diffusion_core.nn.config import VQGANConfig
+from diffusion_core.nn.config import UNetConfig, VQGANConfig
+from diffusion_core.schedulers.config import SchedulerConfig
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,17 @@ class VQGANSettings:
     learning_rate: float
     batch_size: int
     steps: int
+
+
+@dataclass(frozen=True)
+class DDPMSettings:
+    """A preset's latent DDPM: U-Net, noise schedule, training schedule and weight EMA."""
+
+    unet: UNetConfig
+    scheduler: SchedulerConfig
+    learning_rate: float
+    batch_size: int
+    steps: int
+    ema_decay: float = 0.995
+    ema_every: int = 10
+    ema_start: int = 2_000
