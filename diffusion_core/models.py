@@ -57,9 +57,14 @@ def vqgan_fingerprint(run_dir: str | os.PathLike) -> dict:
     return {"path": str(run_dir), "hash": run_files.file_hash(weights)}
 
 
-def verify_vqgan(recorded: dict) -> Path:
-    """The recorded VQ-GAN folder, after checking it still holds the weights it was trained on."""
+def verify_vqgan(recorded: dict, ddpm_dir: Path | None = None) -> Path:
+    """The recorded VQ-GAN folder, after checking it still holds the weights it was trained on.
+
+    A relative path (a bundled model, moved with its VQ-GAN) is relative to the DDPM run folder.
+    """
     path = Path(recorded.get("path", ""))
+    if not path.is_absolute() and ddpm_dir is not None:
+        path = ddpm_dir / path
     weights = path / run_files.WEIGHTS_NAME
     if not weights.is_file():
         raise CheckpointError(f"the VQ-GAN this DDPM was trained with is missing ({weights}); "
@@ -84,7 +89,7 @@ def load_ddpm(run_dir: str | os.PathLike, device: str = "cpu"):
 
     run_dir = Path(run_dir)
     info = read_run(run_dir, "ddpm")
-    verify_vqgan(info.get("vqgan", {}))
+    verify_vqgan(info.get("vqgan", {}), run_dir)
     try:
         unet_config = UNetConfig.from_dict(info["unet"])
         scheduler_config = SchedulerConfig.from_dict(info["scheduler"])

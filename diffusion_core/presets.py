@@ -242,15 +242,15 @@ VQGAN_SETTINGS: dict[str, VQGANSettings] = {
     "adni": _paper_vqgan((2, 2, 2)),
     "duke": _paper_vqgan((4, 4, 4)),
     "lidc": _paper_vqgan((4, 4, 4)),
-    # 32x64x64 -> latent 8x16x16 (compression 4). A codebook the few demo volumes can fill, a
-    # light 3D critic only (16 filters) starting once reconstructions have formed; about 0.6 s
-    # per step at batch 2 on 2 CPU threads (benchmarks/bench_vqgan.py).
+    # 32x64x64 -> latent 8x16x16 (compression 4). Base width 8 and a codebook the few demo
+    # volumes can fill, a light 3D critic only (16 filters) once reconstructions have formed:
+    # about 0.9 s per step at batch 2 on one CPU thread, 30 minutes in all (demo/train_demo.sh).
     "demo": VQGANSettings(
         model=VQGANConfig(compression=(4, 4, 4), num_codes=1024, embedding_dim=8,
-                          base_channels=16),
-        loss=VQGANLossConfig(gan_start_step=2_000, discriminators=("3d",),
+                          base_channels=8),
+        loss=VQGANLossConfig(gan_start_step=1_400, discriminators=("3d",),
                              discriminator_channels=16, discriminator_layers=2),
-        learning_rate=3e-4, batch_size=2, steps=3_000),
+        learning_rate=3e-4, batch_size=2, steps=2_000),
     # Tests: 8x16x16 -> 4x4x4 latents in well under a second per step.
     "tiny": VQGANSettings(
         model=VQGANConfig(compression=(2, 4, 4), num_codes=32, embedding_dim=4,

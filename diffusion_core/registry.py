@@ -171,7 +171,9 @@ class Registry:
                 info = read_run(path, "ddpm")
             except CheckpointError as err:
                 raise RegistryError(str(err)) from None
-            vqgan = info.get("vqgan", {}).get("path", "")
+            vqgan = Path(info.get("vqgan", {}).get("path", ""))
+            if not vqgan.is_absolute():
+                vqgan = path / vqgan
             return ModelEntry(path.name, str(info.get("preset")), str(vqgan), str(path.resolve()))
         return self.get(str(name_or_run))
 

@@ -69,15 +69,21 @@ class LatentDiffusionPipeline:
                              for g in generators])
         return noise, generators
 
+    def scheduler(self, sampler: str, steps: int | None, eta: float = 0.0):
+        """The sampler's scheduler set to `steps` (all trained steps by default); ValueError for
+        an unknown sampler or more steps than the model was trained with."""
+        options = {"eta": eta} if sampler == "ddim" else {}
+        scheduler = make_scheduler(sampler, self.scheduler_config, **options)
+        scheduler.set_timesteps(steps or self.scheduler_config.num_train_timesteps)
+        return scheduler
+
     @torch.no_grad()
     def sample(self, seeds: Sequence[int], sampler: str = "ddpm", steps: int | None = None,
                *, eta: float = 0.0, progress: bool = False) -> list[SampledVolume]:
         """Sample one volume per seed, all in one batch."""
         from tqdm.auto import tqdm
 
-        options = {"eta": eta} if sampler == "ddim" else {}
-        scheduler = make_scheduler(sampler, self.scheduler_config, **options)
-        scheduler.set_timesteps(steps or self.scheduler_config.num_train_timesteps)
+        scheduler = self.scheduler(sampler, steps, eta)
         x, generators = self._noise(seeds)
         for t in tqdm(scheduler.timesteps, desc=f"{sampler} steps", unit="step", leave=False,
                       file=sys.stderr, disable=not progress):
@@ -116,12 +122,13 @@ def sample_folder(model: str, n: int, out: str | os.PathLike, *, sampler: str = 
                        files=[{"file": case_name(i + 1), "seed": seed + i} for i in range(n)])
     distributed.setup()
     rank, world = distributed.rank(), distributed.world_size()
+    pipeline = LatentDiffusionPipeline.from_runs(entry.vqgan, entry.ddpm, resolve_device(device))
+    pipeline.scheduler(sampler, steps, eta)  # refuse impossible settings before writing anything
     if rank == 0:
         open_samples_folder(folder, plan)  # rank 0 creates or checks the folder first
     distributed.barrier()
     remaining = open_samples_folder(folder, plan)
     todo = remaining[rank::world]
-    pipeline = LatentDiffusionPipeline.from_runs(entry.vqgan, entry.ddpm, resolve_device(device))
     spacing = pipeline.preset.spacing
     affine = canonical_affine(spacing)
     by_seed = {item["seed"]: item["file"] for item in todo}

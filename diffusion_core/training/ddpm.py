@@ -27,7 +27,7 @@ from diffusion_core.nn.unet import UNet
 from diffusion_core.schedulers import DDPMScheduler
 from diffusion_core.training import distributed, runs
 from diffusion_core.training.config import DDPMSettings, TrainerConfig
-from diffusion_core.training.trainer import StepContext, Trainer, TrainingTask
+from diffusion_core.training.trainer import StepContext, Trainer, TrainingTask, seed_run
 
 CACHE_DIR = "latents"
 VAL_SEED = 1234  # fixed t and noise for validation, so val_loss is comparable across steps
@@ -194,8 +194,8 @@ def train_ddpm(preset_name: str, data: str | Path, vqgan_run: str | Path, out: s
             "unet": settings.unet.to_dict(), "scheduler": settings.scheduler.to_dict(),
             "ema": {"decay": settings.ema_decay, "every": settings.ema_every,
                     "start": settings.ema_start}}
-    if settings.unet.in_channels != latent_shape[0]:
-        raise runs.RunSetupError(f"the U-Net takes {settings.unet.in_channels} channels but the "
+    if settings.unet.channels != latent_shape[0]:
+        raise runs.RunSetupError(f"the U-Net takes {settings.unet.channels} channels but the "
                                  f"VQ-GAN's latents have {latent_shape[0]}")
     runs.open_run_dir(run_dir, "ddpm", info, resume=resume)
     latents = latent_cache(run_dir, Path(vqgan_run), vqgan_info["hash"], Path(data),
@@ -203,6 +203,7 @@ def train_ddpm(preset_name: str, data: str | Path, vqgan_run: str | Path, out: s
     scale = LatentScale(low, high)
     train = _Normalised(latents["train"], scale)
     val = _Normalised(latents["val"], scale) if latents["val"] else []
+    seed_run(trainer.seed)
     task = DDPMTask(UNet(settings.unet), DDPMScheduler(settings.scheduler), settings)
     loop = Trainer(task, trainer, run_dir, train, val, device=device, run_info=info,
                    progress=progress)

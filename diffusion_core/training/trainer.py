@@ -55,6 +55,14 @@ def learning_rate(step: int, base: float, warmup_steps: int) -> float:
     return base
 
 
+def seed_run(seed: int) -> None:
+    """Seed torch before a run builds its networks, so a fresh run is fixed by its --seed.
+
+    A resumed run is not re-seeded in effect: its weights and RNG states come from the checkpoint.
+    """
+    torch.manual_seed(seed)
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is a TrainingError."""
     if name not in ("auto", "cpu", "cuda"):

@@ -25,7 +25,7 @@ from diffusion_core.nn.perceptual import PerceptualLoss
 from diffusion_core.nn.vqgan import VQGAN
 from diffusion_core.training import distributed, runs
 from diffusion_core.training.config import TrainerConfig, VQGANLossConfig, VQGANSettings
-from diffusion_core.training.trainer import StepContext, Trainer, TrainingTask
+from diffusion_core.training.trainer import StepContext, Trainer, TrainingTask, seed_run
 
 DATA_RANGE = 2.0  # prepared volumes live in [-1, 1]
 
@@ -188,10 +188,11 @@ def train_vqgan(preset_name: str, data: str | Path, out: str | Path, *,
     perceptual = None
     if perceptual_weights is not None and settings.loss.perceptual_weight > 0:
         perceptual = PerceptualLoss(perceptual_weights)
-    elif distributed.rank() == 0:
+    runs.open_run_dir(run_dir, "vqgan", info, resume=resume)
+    if perceptual is None and distributed.rank() == 0:
         print("mdiff-train: no --perceptual-weights given, so the perceptual loss is off "
               "(reconstruction is L1 only)", file=sys.stderr)
-    runs.open_run_dir(run_dir, "vqgan", info, resume=resume)
+    seed_run(trainer.seed)
     task = VQGANTask(VQGAN(settings.model), settings.loss, trainer.learning_rate, perceptual)
     loop = Trainer(task, trainer, run_dir, PreparedDataset(data, "train"),
                    PreparedDataset(data, "val"), device=device, run_info=info, progress=progress)
