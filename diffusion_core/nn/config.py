@@ -11,6 +11,14 @@ from dataclasses import asdict, dataclass, fields
 ALLOWED_FACTORS = (1, 2, 4, 8)
 
 
+def _known_fields(cls: type, data: dict, what: str) -> dict:
+    """`data` unchanged if every key is a field of `cls`; ValueError naming the unknown ones."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} settings {sorted(unknown)}")
+    return data
+
+
 @dataclass(frozen=True)
 class VQGANConfig:
     """Constructor arguments of a VQGAN; saved as JSON beside its weights."""
@@ -68,8 +76,84 @@ class VQGANConfig:
     @classmethod
     def from_dict(cls, data: dict) -> VQGANConfig:
         """Rebuild from `to_dict()`; unknown keys are an error (a config from another version)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown VQ-GAN settings {sorted(unknown)}")
-        return cls(**data)
+        return cls(**_known_fields(cls, data, "VQ-GAN"))
+
+
+LEVEL_ATTENTION = ("linear", "full")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Constructor arguments of the latent DDPM's denoising U-Net; saved as JSON beside its weights.
+
+    Defaults are the authors' layout (FACTS.md) at the mrnet latent's width.
+    """
+
+    channels: int = 8  # latent channels in and out: the VQ-GAN's embedding_dim
+    base_channels: int = 64  # authors: the latent's in-plane size
+    channel_multipliers: tuple[int, ...] = (1, 2, 4, 8)  # width of each level, times base
+    blocks_per_level: int = 2
+    norm_groups: int = 8
+    heads: int = 8
+    head_channels: int = 32
+    # Levels whose blocks end with spatial then depth attention; None: every level (authors).
+    attention_levels: tuple[int, ...] | None = None
+    # The levels' per-slice attention: "linear" (authors: O(H*W), affordable on 64x64 slices) or
+    # "full" softmax. The middle block's spatial attention is always full softmax attention.
+    level_attention: str = "linear"
+    max_depth_distance: int = 32  # depth offsets beyond this share one relative position bias
+    time_multiplier: int = 4  # time embedding width = time_multiplier * base_channels
+
+    def __post_init__(self) -> None:
+        multipliers = tuple(int(m) for m in self.channel_multipliers)
+        object.__setattr__(self, "channel_multipliers", multipliers)
+        if not multipliers or min(multipliers) < 1:
+            raise ValueError("channel_multipliers needs at least one positive multiplier")
+        levels = range(len(multipliers))
+        attention = (tuple(levels) if self.attention_levels is None
+                     else tuple(sorted({int(level) for level in self.attention_levels})))
+        if any(level not in levels for level in attention):
+            raise ValueError(f"attention_levels {attention} must lie in 0..{len(multipliers) - 1}")
+        object.__setattr__(self, "attention_levels", attention)
+        if self.level_attention not in LEVEL_ATTENTION:
+            raise ValueError(f"level_attention must be one of {LEVEL_ATTENTION}, "
+                             f"not {self.level_attention!r}")
+        if self.base_channels < 2 or self.base_channels % 2:
+            raise ValueError(f"base_channels must be even (sine and cosine halves of the time "
+                             f"embedding), not {self.base_channels}")
+
+    @property
+    def levels(self) -> int:
+        """Number of resolution levels; the in-plane size halves between consecutive levels."""
+        return len(self.channel_multipliers)
+
+    def width(self, level: int) -> int:
+        """Channels of `level`."""
+        return self.base_channels * self.channel_multipliers[level]
+
+    @property
+    def in_plane_divisor(self) -> int:
+        """H and W must be multiples of this: 2 ** (levels - 1)."""
+        return 2 ** (self.levels - 1)
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """ValueError unless `shape` is a latent (C, D, H, W) this U-Net takes."""
+        shape = tuple(shape)
+        if len(shape) != 4 or shape[0] != self.channels:
+            raise ValueError(f"the U-Net takes latents of shape ({self.channels}, D, H, W), "
+                             f"not {shape}")
+        if any(s % self.in_plane_divisor for s in shape[2:]):
+            raise ValueError(f"in-plane size {shape[2:]} must be divisible by "
+                             f"{self.in_plane_divisor} (2^(levels - 1) for {self.levels} levels)")
+
+    def to_dict(self) -> dict:
+        """JSON-ready constructor arguments."""
+        data = asdict(self)
+        data["channel_multipliers"] = list(self.channel_multipliers)
+        data["attention_levels"] = list(self.attention_levels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> UNetConfig:
+        """Rebuild from `to_dict()`; unknown keys are an error (a config from another version)."""
+        return cls(**_known_fields(cls, data, "U-Net"))
