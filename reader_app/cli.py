@@ -166,11 +166,11 @@ def take_screenshot(window, png: Path, case: int | None, slice_number: int | Non
             return _fail(f"Case {session.index + 1} could not be read (see the study's log.txt), "
                          "so there is no slice to show; leave out --slice.", EXIT_USAGE,
                          gui=False)
-        total = window.viewer.slice_total
+        total = window.viewer.display.slice_total
         if not 1 <= slice_number <= total:
             return _fail(f"--slice {slice_number} is outside the case's slices 1 to {total}; "
                          "give a slice number in that range.", EXIT_USAGE, gui=False)
-        window.viewer.set_slice(slice_number - 1)
+        window.viewer.display.set_slice(slice_number - 1)
     QApplication.processEvents()
     if not window.grab().save(str(png)):
         return _fail(f"The screenshot could not be written to {png}; check the file name ends "
