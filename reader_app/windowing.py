@@ -50,9 +50,6 @@ CT_PRESETS: tuple[WindowPreset, ...] = (
     WindowPreset("Brain", "F4", Window(level=40.0, width=80.0)),
 )
 AUTO_WINDOW_KEY = "F5"
-# `loader.read_case`'s default, whose lines issue 8's studies work rewrites at the same time;
-# loader.py then imports MR_PERCENTILES itself and this name goes.
-AUTO_PERCENTILES = MR_PERCENTILES
 
 
 def percentile_window(volume: np.ndarray, percentiles: tuple[float, float] = MR_PERCENTILES
