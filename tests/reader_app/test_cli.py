@@ -1,4 +1,5 @@
-"""`mdiff-reader`: screenshots, the reader-name dialog and the one-sentence errors."""
+"""`mdiff-reader` (reader_app/cli/reader.py over reader_app/launch.py): screenshots, the
+reader-name dialog and the one-sentence errors."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtGui import QImage
 
-from reader_app import cli
+from reader_app import launch
+from reader_app.cli import reader as cli
 from studies.ratings import RatingStore
 from studies.study import Study
 
@@ -101,7 +103,7 @@ def test_the_name_dialog_asks_again_until_the_name_is_valid(qtbot, monkeypatch):
         return next(replies)
 
     monkeypatch.setattr("PySide6.QtWidgets.QInputDialog.getText", fake_get_text)
-    assert cli.ask_reader_name() == "Dr Ann"
+    assert launch.ask_reader_name() == "Dr Ann"
     assert len(prompts) == 3 and "not allowed" in prompts[2]
 
 
@@ -109,7 +111,7 @@ def test_cancelling_the_name_dialog_opens_nothing(qtbot, monkeypatch):
     """Cancel means no reader, so no study is opened."""
     monkeypatch.setattr("PySide6.QtWidgets.QInputDialog.getText",
                         lambda *args: ("", False))
-    assert cli.ask_reader_name() is None
+    assert launch.ask_reader_name() is None
 
 
 def test_case_and_slice_need_screenshot(study_dir, capsys):
@@ -174,7 +176,7 @@ def test_a_screenshot_run_imports_neither_torch_nor_monai(study_dir, tmp_path):
     """The app starts without the heavy model libraries (DESIGN.md: well under 2 s)."""
     code = (
         "import sys\n"
-        "from reader_app.cli import main\n"
+        "from reader_app.cli.reader import main\n"
         f"assert main([{str(study_dir)!r}, '--screenshot', {str(tmp_path / 's.png')!r}]) == 0\n"
         "print(sorted(m for m in ('torch', 'monai') if m in sys.modules))\n"
     )
