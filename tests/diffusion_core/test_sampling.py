@@ -41,7 +41,7 @@ def tiny_model(tmp_path_factory):
     return root / "vq", root / "dd"
 
 
-@pytest.mark.parametrize(("sampler", "steps"), [("ddpm", None), ("ddim", 10), ("dpm", 8)])
+@pytest.mark.parametrize(("sampler", "steps"), [("ddpm", None), ("ddim", 5), ("dpm", 4)])
 def test_a_seed_gives_the_same_volume_whatever_the_batch(tiny_model, sampler, steps):
     vq, dd = tiny_model
     pipeline = LatentDiffusionPipeline.from_runs(str(vq), str(dd), torch.device("cpu"))

@@ -21,7 +21,7 @@ SETTINGS = ddpm_settings("tiny")
 
 def _trainer(steps: int) -> TrainerConfig:
     return TrainerConfig(steps=steps, batch_size=4, learning_rate=1e-3, log_every=1,
-                         val_every=4, checkpoint_every=4, seed=1)
+                         val_every=3, checkpoint_every=3, seed=1)
 
 
 @pytest.fixture
@@ -54,16 +54,16 @@ def test_weight_ema_copies_then_averages():
 
 
 def test_n_plus_resume_plus_m_equals_n_plus_m(tiny_prep_dir, vqgan_run, tmp_path):
-    _train(tiny_prep_dir, vqgan_run, tmp_path / "straight", 8)
-    _train(tiny_prep_dir, vqgan_run, tmp_path / "split", 4)
+    _train(tiny_prep_dir, vqgan_run, tmp_path / "straight", 6)
+    _train(tiny_prep_dir, vqgan_run, tmp_path / "split", 3)
     torch.manual_seed(99)
-    _train(tiny_prep_dir, vqgan_run, tmp_path / "split", 8, resume=True)
+    _train(tiny_prep_dir, vqgan_run, tmp_path / "split", 6, resume=True)
     for name in (checkpoints.WEIGHTS_NAME,):
         a = load_weights(tmp_path / "straight" / name)  # the EMA weights
         b = load_weights(tmp_path / "split" / name)
         assert all(torch.equal(a[k], b[k]) for k in a)
     run = json.loads((tmp_path / "split" / "run.json").read_text())
-    assert run["kind"] == "ddpm" and run["vqgan"]["hash"] and run["steps_done"] == 8
+    assert run["kind"] == "ddpm" and run["vqgan"]["hash"] and run["steps_done"] == 6
     low, high = run["latent_range"]
     assert low < high and run["latent_shape"] == [4, 4, 4, 4]
 
