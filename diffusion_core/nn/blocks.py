@@ -151,10 +151,32 @@ def dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return scores.softmax(dim=-1) @ v
 
 
-class Attention(nn.Module):
+class HeadProjections(nn.Module):
+    """What both attention kinds hold: a pre-LayerNorm, the fused q, k, v projection (no bias)
+    and the output projection, for `heads` heads of `head_channels` over C-channel tokens."""
+
+    def __init__(self, channels: int, heads: int = 8, head_channels: int = 32) -> None:
+        super().__init__()
+        self.heads, self.head_channels = heads, head_channels
+        inner = heads * head_channels
+        self.norm = nn.LayerNorm(channels)
+        self.to_qkv = nn.Linear(channels, 3 * inner, bias=False)
+        self.to_out = nn.Linear(inner, channels)
+
+    def head_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Wq, Wk, Wv per head: three (heads, head_channels, C)."""
+        return rearrange(self.to_qkv.weight, "(three h e) c -> three h e c", three=3,
+                         h=self.heads).unbind(0)
+
+    def value_output(self) -> torch.Tensor:
+        """Wv_h^T Wo_h^T per head, (heads, C, C): the value and output projections in one."""
+        w_o = rearrange(self.to_out.weight, "c (h e) -> h e c", h=self.heads)
+        return self.head_weights()[2].transpose(1, 2) @ w_o
+
+
+class Attention(HeadProjections):
     """Multi-head softmax attention with a pre-LayerNorm: tokens (B, L, C) -> (B, L, C).
 
-    Parameters: one fused q, k, v projection (`to_qkv`) and the output projection (`to_out`);
     `bias` (heads, L, L) is added to the scores. Setting `explicit = True` switches the
     attention proper to the written-out softmax(QK^T)V reference path.
 
@@ -166,13 +188,8 @@ class Attention(nn.Module):
     """
 
     def __init__(self, channels: int, heads: int = 8, head_channels: int = 32) -> None:
-        super().__init__()
-        self.heads, self.head_channels = heads, head_channels
+        super().__init__(channels, heads, head_channels)
         self.explicit = False
-        inner = heads * head_channels
-        self.norm = nn.LayerNorm(channels)
-        self.to_qkv = nn.Linear(channels, 3 * inner, bias=False)
-        self.to_out = nn.Linear(inner, channels)
 
     @property
     def narrow(self) -> bool:
@@ -203,46 +220,29 @@ class Attention(nn.Module):
         that no copy reorders them) against the L tokens.
         """
         (n, length, channels), heads = x.shape, self.heads
-        w_q, w_k, _ = self._head_weights()
+        w_q, w_k, _ = self.head_weights()
         per_head = rearrange(w_q.transpose(1, 2) @ w_k, "h c f -> c (h f)")  # Wq_h^T Wk_h
         queries = (x @ per_head).view(n, 1, length * heads, channels)
         if bias is not None:
             bias = rearrange(bias, "h i j -> 1 (i h) j")
         out = self.attend(queries, x[:, None], x[:, None], bias)  # (B, 1, L * heads, C)
-        value_output = rearrange(self._value_output(), "h c f -> (h c) f")  # Wv_h^T Wo_h^T
+        value_output = rearrange(self.value_output(), "h c f -> (h c) f")
         return torch.addmm(self.to_out.bias, out.view(n * length, heads * channels),
                            value_output).view(n, length, channels)
 
-    def _head_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Wq, Wk, Wv per head: three (heads, head_channels, C)."""
-        return rearrange(self.to_qkv.weight, "(three h e) c -> three h e c", three=3,
-                         h=self.heads).unbind(0)
 
-    def _value_output(self) -> torch.Tensor:
-        """Wv_h^T Wo_h^T per head, (heads, C, C): value and output projections in one."""
-        w_o = rearrange(self.to_out.weight, "c (h e) -> h e c", h=self.heads)
-        return self._head_weights()[2].transpose(1, 2) @ w_o
-
-
-class LinearAttention(Attention):
+class LinearAttention(HeadProjections):
     """Linear attention (Shen et al., "efficient attention"), as the authors' per-slice attention.
 
-    q is normalised over each head's channels and k over the tokens, so q (k^T v) costs O(L)
-    instead of O(L^2): 4096 tokens per 64x64 latent slice stay affordable. Where there are many
-    tokens for the width (C^2 <= 2 L head_channels, the outer levels) the value and output
-    projections fold into the small context, out = q (k^T x Wv^T Wo^T) + b, so that neither v
-    nor the heads' outputs are ever formed. It takes no position bias.
+    tokens (B, L, C) -> (B, L, C). q is normalised over each head's channels and k over the
+    tokens, so q (k^T v) costs O(L) instead of O(L^2): 4096 tokens per 64x64 latent slice stay
+    affordable. Where there are many tokens for the width (C^2 <= 2 L head_channels, the outer
+    levels) the value and output projections fold into the small context,
+    out = q (k^T x Wv^T Wo^T) + b, so that neither v nor the heads' outputs are ever formed.
     """
 
-    @property
-    def narrow(self) -> bool:
-        """Not used: the route depends on the token count as well (see `forward`)."""
-        return False
-
-    def forward(self, tokens: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens: (B, L, C) -> (B, L, C)."""
-        if bias is not None:
-            raise ValueError("linear attention takes no position bias")
         x = self.norm(tokens)
         (n, length, channels), heads, e = x.shape, self.heads, self.head_channels
         w_q, w_k, w_v = self.to_qkv.weight.chunk(3)
@@ -253,7 +253,7 @@ class LinearAttention(Attention):
         k = k.transpose(0, 1)  # (B, inner, L)
         if channels ** 2 <= 2 * length * e:
             context = torch.bmm(k, x).view(n, heads, e, channels)  # k_h^T x
-            fold = (context @ self._value_output()) * e ** -0.5  # k_h^T x Wv_h^T Wo_h^T
+            fold = (context @ self.value_output()) * e ** -0.5  # k_h^T x Wv_h^T Wo_h^T
             return torch.baddbmm(self.to_out.bias, q.reshape(n, length, heads * e),
                                  fold.view(n, heads * e, channels))
         v = rearrange(F.linear(x, w_v), "b l (h e) -> b h l e", h=heads)

@@ -1,12 +1,19 @@
 """The latent DDPM's denoising U-Net: in-plane convolutions, spatial then depth attention.
 
 The paper (Methods, "Diffusion Models"), after Ho et al.'s video diffusion: convolutions only on
-the high-resolution image plane (kernels (1, 3, 3)), each followed by a spatial attention over
-every slice (depth treated as batch) and a depth attention over every in-plane position (the
-plane treated as batch). Down- and up-sampling halve and double H and W only; the depth axis is
-never resized. The layout is the authors' (FACTS.md): widths base * (1, 2, 4, 8), two residual
-blocks per level with GroupNorm, SiLU and time scale-shift, 8 heads of 32 channels, a middle block
-with full spatial and depth attention, a sinusoidal time embedding and an MLP to 4x the base width.
+the high-resolution image plane (kernels 3 x 3 x 1, our (1, 3, 3)); each level's residual blocks
+are followed by a spatial attention over every slice (depth treated as batch) and a depth
+attention over every in-plane position (the plane treated as batch). Down- and up-sampling halve
+and double H and W only; the depth axis is never resized. The layout is the authors' (FACTS.md):
+widths base * (1, 2, 4, 8), two residual blocks per level with GroupNorm, SiLU and time
+scale-shift, 8 heads of 32 channels, a middle block with full spatial and depth attention, a
+sinusoidal time embedding and an MLP to 4x the base width (3.0 M parameters at width 16).
+
+Choices the paper leaves open: the levels' spatial attention is linear attention by default,
+as in the authors' code (`UNetConfig.level_attention`); depth attention learns one bias per
+relative offset (`RelativePositionBias`, where their code uses T5 buckets and a rotary
+embedding); every convolution is (1, 3, 3), where their first is (1, 7, 7) and followed by an
+extra depth attention.
 
 Activations are kept in channels-last-3d memory: folding depth into the batch for the slice-wise
 convolutions and gathering a slice's tokens for spatial attention are then free views.
