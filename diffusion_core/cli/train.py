@@ -47,6 +47,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="validate and keep checkpoint_best every N steps (default 500)")
     parser.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
                         help="write checkpoint_latest every N steps (default 500)")
+    parser.add_argument("--weights", choices=("best", "latest"), default="best",
+                        help="what model.safetensors holds at the end: the step with the lowest "
+                             "validation loss (default) or the last step")
     add_json_option(parser, "the summary line (the last logged row)")
 
 
@@ -100,7 +103,7 @@ def _train_ddpm(args: argparse.Namespace) -> dict:
         settings = replace(settings, scheduler=replace(settings.scheduler, prediction_type=kind))
     return train_ddpm(args.preset, args.data, args.vqgan, args.out, settings=settings,
                       trainer=_trainer_config(args, settings), device=args.device,
-                      resume=args.resume)
+                      resume=args.resume, weights=args.weights)
 
 
 def _train_vqgan(args: argparse.Namespace) -> dict:
@@ -114,7 +117,7 @@ def _train_vqgan(args: argparse.Namespace) -> dict:
         loss = replace(loss, gan_weighting=args.gan_weighting)
     settings = replace(settings, loss=loss)
     return train_vqgan(args.preset, args.data, args.out, settings=settings,
-                       trainer=_trainer_config(args, settings),
+                       trainer=_trainer_config(args, settings), weights=args.weights,
                        device=args.device, resume=args.resume,
                        perceptual_weights=args.perceptual_weights)
 

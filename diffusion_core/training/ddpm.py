@@ -176,7 +176,8 @@ class _Normalised(torch.utils.data.Dataset):
 
 def train_ddpm(preset_name: str, data: str | Path, vqgan_run: str | Path, out: str | Path, *,
                settings: DDPMSettings, trainer: TrainerConfig, device: str = "auto",
-               resume: bool = False, progress: bool = True) -> dict[str, float]:
+               resume: bool = False, weights: str = "best",
+               progress: bool = True) -> dict[str, float]:
     """Train a preset's latent DDPM on a PREP_DIR through a trained VQ-GAN run."""
     from diffusion_core.training.trainer import resolve_device
 
@@ -209,4 +210,7 @@ def train_ddpm(preset_name: str, data: str | Path, vqgan_run: str | Path, out: s
                    progress=progress)
     if resume:
         loop.resume()
-    return loop.fit()
+    last = loop.fit()
+    if weights == "best":
+        loop.export_best()
+    return last

@@ -244,6 +244,35 @@ class Trainer:
             checkpoints.write_json(self.run_dir / checkpoints.RUN_NAME, info)
         distributed.barrier()
 
+    def restore(self, name: str) -> int:
+        """Load checkpoint `name`'s modules and task state (not the optimisers); its step."""
+        folder = checkpoints.checkpoint_folder(self.run_dir, name)
+        if folder is None:
+            raise RunSetupError(f"{self.run_dir} has no {name}")
+        weights, state = checkpoints.load_checkpoint(folder)
+        for module_name, module in self.task.modules().items():
+            prefix = f"{module_name}."
+            part = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+            checkpoints.load_into(module, part, folder / checkpoints.WEIGHTS_NAME)
+        self.task.load_extra_state(state.get("task", {}))
+        return int(state["step"])
+
+    def export_best(self) -> int | None:
+        """Write model.safetensors from checkpoint_best (the lowest validation loss); its step.
+
+        The run's latest state stays in checkpoint_latest for --resume; run.json records which
+        step the sampling weights come from.
+        """
+        if self.rank != 0 or checkpoints.checkpoint_folder(self.run_dir, checkpoints.BEST) is None:
+            return None
+        step = self.restore(checkpoints.BEST)
+        checkpoints.save_weights(self.run_dir / checkpoints.WEIGHTS_NAME,
+                                 self.task.sampling_weights())
+        info = checkpoints.read_json(self.run_dir / checkpoints.RUN_NAME)
+        info["weights_step"] = step
+        checkpoints.write_json(self.run_dir / checkpoints.RUN_NAME, info)
+        return step
+
     def resume(self) -> int:
         """Load checkpoint_latest; returns the step it was written at."""
         folder = checkpoints.checkpoint_folder(self.run_dir, checkpoints.LATEST)

@@ -177,7 +177,7 @@ def _slices(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def train_vqgan(preset_name: str, data: str | Path, out: str | Path, *,
                 settings: VQGANSettings, trainer: TrainerConfig, device: str = "auto",
                 resume: bool = False, perceptual_weights: str | Path | None = None,
-                progress: bool = True) -> dict[str, float]:
+                weights: str = "best", progress: bool = True) -> dict[str, float]:
     """Train a preset's VQ-GAN on a PREP_DIR into a run folder; returns the last logged row."""
     from diffusion_core.data import PreparedDataset
 
@@ -198,4 +198,7 @@ def train_vqgan(preset_name: str, data: str | Path, out: str | Path, *,
                    PreparedDataset(data, "val"), device=device, run_info=info, progress=progress)
     if resume:
         loop.resume()
-    return loop.fit()
+    last = loop.fit()
+    if weights == "best":
+        loop.export_best()
+    return last

@@ -65,9 +65,9 @@ def test_n_plus_resume_plus_m_equals_n_plus_m(tiny_prep_dir, tmp_path):
 
 
 def test_the_run_folder_records_what_it_was_trained_on(tiny_prep_dir, tmp_path):
-    last = _train(tiny_prep_dir, tmp_path / "run", 4)
+    last = _train(tiny_prep_dir, tmp_path / "run", 8)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["kind"] == "vqgan" and run["preset"] == "tiny" and run["steps_done"] == 4
+    assert run["kind"] == "vqgan" and run["preset"] == "tiny" and run["steps_done"] == 8
     assert run["data"]["pipeline_hash"] and run["vqgan"]["num_codes"] == 32
     weights = load_weights(tmp_path / "run" / "model.safetensors")
     assert "codebook.initialised" in weights and not any(k.startswith("disc") for k in weights)
@@ -77,6 +77,11 @@ def test_the_run_folder_records_what_it_was_trained_on(tiny_prep_dir, tmp_path):
     with open(tmp_path / "run" / "log.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[-1]["val_psnr"] != "" and float(rows[0]["usage"]) > 0
+    # model.safetensors holds the step with the lowest validation loss, and says which.
+    validated = [(float(r["val_loss"]), int(r["step"])) for r in rows if r["val_loss"]]
+    assert run["weights_step"] == min(validated)[1]
+    best, _ = checkpoints.load_checkpoint(tmp_path / "run" / checkpoints.BEST)
+    assert all(torch.equal(weights[k], best[f"vqgan.{k}"]) for k in weights)
 
 
 def test_a_nan_loss_stops_with_one_sentence_and_keeps_the_last_checkpoint(tiny_prep_dir,
