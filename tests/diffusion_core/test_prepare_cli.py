@@ -187,10 +187,11 @@ def test_duke_uses_masks_matched_by_file_name(tmp_path, capsys):
 
 
 def test_a_run_that_prepares_nothing_fails(tmp_path, capsys):
-    """Every scan skipped (here MR scans for a CT preset): the summary, then exit status 1."""
+    """Every scan skipped (here MR scans for a CT preset): the summary, then exit status 2 (not
+    done), the status of every command that could not do what was asked."""
     raw = tmp_path / "raw"
     _write_mr(raw / "a.nii.gz", 1)
-    assert main(["--preset", "lidc", "--data", str(raw), "--out", str(tmp_path / "prep")]) == 1
+    assert main(["--preset", "lidc", "--data", str(raw), "--out", str(tmp_path / "prep")]) == 2
     captured = capsys.readouterr()
     assert captured.out.startswith("prepared 0, skipped 1")
     assert "is MR, not the CT" in load_manifest(tmp_path / "prep").skipped[0].reason

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import secrets
+import struct
 from pathlib import Path
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from diffusion_core.io import canonical_affine
+from studies.case_file import nifti_image
+from studies.normalise import Grid
 from studies.questions import study_questions
 
 SHAPE = (8, 32, 32)
@@ -113,3 +119,52 @@ def study_folder(tmp_path) -> Path:
 def turing_study_folder(tmp_path) -> Path:
     """A 12-case study with the Turing questions."""
     return make_study_folder(tmp_path / "turing", turing=True)
+
+
+# ------------------------------------------------------------------- version 1 (.nii.gz) studies
+
+
+def padding_member(size: int) -> bytes:
+    """An empty gzip member of exactly `size` bytes whose comment is filler, as version 1
+    studies padded their cases to one size (written out here, apart from the code)."""
+    header = b"\x1f\x8b" + struct.pack("<BBIBB", 8, 0x10, 0, 0, 255)
+    comment = b" " * (size - 21) + b"\x00"
+    return header + comment + b"\x03\x00" + struct.pack("<II", 0, 0)
+
+
+def legacy_case_bytes(array: np.ndarray, grid: Grid, modality: str, size: int | None = None,
+                      level: int = 6) -> bytes:
+    """A version 1 case: the NIfTI gzipped (no name, no time), padded to `size` bytes."""
+    data = gzip.compress(nifti_image(array, grid, modality).to_bytes(), compresslevel=level,
+                         mtime=0)
+    return data if size is None else data + padding_member(size - len(data))
+
+
+def to_version_1(study: Path, size: int | None = None) -> Path:
+    """Turn a study made by create into a version 1 study (gzipped cases padded to one size),
+    keeping every case's times; returns the study folder."""
+    from studies.case_file import read_case
+
+    manifest = json.loads((study / "study.json").read_text())
+    grid = Grid(tuple(manifest["shape"]), tuple(manifest["spacing"]))
+    encoded = {}
+    for case_id in manifest["cases"]:
+        path = study / "cases" / f"{case_id}.nii"
+        encoded[case_id] = (legacy_case_bytes(read_case(path).array, grid,
+                                              manifest["modality"]), path.stat())
+    size = size or -(-(max(len(d) for d, _ in encoded.values()) + 21) // 4096) * 4096
+    for case_id, (data, stat) in encoded.items():
+        target = study / "cases" / f"{case_id}.nii.gz"
+        target.write_bytes(data + padding_member(size - len(data)))
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        (study / "cases" / f"{case_id}.nii").unlink()
+    manifest["version"] = 1
+    (study / "study.json").write_text(json.dumps(manifest))
+    return study
+
+
+@pytest.fixture
+def version_1() -> SimpleNamespace:
+    """Helpers for version 1 studies: `padding_member`, `legacy_case_bytes`, `to_version_1`."""
+    return SimpleNamespace(padding_member=padding_member, legacy_case_bytes=legacy_case_bytes,
+                           to_version_1=to_version_1)

@@ -170,7 +170,7 @@ def test_listing_and_reading_a_series_parse_each_file_fully_once(ct_phantom, tmp
     more and parses it in full, once."""
     paths = write_dicom_series(ct_phantom, tmp_path / "raw" / "series", rescale_intercept=-1024)
     file_reads["opened"].clear()
-    (scan,) = list_scans(tmp_path / "raw")
+    (scan,) = list_scans(tmp_path / "raw").scans
     assert sorted(file_reads["opened"]) == sorted(paths)
     assert all(options.get("stop_before_pixels") for options in file_reads["parsed"])
     file_reads["opened"].clear()
@@ -209,7 +209,7 @@ def test_a_prep_dir_lists_its_arrays_as_preprocessed_by_its_preset(tmp_path):
     arrays = _tiny_arrays(3)
     prep = _prep_dir(tmp_path / "prep", "tiny", arrays)
     np.save(prep / "stray.npy", np.zeros((8, 16, 16), np.float32))
-    scans = list_scans(prep)
+    scans = list_scans(prep).scans
     assert [scan.path for scan in scans] == sorted(prep / name for name in arrays)
     assert all(scan.is_preprocessed and scan.prepared_by == "tiny" for scan in scans)
     volume = scans[0].read()
@@ -224,7 +224,7 @@ def test_a_ct_prep_dir_reads_as_ct(tmp_path):
     """lidc arrays are CT at 2.5 mm, not MRNet's MR; asking for MR is refused."""
     prep = _prep_dir(tmp_path / "prep", "lidc",
                      {"chest.npy": np.full((128, 128, 128), -1.0, np.float32)})
-    (scan,) = list_scans(prep)
+    (scan,) = list_scans(prep).scans
     volume = scan.read()
     assert (volume.modality, volume.spacing) == ("CT", (2.5, 2.5, 2.5))
     assert scan.read(modality="CT").modality == "CT"
@@ -236,7 +236,7 @@ def test_a_folder_of_scans_lists_what_find_scans_finds(ct_phantom, tmp_path):
     """Without a manifest every scan is raw: the paths of find_scans, read by read_volume."""
     write_nifti(ct_phantom, tmp_path / "raw" / "b.nii.gz")
     np.save(tmp_path / "raw" / "a.npy", np.zeros((3, 8, 8), np.uint8))
-    scans = list_scans(tmp_path / "raw")
+    scans = list_scans(tmp_path / "raw").scans
     assert [scan.path for scan in scans] == find_scans(tmp_path / "raw")
     assert not any(scan.is_preprocessed for scan in scans)
     assert scans[0].read().modality == "MR" and scans[1].read().modality == "CT"
@@ -248,7 +248,7 @@ def test_another_tools_manifest_leaves_a_folder_of_scans(tmp_path):
     folder.mkdir()
     (folder / "manifest.json").write_text(json.dumps({"files": ["0001.npy"]}))
     np.save(folder / "0001.npy", np.zeros((3, 8, 8), np.uint8))
-    (scan,) = list_scans(folder)
+    (scan,) = list_scans(folder).scans
     assert not scan.is_preprocessed and scan.read().spacing == (1.0, 1.0, 1.0)
 
 
@@ -279,7 +279,7 @@ def test_a_prep_dir_that_cannot_be_trusted_is_refused(damage, problem, tmp_path)
 def test_an_array_the_manifest_lists_but_the_folder_lost_is_named(tmp_path):
     """Reading a listed array that was deleted says which file and why."""
     prep = _prep_dir(tmp_path / "prep", "tiny", _tiny_arrays(2))
-    scans = list_scans(prep)
+    scans = list_scans(prep).scans
     scans[0].path.unlink()
     with pytest.raises(VolumeError, match="does not exist") as caught:
         scans[0].read()
