@@ -12,8 +12,7 @@ from pathlib import Path
 
 from reader_app import APP_TITLE
 
-EXIT_LOCKED = 1
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # every refusal, a locked reader too (diffusion_core.cli.common's rule)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reader", metavar="NAME",
                         help="your reader name (asked for in a dialog when left out)")
     parser.add_argument("--screenshot", metavar="PNG",
-                        help="render the window offscreen to PNG and exit (saves no answers "
-                        "unless --reader is given)")
+                        help="render the window offscreen to PNG and exit (saves nothing; with "
+                        "--reader, shows that reader's place in their case order)")
     parser.add_argument("--case", type=int, metavar="K",
                         help="with --screenshot: show case K (1 = first in the reader's order, "
                         "or in the study's listed order without --reader)")
@@ -69,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from reader_app.opening import open_study_for_reading
     from reader_app.theme import apply_dark_theme
-    from studies.ratings import RatingStore, RatingStoreError, ReaderLockedError
+    from studies.ratings import RatingStore, RatingStoreError
     from studies.study import StudyError
 
     gui = not args.screenshot
@@ -84,21 +83,17 @@ def _run(args: argparse.Namespace) -> int:
     except StudyError as err:
         return _fail(str(err), EXIT_USAGE, gui)
 
-    if args.reader is None and not gui:
-        from reader_app.preview_store import PreviewStore
-        store = PreviewStore(study)
-    else:
-        reader = args.reader if args.reader is not None else ask_reader_name()
-        if reader is None:
-            print("mdiff-reader: no reader name was given, so the study was not opened.",
-                  file=sys.stderr)
-            return EXIT_USAGE
-        try:
+    try:
+        store = None if gui else screenshot_store(study, args.reader)
+        if store is None:
+            reader = args.reader if args.reader is not None else ask_reader_name()
+            if reader is None:
+                print("mdiff-reader: no reader name was given, so the study was not opened.",
+                      file=sys.stderr)
+                return EXIT_USAGE
             store = RatingStore.open(study, reader)
-        except ReaderLockedError as err:
-            return _fail(str(err), EXIT_LOCKED, gui)
-        except RatingStoreError as err:
-            return _fail(str(err), EXIT_USAGE, gui)
+    except RatingStoreError as err:  # a locked reader (ReaderLockedError) among them
+        return _fail(str(err), EXIT_USAGE, gui)
 
     from reader_app.main_window import ReaderWindow
     from reader_app.session import ReadingSession
@@ -118,6 +113,21 @@ def _run(args: argparse.Namespace) -> int:
             window.close()
         # Run that deferred deletion now, while Qt and pyqtgraph are fully alive.
         app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def screenshot_store(study, reader: str | None):
+    """What a screenshot shows: an existing reader's ratings (their place, nothing written), or
+    answers kept in memory only, in that reader's case order (a new reader) or the listed one;
+    a screenshot never creates a reader database."""
+    from reader_app.preview_store import PreviewStore
+    from studies.ratings import RatingStore, existing_reader, reader_order
+
+    if reader is None:
+        return PreviewStore(study)
+    name = existing_reader(study, reader)
+    if name is not None:
+        return RatingStore.open(study, name)
+    return PreviewStore(study, case_order=reader_order(study, reader))
 
 
 @contextmanager
