@@ -168,3 +168,55 @@ def version_1() -> SimpleNamespace:
     """Helpers for version 1 studies: `padding_member`, `legacy_case_bytes`, `to_version_1`."""
     return SimpleNamespace(padding_member=padding_member, legacy_case_bytes=legacy_case_bytes,
                            to_version_1=to_version_1)
+
+
+# ------------------------------------------------------------------ head scans and their crops
+
+
+def head_scan(rng: np.random.Generator, modality: str, shape=(24, 96, 96)) -> np.ndarray:
+    """A head-like scan as a scanner stores it: MR as uint8 (magnitude noise in the air, clipped
+    at 0 and 255), CT as int16 Hounsfield units (air near -1000, bone up to about 1500).
+
+    A skull shell around a brain with smooth texture and two dark ventricles, so crops differ;
+    outside the scanner's circular field of view the file holds its padding value (MR 0, CT
+    -2048), a pile of equal values as real exports have.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    d, h, w = np.meshgrid(*(np.linspace(-1, 1, n) for n in shape), indexing="ij")
+    radius = np.sqrt((d / 0.95) ** 2 + (h / 0.85) ** 2 + (w / 0.75) ** 2)
+    brain, skull = radius < 0.85, (radius >= 0.85) & (radius < 0.97)
+    ventricles = (((np.abs(w) - 0.15) / 0.08) ** 2 + (h / 0.3) ** 2 + (d / 0.4) ** 2) < 1
+    outside = h ** 2 + w ** 2 > 1.0
+    texture = gaussian_filter(rng.standard_normal(shape), 2.0)
+    texture /= texture.std()
+    if modality == "MR":
+        signal = np.where(brain, 120 + 25 * texture, 0.0) + np.where(skull, 60.0, 0.0)
+        signal = np.where(ventricles & brain, 35.0, signal)
+        noisy = np.abs(signal + 6 * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)))
+        noisy[outside] = 0
+        return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    tissue = np.where(brain, 35 + 6 * texture, -1000.0) + np.where(skull, 2000 + 300 * texture,
+                                                                    0.0)
+    tissue = np.where(ventricles & brain, 8.0, tissue) + 12 * rng.standard_normal(shape)
+    tissue[outside] = -2048
+    return np.rint(tissue).astype(np.int16)
+
+
+def crops(scan: np.ndarray, count: int, shape: tuple[int, int, int],
+          rng: np.random.Generator) -> list[np.ndarray]:
+    """`count` crops of `shape` from random places of the scan (copies)."""
+    found = []
+    for _ in range(count):
+        start = [int(rng.integers(0, n - s + 1)) for n, s in zip(scan.shape, shape, strict=True)]
+        box = tuple(slice(a, a + s) for a, s in zip(start, shape, strict=True))
+        found.append(scan[box].copy())
+    return found
+
+
+@pytest.fixture(scope="session")
+def head_scans() -> SimpleNamespace:
+    """A uint8 MR and an int16 CT head scan (seeded), and `crops(scan, count, shape, rng)`."""
+    rng = np.random.default_rng(2024)
+    return SimpleNamespace(mr=head_scan(rng, "MR"), ct=head_scan(rng, "CT"), crops=crops,
+                           write=write_nifti_file)
