@@ -171,10 +171,12 @@ def dither(unit: np.ndarray, key: Sequence[int]) -> np.ndarray:
     Voxels at exactly -1 or 1 are saturated: the source was clipped there (a scanner's 0, a
     sampler's output clipped to -1), and such a pile stays a pile whichever road it came by. A
     quantised source's end level also holds the voxels whose true value lay within half a level
-    of the end, which a continuous source spreads over that half level: that many (half the
-    next level's count, the density there) are spread over it, the rest stay at the end.
-    Dithering the whole pile instead would move half of it off the end in an integer scan but
-    none of it in a float one: the share of voxels at the minimum would tell them apart.
+    of the end, which a continuous source spreads over that half level: that many are spread
+    over it, the rest stay at the end. Their number is half the density at a quarter level from
+    the end, extrapolated linearly from the counts of the next two levels (n1, n2):
+    0.5 * (n1 - 0.75 * (n2 - n1)). Dithering the whole pile instead would move half of it off
+    the end in an integer scan but none of it in a float one: the share of voxels at the
+    minimum would tell them apart.
     """
     unit = np.asarray(unit, dtype=np.float32)
     step = value_step(unit)
@@ -190,9 +192,10 @@ def dither(unit: np.ndarray, key: Sequence[int]) -> np.ndarray:
         if at_end.size == 0:
             continue
         distance = (unit.ravel() - end) * inward
-        next_level = int(np.count_nonzero((distance > 0) & (distance < 1.5 * step)))
-        spread = rng.choice(at_end, size=min(at_end.size, int(round(next_level / 2))),
-                            replace=False)
+        first = int(np.count_nonzero((distance > 0) & (distance < 1.5 * step)))
+        second = int(np.count_nonzero((distance >= 1.5 * step) & (distance < 2.5 * step)))
+        share = int(round(0.5 * (first - 0.75 * (second - first))))
+        spread = rng.choice(at_end, size=min(at_end.size, max(share, 0)), replace=False)
         flat = dithered.reshape(-1)
         flat[at_end] = end
         flat[spread] = end + inward * np.abs(noise.reshape(-1)[spread])

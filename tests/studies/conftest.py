@@ -216,7 +216,8 @@ def crops(scan: np.ndarray, count: int, shape: tuple[int, int, int],
 
 @pytest.fixture(scope="session")
 def head_scans() -> SimpleNamespace:
-    """A uint8 MR and an int16 CT head scan (seeded), and `crops(scan, count, shape, rng)`."""
+    """A uint8 MR and an int16 CT head scan (seeded), `crops(scan, count, shape, rng)`,
+    `write(path, array, affine, descrip, xform_code)` and `scan(rng, modality, shape)`."""
     rng = np.random.default_rng(2024)
     return SimpleNamespace(mr=head_scan(rng, "MR"), ct=head_scan(rng, "CT"), crops=crops,
-                           write=write_nifti_file)
+                           write=write_nifti_file, scan=head_scan)

@@ -51,9 +51,10 @@ def _key(study: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _write_real(folder: Path, arrays: list[np.ndarray], head_scans) -> None:
+def _write_real(folder: Path, arrays: list[np.ndarray], head_scans,
+                spacing: tuple[float, float, float] = SCANNER[0]) -> None:
     """Crops as a scanner export: integer values, the scanner's header and spacing."""
-    spacing, description, code = SCANNER
+    _, description, code = SCANNER
     folder.mkdir(parents=True)
     for i, array in enumerate(arrays):
         head_scans.write(folder / f"crop_{i:02d}.nii.gz", array,
@@ -206,3 +207,24 @@ def test_a_clamped_samplers_pile_at_minus_one_matches_a_scans_zero_background(tm
     assert audit.passed, audit_text(audit)
     at_minimum = audit.feature("fraction at the minimum")
     assert min(at_minimum.real + at_minimum.synthetic) > 0.3  # a pile in every case
+
+
+@pytest.mark.slow
+def test_head_cts_against_a_perfect_samplers_hu_output_at_lidc_size(tmp_path, head_scans):
+    """The adversary's CT scenario at the paper's LIDC grid (128^3 at 2.5 mm): 8 real int16
+    head CTs through the lidc pipeline, 8 synthetic float32 volumes in Hounsfield units that are
+    that pipeline's clean output for 8 other head CTs, written as a sampler writes them."""
+    rng = np.random.default_rng(41)
+    preset = get_preset("lidc")
+    spacing = (3.0, 1.5, 1.5)
+    scans = [head_scans.scan(rng, "CT", (48, 128, 128)) for _ in range(16)]
+    _write_real(tmp_path / "real", scans[:8], head_scans, spacing)
+    samples = [preset.to_intensity(preset.preprocess(
+        Volume(scan, spacing, canonical_affine(spacing), "CT"))[0]) for scan in scans[8:]]
+    _write_samples(tmp_path / "samples", samples, preset.spacing, head_scans)
+    study = tmp_path / "study"
+    create_study(study, real=tmp_path / "real", synthetic=tmp_path / "samples", preset="lidc",
+                 seed=6)
+    audit = audit_folder(study, Path(str(study) + ".key.csv"))
+    assert audit.passed, audit_text(audit)
+    assert Study.open(study).shape == (128, 128, 128)
