@@ -10,9 +10,9 @@ Rows, all in one run on this machine:
 - case switch at 256x256x32 (the paper's MRNet/DUKE size) from pressing Next to the next case's
   image on screen: "preloaded" waits for the background read of the next case first (a reader
   spends seconds on a case), "at once" presses Next immediately (target under 150 ms);
-- start-up: a fresh `python -m reader_app.cli STUDY --screenshot PNG` process, whole (interpreter
-  start to exit) and from the first import to the saved PNG, and whether torch or MONAI were
-  imported (target under 2 s, none).
+- start-up: a fresh `python -m reader_app.cli.reader STUDY --screenshot PNG` process, whole
+  (interpreter start to exit) and from the first import to the saved PNG, and whether torch or
+  MONAI were imported (target under 2 s, none).
 The studies are built with `studies.create.create_study` from synthetic head-CT phantoms in HU
 (ellipsoids for scalp, skull, grey and white matter, ventricles), so they go through the same
 normalisation and blinded case files as a real study.
@@ -250,7 +250,7 @@ def time_startup(study_folder: Path, runs: int) -> dict:
         "import time\n"
         "start = time.perf_counter()\n"
         "import json, sys\n"
-        "from reader_app.cli import main\n"
+        "from reader_app.cli.reader import main\n"
         f"code = main([{str(study_folder)!r}, '--screenshot', sys.argv[1]])\n"
         "print(json.dumps({'code': code, 'inside_s': time.perf_counter() - start,\n"
         "                  'torch': 'torch' in sys.modules, 'monai': 'monai' in sys.modules}))\n"
@@ -285,7 +285,7 @@ def main() -> None:
     from PySide6.QtCore import qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
-    from reader_app.cli import drop_offscreen_notice
+    from reader_app.launch import drop_offscreen_notice
     from reader_app.theme import apply_dark_theme
 
     qInstallMessageHandler(drop_offscreen_notice)

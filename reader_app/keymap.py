@@ -1,4 +1,5 @@
-"""The keyboard scheme of the reader, without Qt: which key answers which option, and the help line.
+"""The keyboard scheme of the reader, without Qt: the one table of what each key does, which
+key answers which option, and the help line.
 
 Keys that steer the viewer or the case (R reset, V plane, N/P next/previous) are never answer
 keys, so a reader who means to reset the view can never record an answer by accident.
@@ -6,13 +7,71 @@ keys, so a reader who means to reset the view can never record an answer by acci
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from reader_app.windowing import AUTO_WINDOW_KEY, CT_PRESETS
 
-RESERVED_LETTERS = frozenset("RVNP")
 PAGE_STEP = 5  # slices per PgUp/PgDn
+RESET_KEY = "R"
+PLANE_KEY = "V"
+NEXT_CASE_KEY = "N"
+PREVIOUS_CASE_KEY = "P"
+
+
+class Command(enum.Enum):
+    """What a key does in the reading window."""
+
+    STEP_SLICES = "step slices"          # by the binding's amount (+ = forward)
+    FIRST_SLICE = "first slice"
+    LAST_SLICE = "last slice"
+    WINDOW_PRESET = "CT window preset"   # preset number `amount` (1-based); CT only
+    AUTO_WINDOW = "auto window"
+    RESET_VIEW = "reset view"
+    CYCLE_PLANE = "next plane"
+    NEXT_CASE = "next case"
+    PREVIOUS_CASE = "previous case"
+    NEXT_QUESTION = "next question"
+    PREVIOUS_QUESTION = "previous question"
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A key's command and, for the commands that take one, its amount."""
+
+    command: Command
+    amount: int = 0
+
+
+# Key names are Qt's without the prefix (`Qt.Key.Key_PageUp` is "PageUp"); a key held with Ctrl
+# or Alt does nothing here, and every key not in the table may answer a question.
+KEY_BINDINGS: dict[str, Binding] = {
+    "Up": Binding(Command.STEP_SLICES, -1),
+    "Left": Binding(Command.STEP_SLICES, -1),
+    "Down": Binding(Command.STEP_SLICES, 1),
+    "Right": Binding(Command.STEP_SLICES, 1),
+    "PageUp": Binding(Command.STEP_SLICES, -PAGE_STEP),
+    "PageDown": Binding(Command.STEP_SLICES, PAGE_STEP),
+    "Home": Binding(Command.FIRST_SLICE),
+    "End": Binding(Command.LAST_SLICE),
+    **{preset.key: Binding(Command.WINDOW_PRESET, number)
+       for number, preset in enumerate(CT_PRESETS, start=1)},
+    AUTO_WINDOW_KEY: Binding(Command.AUTO_WINDOW),
+    RESET_KEY: Binding(Command.RESET_VIEW),
+    PLANE_KEY: Binding(Command.CYCLE_PLANE),
+    "Return": Binding(Command.NEXT_CASE),
+    "Enter": Binding(Command.NEXT_CASE),
+    NEXT_CASE_KEY: Binding(Command.NEXT_CASE),
+    "Backspace": Binding(Command.PREVIOUS_CASE),
+    PREVIOUS_CASE_KEY: Binding(Command.PREVIOUS_CASE),
+    "Tab": Binding(Command.NEXT_QUESTION),
+    "Backtab": Binding(Command.PREVIOUS_QUESTION),
+}
+# Once the study is finished only these still act (back to the last case, to change an answer).
+FINISHED_COMMANDS = frozenset({Command.PREVIOUS_CASE})
+RESERVED_LETTERS = frozenset(key for key in KEY_BINDINGS if len(key) == 1 and key.isalpha())
 
 
 class OptionLike(Protocol):
@@ -58,12 +117,12 @@ def option_for_key(question: QuestionLike, key: str) -> str | None:
 
 def help_text(modality: str) -> str:
     """The keys and mouse actions, one group a line, shown under the questions."""
-    windows = (f"F1-F{len(CT_PRESETS)} CT windows · {AUTO_WINDOW_KEY} auto"
+    windows = (f"{CT_PRESETS[0].key}-{CT_PRESETS[-1].key} CT windows · {AUTO_WINDOW_KEY} auto"
                if modality == "CT" else f"{AUTO_WINDOW_KEY} auto window")
     return "\n".join([
-        f"Slices: wheel · ↑ ↓ · PgUp PgDn (±{PAGE_STEP}) · Home End · V plane",
+        f"Slices: wheel · ↑ ↓ · PgUp PgDn (±{PAGE_STEP}) · Home End · {PLANE_KEY} plane",
         "Mouse: left drag window/level · right drag zoom · middle drag pan",
-        f"Window: {windows} · R reset view",
+        f"Window: {windows} · {RESET_KEY} reset view",
         "Answer: the key beside an option, for the framed question · Tab next question",
-        "Case: Enter or N next · Backspace or P previous",
+        f"Case: Enter or {NEXT_CASE_KEY} next · Backspace or {PREVIOUS_CASE_KEY} previous",
     ])

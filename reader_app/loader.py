@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reader_app.windowing import AUTO_PERCENTILES, Window, percentile_window
+from diffusion_core.modality import MR_PERCENTILES
+from reader_app.windowing import Window, percentile_window
 from studies.case_file import read_case as read_case_file
 
 
@@ -22,7 +23,7 @@ class CaseImage:
     auto_window: Window
 
 
-def read_case(path: Path, percentiles: tuple[float, float] = AUTO_PERCENTILES) -> CaseImage:
+def read_case(path: Path, percentiles: tuple[float, float] = MR_PERCENTILES) -> CaseImage:
     """Read one case file in canonical orientation and compute its percentile window.
 
     Study cases are int16 NIfTI; `studies.case_file.read_case` keeps the stored integers (no

@@ -26,14 +26,25 @@ from PySide6.QtWidgets import (
 )
 
 from reader_app import APP_TITLE
-from reader_app.keymap import PAGE_STEP, help_text, option_for_key
+from reader_app.keymap import (
+    FINISHED_COMMANDS,
+    KEY_BINDINGS,
+    Binding,
+    Command,
+    help_text,
+    option_for_key,
+)
 from reader_app.loader import CaseCache, CaseImage, read_case
+from reader_app.prefetch import prefetch_plan
 from reader_app.questions_panel import QuestionsPanel
 from reader_app.session import ReadingSession
 from reader_app.viewer import SliceView
 from reader_app.windowing import study_percentiles, study_window
 from studies.ratings import RatingStoreError
 
+# `keymap.KEY_BINDINGS` by Qt key code.
+_QT_BINDINGS: dict[int, Binding] = {getattr(Qt.Key, f"Key_{name}"): binding
+                                     for name, binding in KEY_BINDINGS.items()}
 DEFAULT_SIZE = (1400, 900)
 LOAD_POLL_MS = 10
 PANEL_WIDTH = 460
@@ -220,45 +231,44 @@ class ReaderWindow(QMainWindow):
             super().keyPressEvent(event)
 
     def _handle_key(self, event: QKeyEvent) -> bool:
-        key = event.key()
         modifiers = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
         if event.modifiers() & modifiers:
             return False
+        binding = _QT_BINDINGS.get(event.key())
         if self.session.finished:
-            if key not in (Qt.Key.Key_Backspace, Qt.Key.Key_P):
+            if binding is None or binding.command not in FINISHED_COMMANDS:
                 return False
-            self.go_previous()
-            return True
-        view = self.viewer
-        slice_steps = {Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1, Qt.Key.Key_Down: 1,
-                       Qt.Key.Key_Right: 1, Qt.Key.Key_PageUp: -PAGE_STEP,
-                       Qt.Key.Key_PageDown: PAGE_STEP}
-        presets = {Qt.Key.Key_F1: 1, Qt.Key.Key_F2: 2, Qt.Key.Key_F3: 3, Qt.Key.Key_F4: 4}
-        if key in slice_steps:
-            view.step(slice_steps[key])
-        elif key == Qt.Key.Key_Home:
-            view.first_slice()
-        elif key == Qt.Key.Key_End:
-            view.last_slice()
-        elif key in presets:
-            view.apply_preset(presets[key])
-        elif key == Qt.Key.Key_F5:
-            view.auto_window()
-        elif key == Qt.Key.Key_R:
-            view.reset()
-        elif key == Qt.Key.Key_V:
-            view.cycle_orientation()
-        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_N):
-            self.go_next()
-        elif key in (Qt.Key.Key_Backspace, Qt.Key.Key_P):
-            self.go_previous()
-        elif key == Qt.Key.Key_Tab:
-            self.questions.set_current(self.questions.current + 1)
-        elif key == Qt.Key.Key_Backtab:
-            self.questions.set_current(self.questions.current - 1)
-        else:
+        elif binding is None:
             return self._answer_by_key(event.text())
+        self._run(binding)
         return True
+
+    def _run(self, binding: Binding) -> None:
+        """Carry out a key's command (see `keymap.KEY_BINDINGS`)."""
+        display = self.viewer.display
+        command = binding.command
+        if command is Command.STEP_SLICES:
+            display.step(binding.amount)
+        elif command is Command.FIRST_SLICE:
+            display.first_slice()
+        elif command is Command.LAST_SLICE:
+            display.last_slice()
+        elif command is Command.WINDOW_PRESET:
+            display.apply_preset(binding.amount)
+        elif command is Command.AUTO_WINDOW:
+            display.auto_window()
+        elif command is Command.RESET_VIEW:
+            self.viewer.reset()
+        elif command is Command.CYCLE_PLANE:
+            display.cycle_orientation()
+        elif command is Command.NEXT_CASE:
+            self.go_next()
+        elif command is Command.PREVIOUS_CASE:
+            self.go_previous()
+        elif command is Command.NEXT_QUESTION:
+            self.questions.set_current(self.questions.current + 1)
+        elif command is Command.PREVIOUS_QUESTION:
+            self.questions.set_current(self.questions.current - 1)
 
     def _answer_by_key(self, text: str) -> bool:
         if len(text) != 1 or not self.questions.isEnabled():
@@ -296,7 +306,8 @@ class ReaderWindow(QMainWindow):
     def _on_case_changed(self, index: int) -> None:
         if self.session.finished:
             self.pages.setCurrentIndex(1)
-            self.cache.retain([])
+            self.cache.retain(self.session.case_path(i)
+                              for i in prefetch_plan(index, self.session.case_count).keep)
             return
         self.pages.setCurrentIndex(0)
         self.case_label.setText(f"Case {index + 1} of {self.session.case_count}")
@@ -320,13 +331,14 @@ class ReaderWindow(QMainWindow):
     # --- loading ---------------------------------------------------------------------------
 
     def _show_case(self, index: int) -> None:
-        """Display the case at `index`, from the cache when preloaded, and preload the next."""
+        """Display the case at `index`, from the cache when preloaded, and read ahead as
+        `prefetch.prefetch_plan` says."""
         session = self.session
-        neighbours = [i for i in (index - 1, index, index + 1) if 0 <= i < session.case_count]
-        self.cache.retain(session.case_path(i) for i in neighbours)
+        plan = prefetch_plan(index, session.case_count)
+        self.cache.retain(session.case_path(i) for i in plan.keep)
         future = self.cache.request(session.case_path(index))
-        if index + 1 < session.case_count:
-            self.cache.request(session.case_path(index + 1))
+        for following in plan.preload:
+            self.cache.request(session.case_path(following))
         self._shown = None
         if future.done():
             self._pending = None
@@ -389,7 +401,8 @@ class ReaderWindow(QMainWindow):
     def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         """Take the keyboard focus so the reading keys work at once."""
         super().showEvent(event)
-        QTimer.singleShot(0, self.setFocus)
+        # With the window as context the timer dies with it: no call into a deleted window.
+        QTimer.singleShot(0, self, self.setFocus)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         """Save the time on the current case, release the reader's database and stop listening

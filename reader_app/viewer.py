@@ -17,17 +17,9 @@ from PySide6.QtWidgets import (
 )
 
 from reader_app.blocking import signals_blocked
-from reader_app.windowing import (
-    AUTO_WINDOW_KEY,
-    CT_PRESETS,
-    Orientation,
-    Window,
-    drag_window,
-    middle_slice,
-    pixel_size,
-    reslice,
-    slice_count,
-)
+from reader_app.display import DisplayModel
+from reader_app.keymap import RESET_KEY
+from reader_app.windowing import AUTO_WINDOW_KEY, CT_PRESETS, Orientation, Window
 
 IMAGE_BACKGROUND = "#000000"
 TOOLBAR_STYLE = ("QPushButton { padding: 4px 10px; }"
@@ -79,30 +71,22 @@ class SliceViewBox(pg.ViewBox):
 class SliceView(QWidget):
     """A volume shown plane by plane, with its slider, plane buttons and window controls.
 
-    The view holds display state only (plane, slice, window, zoom); it knows nothing of studies.
-    Every control is kept out of the keyboard focus chain so the window's keys always reach the
-    main window's handler.
+    The display state (plane, slice, window) lives in `display`, a Qt-free `DisplayModel`:
+    the widget renders it on the model's events and forwards the reader's input to it; zoom and
+    pan stay pyqtgraph's. Every control is kept out of the keyboard focus chain so the window's
+    keys always reach the main window's handler.
     """
 
     def __init__(self, modality: str, default_window: Window | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.modality = modality
-        self._study_window = default_window
-        self._volume: np.ndarray | None = None
-        self._spacing = (1.0, 1.0, 1.0)
-        self._auto_window = Window(level=0.0, width=1.0)
-        self._orientation = Orientation.AXIAL
-        self._index = 0
-        self._window = default_window or Window(level=0.0, width=1.0)
-        self._window_is_custom = False
-        self._drag_start_window = self._window
+        self.display = display = DisplayModel(modality, default_window)
 
         self.graphics = pg.GraphicsView(background=IMAGE_BACKGROUND)
         self.graphics.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.view_box = SliceViewBox()
-        self.view_box.slices_stepped.connect(self.step)
-        self.view_box.window_dragged.connect(self._on_window_drag)
+        self.view_box.slices_stepped.connect(self.display.step)
+        self.view_box.window_dragged.connect(self.display.drag_window)
         self.view_box.setBackgroundColor(IMAGE_BACKGROUND)
         self.graphics.setCentralItem(self.view_box)
         self.image_item = pg.ImageItem(axisOrder="row-major")
@@ -116,7 +100,7 @@ class SliceView(QWidget):
 
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.slider.valueChanged.connect(self._on_slider)
+        self.slider.valueChanged.connect(self.display.set_slice)
         self.slice_label = QLabel()
         # A fixed width: a label that changes its size hint on every step re-lays out the window.
         self.slice_label.setFixedWidth(110)
@@ -130,23 +114,23 @@ class SliceView(QWidget):
         toolbar.setSpacing(4)
         for orientation in Orientation:
             button = self._tool_button(orientation.label, checkable=True)
-            button.setChecked(orientation is self._orientation)
-            button.clicked.connect(lambda _=False, o=orientation: self.set_orientation(o))
+            button.setProperty("orientation", orientation.value)
+            button.clicked.connect(lambda _=False, o=orientation: display.set_orientation(o))
             self.plane_buttons.addButton(button)
             toolbar.addWidget(button)
         toolbar.addSpacing(16)
         self.preset_buttons: list[QPushButton] = []
         if modality == "CT":
-            for preset in CT_PRESETS:
+            for number, preset in enumerate(CT_PRESETS, start=1):
                 button = self._tool_button(f"{preset.name} ({preset.key})")
-                button.clicked.connect(lambda _=False, w=preset.window: self.set_window(w, True))
+                button.clicked.connect(lambda _=False, n=number: display.apply_preset(n))
                 self.preset_buttons.append(button)
                 toolbar.addWidget(button)
         auto = self._tool_button(f"Auto ({AUTO_WINDOW_KEY})")
-        auto.clicked.connect(self.auto_window)
+        auto.clicked.connect(self.display.auto_window)
         self.preset_buttons.append(auto)
         toolbar.addWidget(auto)
-        reset = self._tool_button("Reset (R)")
+        reset = self._tool_button(f"Reset ({RESET_KEY})")
         reset.clicked.connect(self.reset)
         toolbar.addWidget(reset)
         toolbar.addStretch(1)
@@ -163,173 +147,103 @@ class SliceView(QWidget):
         layout.addLayout(toolbar)
         layout.addWidget(self.graphics, 1)
         layout.addLayout(bottom)
+
+        self.display.volume_changed.connect(self._on_volume_changed)
+        self.display.plane_changed.connect(self._on_plane_changed)
+        self.display.slice_changed.connect(self._on_slice_changed)
+        self.display.window_changed.connect(self._on_window_changed)
+        self._check_plane_button()
         self._update_labels()
         self._update_edges()
 
-    # --- state -----------------------------------------------------------------------------
-
-    @property
-    def has_volume(self) -> bool:
-        """Whether a volume is shown."""
-        return self._volume is not None
-
-    @property
-    def slice_index(self) -> int:
-        """The 0-based slice shown in the current plane."""
-        return self._index
-
-    @property
-    def slice_total(self) -> int:
-        """How many slices the current plane has (0 without a volume)."""
-        return 0 if self._volume is None else slice_count(self._volume.shape, self._orientation)
-
-    @property
-    def orientation(self) -> Orientation:
-        """The plane shown."""
-        return self._orientation
-
-    @property
-    def window(self) -> Window:
-        """The display window."""
-        return self._window
-
-    def default_window(self) -> Window:
-        """The study's window if it sets one, else soft tissue for CT and the case's percentile
-        window for MR."""
-        if self._study_window is not None:
-            return self._study_window
-        if self.modality == "CT":
-            return CT_PRESETS[0].window
-        return self._auto_window
-
-    # --- actions ---------------------------------------------------------------------------
+    # --- actions that are the view's own ---------------------------------------------------
 
     def set_volume(self, volume: np.ndarray, spacing: tuple[float, float, float],
                    auto_window: Window) -> None:
         """Show a new case at its middle slice; a window the reader chose is kept."""
-        self._volume = volume
-        self._spacing = spacing
-        self._auto_window = auto_window
-        if not self._window_is_custom:
-            self._window = self.default_window()
         self._message.hide()
-        self._show_plane(middle_slice(volume.shape, self._orientation))
+        self.display.set_volume(volume, spacing, auto_window)
 
     def clear(self, message: str) -> None:
         """Show no image, only `message` (e.g. while a case loads or when it cannot be read)."""
-        self._volume = None
-        self.image_item.clear()
         self._message.setText(message)
         self._message.show()
-        self._update_labels()
-        self._update_edges()
+        self.display.clear()
 
-    def set_slice(self, index: int) -> None:
-        """Show slice `index` of the current plane (clamped to the volume)."""
-        if self._volume is None:
-            return
-        index = int(np.clip(index, 0, self.slice_total - 1))
-        if index == self._index and self.image_item.image is not None:
-            return
-        self._index = index
-        self._render()
+    def reset(self) -> None:
+        """Back to the default window and the whole image in view."""
+        self.display.reset_window()
+        self.view_box.autoRange(padding=0.0)
 
-    def step(self, slices: int) -> None:
-        """Move `slices` slices forward (positive) or back (negative)."""
-        self.set_slice(self._index + slices)
+    # --- rendering the model ---------------------------------------------------------------
 
-    def first_slice(self) -> None:
-        """Go to the first slice."""
-        self.set_slice(0)
+    def _on_volume_changed(self) -> None:
+        if self.display.has_volume:
+            self._show_plane()
+        else:
+            self.image_item.clear()
+            self._update_labels()
+            self._update_edges()
 
-    def last_slice(self) -> None:
-        """Go to the last slice."""
-        self.set_slice(self.slice_total - 1)
-
-    def set_orientation(self, orientation: Orientation) -> None:
-        """Show another plane of the same volume, at its middle slice."""
-        if orientation is self._orientation:
-            return
-        self._orientation = orientation
-        for button in self.plane_buttons.buttons():
-            button.setChecked(button.text() == orientation.label)
-        if self._volume is not None:
-            self._show_plane(middle_slice(self._volume.shape, orientation))
+    def _on_plane_changed(self, _orientation: Orientation) -> None:
+        self._check_plane_button()
+        if self.display.has_volume:
+            self._show_plane()
         else:
             self._update_labels()
             self._update_edges()
 
-    def cycle_orientation(self) -> None:
-        """Axial -> coronal -> sagittal -> axial."""
-        self.set_orientation(self._orientation.following())
+    def _on_slice_changed(self, _index: int) -> None:
+        self._render()
 
-    def set_window(self, window: Window, custom: bool = False) -> None:
-        """Display with `window`; `custom` marks the reader's own choice, kept across cases."""
-        self._window = window
-        self._window_is_custom = custom
-        if self._volume is not None:
+    def _on_window_changed(self, window: Window) -> None:
+        if self.display.has_volume:
             self.image_item.setLevels((window.low, window.high))
         self._update_labels()
 
-    def apply_preset(self, number: int) -> None:
-        """Apply CT preset `number` (1-based, F1..F4); ignored for MR."""
-        if self.modality == "CT" and 1 <= number <= len(CT_PRESETS):
-            self.set_window(CT_PRESETS[number - 1].window, custom=True)
-
-    def auto_window(self) -> None:
-        """The 0.5-99.5 percentile window of the case."""
-        self.set_window(self._auto_window, custom=True)
-
-    def reset(self) -> None:
-        """Back to the default window and the whole image in view."""
-        self.set_window(self.default_window())
-        self.view_box.autoRange(padding=0.0)
-
-    # --- internals -------------------------------------------------------------------------
-
-    def _show_plane(self, index: int) -> None:
-        self._index = index
-        rows, cols = reslice(self._volume, self._orientation, index).shape
-        row_mm, col_mm = pixel_size(self._spacing, self._orientation)
+    def _show_plane(self) -> None:
+        """A new volume or plane: the image, its physical size, the slider range, the view."""
+        display = self.display
+        rows, cols = display.image().shape
+        row_mm, col_mm = display.pixel_size()
+        with signals_blocked(self.slider):
+            self.slider.setRange(0, display.slice_total - 1)
         self._render()
         # The image spans its physical size in mm, so the locked 1:1 aspect is the true one.
         self.image_item.setRect(QRectF(0.0, 0.0, cols * col_mm, rows * row_mm))
-        with signals_blocked(self.slider):
-            self.slider.setRange(0, self.slice_total - 1)
-            self.slider.setValue(index)
         self.view_box.autoRange(padding=0.0)
-        self._update_labels()
         self._update_edges()
 
     def _render(self) -> None:
-        image = reslice(self._volume, self._orientation, self._index)
-        self.image_item.setImage(image, autoLevels=False,
-                                 levels=(self._window.low, self._window.high))
+        """The current slice with the current window (cheap: runs on every slice step)."""
+        display = self.display
+        window = display.window
+        self.image_item.setImage(display.image(), autoLevels=False,
+                                 levels=(window.low, window.high))
+        # The slider is the view of the slice too: moving it here must not echo back.
         with signals_blocked(self.slider):
-            self.slider.setValue(self._index)
+            self.slider.setValue(display.slice_index)
         self._update_labels()
 
-    def _on_window_drag(self, dx: float, dy: float, starting: bool) -> None:
-        if starting:
-            self._drag_start_window = self._window
-        self.set_window(drag_window(self._drag_start_window, dx, dy), custom=True)
-
-    def _on_slider(self, value: int) -> None:
-        self.set_slice(value)
+    def _check_plane_button(self) -> None:
+        # setChecked emits no `clicked`, the only signal the buttons are connected by.
+        for button in self.plane_buttons.buttons():
+            button.setChecked(button.property("orientation") == self.display.orientation.value)
 
     def _update_labels(self) -> None:
-        """The slice and window readouts (cheap: runs on every slice step)."""
-        total = self.slice_total
-        self.slice_label.setText(f"slice {self._index + 1} / {total}" if total else "")
-        self.window_label.setText(f"W {self._window.width:.0f}   L {self._window.level:.0f}"
-                                  if self._volume is not None else "")
+        """The slice and window readouts."""
+        display = self.display
+        total = display.slice_total
+        self.slice_label.setText(f"slice {display.slice_index + 1} / {total}" if total else "")
+        self.window_label.setText(f"W {display.window.width:.0f}   L {display.window.level:.0f}"
+                                  if display.has_volume else "")
 
     def _update_edges(self) -> None:
         """The orientation letters at the image edges, for a new plane or volume."""
-        letters = EDGE_LABELS[self._orientation]
+        letters = EDGE_LABELS[self.display.orientation]
         for label, letter in zip(self._edge_labels, letters, strict=True):
             label.setText(letter)
-            label.setVisible(self._volume is not None)
+            label.setVisible(self.display.has_volume)
             label.adjustSize()
         self._place_overlays()
 

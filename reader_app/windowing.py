@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from diffusion_core.modality import CT_SOFT_TISSUE, MR_PERCENTILES
+
 # How far one screen pixel of left-drag moves width and level, as a fraction of the width at the
 # start of the drag: relative steps feel the same for an 80 HU brain and a 2500 HU bone window.
 DRAG_SENSITIVITY = 0.01
@@ -42,16 +44,15 @@ class WindowPreset:
 
 # Width/level in Hounsfield units as radiologists know them (FACTS.md, viewer conventions).
 CT_PRESETS: tuple[WindowPreset, ...] = (
-    WindowPreset("Soft tissue", "F1", Window(level=40.0, width=400.0)),
+    WindowPreset("Soft tissue", "F1", Window(*CT_SOFT_TISSUE)),
     WindowPreset("Lung", "F2", Window(level=-600.0, width=1500.0)),
     WindowPreset("Bone", "F3", Window(level=480.0, width=2500.0)),
     WindowPreset("Brain", "F4", Window(level=40.0, width=80.0)),
 )
 AUTO_WINDOW_KEY = "F5"
-AUTO_PERCENTILES = (0.5, 99.5)
 
 
-def percentile_window(volume: np.ndarray, percentiles: tuple[float, float] = AUTO_PERCENTILES
+def percentile_window(volume: np.ndarray, percentiles: tuple[float, float] = MR_PERCENTILES
                       ) -> Window:
     """The window spanning the given low/high percentiles of the whole volume (MR auto-window)."""
     # A strided sample of about a million voxels keeps this fast on big volumes; percentiles
@@ -79,13 +80,13 @@ def study_window(viewer: dict) -> Window | None:
 
 def study_percentiles(viewer: dict) -> tuple[float, float]:
     """The auto-window percentiles a study's viewer defaults set (`{"percentile": [lo, hi]}`),
-    else 0.5 and 99.5."""
+    else the MR percentiles (0.5 and 99.5)."""
     value = viewer.get("percentile")
     if isinstance(value, list | tuple) and len(value) == 2:
         low, high = (float(v) for v in value)
         if 0.0 <= low < high <= 100.0:
             return (low, high)
-    return AUTO_PERCENTILES
+    return MR_PERCENTILES
 
 
 def drag_window(start: Window, dx: float, dy: float) -> Window:

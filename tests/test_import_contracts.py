@@ -27,7 +27,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "evaluation": {"studies", "diffusion_core"},
 }
 # Entry points whose `--help` must answer at once: no torch, pandas, matplotlib or Qt at import.
-COMMANDS = ["diffusion_core.cli.prepare", "studies.cli.study", "evaluation.cli.eval"]
+COMMANDS = ["diffusion_core.cli.prepare", "studies.cli.study", "evaluation.cli.eval",
+            "reader_app.cli.reader"]
 
 
 def _modules(package: str) -> list[str]:

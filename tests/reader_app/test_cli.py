@@ -1,4 +1,5 @@
-"""`mdiff-reader`: screenshots, the reader-name dialog and the one-sentence errors."""
+"""`mdiff-reader` (reader_app/cli/reader.py over reader_app/launch.py): screenshots, the
+reader-name dialog and the one-sentence errors."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtGui import QImage
 
-from reader_app import cli
+from reader_app import launch
+from reader_app.cli import reader as cli
 from studies.ratings import RatingStore, reader_order
 from studies.study import Study
 
@@ -44,7 +46,7 @@ def test_screenshot_with_a_reader_uses_that_readers_place(qtbot, study_dir, tmp_
             store.record_answer(store.case_order[0], question.key, "B", 3.0)
         second = store.case_order[1]
     before = (study_dir / "ratings" / "ann.sqlite").read_bytes()
-    shown = cli.screenshot_store(study, "Ann")
+    shown = launch.screenshot_store(study, "Ann")
     try:
         assert shown.reader == "ann" and shown.case_order[shown.first_unrated_index()] == second
     finally:
@@ -53,7 +55,7 @@ def test_screenshot_with_a_reader_uses_that_readers_place(qtbot, study_dir, tmp_
     assert cli.main([str(study_dir), "--reader", "ann", "--screenshot", str(png)]) == 0
     assert png.is_file() and (study_dir / "ratings" / "ann.sqlite").read_bytes() == before
     # A new reader: that reader's case order, kept in memory only.
-    new = cli.screenshot_store(study, "Cleo  Smith")
+    new = launch.screenshot_store(study, "Cleo  Smith")
     assert new.case_order == reader_order(study, "Cleo Smith") != study.case_ids
     assert cli.main([str(study_dir), "--reader", "Cleo Smith", "--screenshot", str(png)]) == 0
     assert sorted(p.name for p in (study_dir / "ratings").glob("*.sqlite")) == ["ann.sqlite"]
@@ -121,7 +123,7 @@ def test_the_name_dialog_asks_again_until_the_name_is_valid(qtbot, monkeypatch):
         return next(replies)
 
     monkeypatch.setattr("PySide6.QtWidgets.QInputDialog.getText", fake_get_text)
-    assert cli.ask_reader_name() == "Dr Ann"
+    assert launch.ask_reader_name() == "Dr Ann"
     assert len(prompts) == 3 and "not allowed" in prompts[2]
 
 
@@ -129,7 +131,7 @@ def test_cancelling_the_name_dialog_opens_nothing(qtbot, monkeypatch):
     """Cancel means no reader, so no study is opened."""
     monkeypatch.setattr("PySide6.QtWidgets.QInputDialog.getText",
                         lambda *args: ("", False))
-    assert cli.ask_reader_name() is None
+    assert launch.ask_reader_name() is None
 
 
 def test_case_and_slice_need_screenshot(study_dir, capsys):
@@ -194,7 +196,7 @@ def test_a_screenshot_run_imports_neither_torch_nor_monai(study_dir, tmp_path):
     """The app starts without the heavy model libraries (DESIGN.md: well under 2 s)."""
     code = (
         "import sys\n"
-        "from reader_app.cli import main\n"
+        "from reader_app.cli.reader import main\n"
         f"assert main([{str(study_dir)!r}, '--screenshot', {str(tmp_path / 's.png')!r}]) == 0\n"
         "print(sorted(m for m in ('torch', 'monai') if m in sys.modules))\n"
     )

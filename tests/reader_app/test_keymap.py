@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from reader_app.keymap import RESERVED_LETTERS, answer_keys, help_text, option_for_key
+from reader_app.keymap import (
+    FINISHED_COMMANDS,
+    KEY_BINDINGS,
+    PAGE_STEP,
+    RESERVED_LETTERS,
+    Binding,
+    Command,
+    answer_keys,
+    help_text,
+    option_for_key,
+)
+from reader_app.windowing import AUTO_WINDOW_KEY, CT_PRESETS
 from studies.questions import TABLE1_QUESTIONS, TURING_QUESTIONS
 
 
@@ -35,3 +46,16 @@ def test_no_answer_key_is_a_viewer_or_navigation_key():
 def test_help_line_names_the_ct_presets_only_for_ct():
     """MR studies have no HU presets to advertise."""
     assert "F1-F4" in help_text("CT") and "F1-F4" not in help_text("MR")
+
+
+def test_the_key_table_binds_the_ct_presets_and_the_case_keys():
+    """F1-F4 are the CT presets in their table order, F5 the auto window; the reserved
+    letters are exactly the letters the table binds."""
+    for number, preset in enumerate(CT_PRESETS, start=1):
+        assert KEY_BINDINGS[preset.key] == Binding(Command.WINDOW_PRESET, number)
+    assert KEY_BINDINGS[AUTO_WINDOW_KEY] == Binding(Command.AUTO_WINDOW)
+    assert KEY_BINDINGS["PageDown"] == Binding(Command.STEP_SLICES, PAGE_STEP)
+    assert KEY_BINDINGS["R"].command is Command.RESET_VIEW
+    assert {KEY_BINDINGS[k].command for k in ("Return", "Enter", "N")} == {Command.NEXT_CASE}
+    assert RESERVED_LETTERS == frozenset("RVNP")
+    assert FINISHED_COMMANDS == {Command.PREVIOUS_CASE}

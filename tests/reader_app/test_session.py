@@ -32,13 +32,15 @@ def answer_all(session: ReadingSession, answers: dict[str, str] = ALL_A) -> None
 
 
 def test_model_modules_import_with_qt_uninstalled():
-    """The session, windowing, keymap and loader work on a machine without PySide6/pyqtgraph."""
+    """The session, display, windowing, keymap, loader and prefetch modules and the command's
+    parser work on a machine without PySide6/pyqtgraph."""
     code = (
         "import sys\n"
         "sys.modules['PySide6'] = None\n"
         "sys.modules['pyqtgraph'] = None\n"
         "import reader_app.session, reader_app.windowing, reader_app.keymap, reader_app.loader\n"
-        "import reader_app.preview_store, reader_app.opening\n"
+        "import reader_app.preview_store, reader_app.opening, reader_app.display\n"
+        "import reader_app.events, reader_app.prefetch, reader_app.cli.reader\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 

@@ -41,29 +41,29 @@ def wheel(view: SliceView, notches: int) -> None:
 
 def test_a_new_volume_opens_at_the_middle_slice_with_its_label(view):
     """Slice 5 of 8 (0-based 4), shown as the raw plane array[4]."""
-    assert view.slice_index == 4 and view.slice_total == 8
+    assert view.display.slice_index == 4 and view.display.slice_total == 8
     assert view.slice_label.text() == "slice 5 / 8"
-    np.testing.assert_array_equal(view.image_item.image, view._volume[4])
+    np.testing.assert_array_equal(view.image_item.image, view.display.volume[4])
 
 
 def test_wheel_steps_slices_instead_of_zooming(view):
     """One notch towards the user = next slice; the zoom does not change."""
     before = view.view_box.viewRange()
     wheel(view, -1)
-    assert view.slice_index == 5
+    assert view.display.slice_index == 5
     wheel(view, 2)
-    assert view.slice_index == 3
+    assert view.display.slice_index == 3
     assert view.view_box.viewRange() == before
 
 
 def test_slider_and_steps_stay_in_sync_and_clamp(view):
     """The slider follows key steps and moving the slider changes the slice."""
-    view.step(100)
-    assert view.slice_index == 7 and view.slider.value() == 7
+    view.display.step(100)
+    assert view.display.slice_index == 7 and view.slider.value() == 7
     view.slider.setValue(2)
-    assert view.slice_index == 2 and view.slice_label.text() == "slice 3 / 8"
-    view.first_slice()
-    assert view.slice_index == 0
+    assert view.display.slice_index == 2 and view.slice_label.text() == "slice 3 / 8"
+    view.display.first_slice()
+    assert view.display.slice_index == 0
 
 
 def drag(view: SliceView, button: Qt.MouseButton, dx: int, dy: int) -> None:
@@ -86,10 +86,10 @@ def drag(view: SliceView, button: Qt.MouseButton, dx: int, dy: int) -> None:
 
 def test_left_drag_sets_window_right_drag_zooms_middle_drag_pans(view):
     """The reading-room mouse: left = window/level, right = zoom, middle = pan."""
-    start, view_range = view.window, view.view_box.viewRange()
+    start, view_range = view.display.window, view.view_box.viewRange()
     drag(view, Qt.MouseButton.LeftButton, 40, -20)
-    assert view.window.width > start.width and view.window.level < start.level
-    assert view.image_item.levels[0] == pytest.approx(view.window.low)
+    assert view.display.window.width > start.width and view.display.window.level < start.level
+    assert view.image_item.levels[0] == pytest.approx(view.display.window.low)
     assert view.view_box.viewRange() == view_range
     drag(view, Qt.MouseButton.RightButton, 0, -40)
     zoomed = view.view_box.viewRange()
@@ -102,37 +102,37 @@ def test_left_drag_sets_window_right_drag_zooms_middle_drag_pans(view):
 
 def test_presets_auto_and_reset(view):
     """Presets change the displayed levels; R returns to the default window and view."""
-    view.apply_preset(2)
-    assert view.window == CT_PRESETS[1].window
+    view.display.apply_preset(2)
+    assert view.display.window == CT_PRESETS[1].window
     assert view.window_label.text() == "W 1500   L -600"
-    view.auto_window()
-    assert view.window == Window(level=500.0, width=1000.0)
+    view.display.auto_window()
+    assert view.display.window == Window(level=500.0, width=1000.0)
     view.view_box.scaleBy((0.5, 0.5))
     view.reset()
-    assert view.window == CT_PRESETS[0].window  # CT without study window: soft tissue
+    assert view.display.window == CT_PRESETS[0].window  # CT without study window: soft tissue
     low, high = view.view_box.viewRange()[1]
     assert (low, high) == (pytest.approx(0.0), pytest.approx(24.0))
 
 
 def test_a_chosen_window_is_kept_for_the_next_case(view):
     """A preset the reader picked stays when the next case opens; the default does not stick."""
-    view.apply_preset(3)
+    view.display.apply_preset(3)
     view.set_volume(np.zeros((4, 4, 4), np.int16), SPACING, Window(0.0, 10.0))
-    assert view.window == CT_PRESETS[2].window
+    assert view.display.window == CT_PRESETS[2].window
 
 
 def test_planes_reslice_and_use_the_voxel_spacing(view):
     """Coronal shows (D, W) planes sized in mm, so 3 mm slices look 3x as tall as 1 mm pixels."""
-    view.set_orientation(Orientation.CORONAL)
-    assert view.slice_total == 24 and view.slice_index == 12
+    view.display.set_orientation(Orientation.CORONAL)
+    assert view.display.slice_total == 24 and view.display.slice_index == 12
     np.testing.assert_array_equal(view.image_item.image,
-                                  reslice(view._volume, Orientation.CORONAL, 12))
+                                  reslice(view.display.volume, Orientation.CORONAL, 12))
     rect = view.image_item.mapRectToParent(view.image_item.boundingRect())
     assert rect.width() == pytest.approx(20 * 1.5) and rect.height() == pytest.approx(8 * 3.0)
     checked = [b.text() for b in view.plane_buttons.buttons() if b.isChecked()]
     assert checked == ["Coronal"]
-    view.cycle_orientation()
-    assert view.orientation is Orientation.SAGITTAL and view.slice_total == 20
+    view.display.cycle_orientation()
+    assert view.display.orientation is Orientation.SAGITTAL and view.display.slice_total == 20
 
 
 def test_no_pyqtgraph_menus_histograms_or_focusable_controls(view):
@@ -148,5 +148,34 @@ def test_no_pyqtgraph_menus_histograms_or_focusable_controls(view):
 def test_clear_shows_a_message_and_no_image(view):
     """While loading, or for an unreadable case, the view shows only a message."""
     view.clear("Loading…")
-    assert not view.has_volume and view.image_item.image is None
+    assert not view.display.has_volume and view.image_item.image is None
     assert view._message.isVisible() and view.slice_label.text() == ""
+
+
+def test_a_model_change_updates_the_widget(view):
+    """The widget renders whatever the display model says, however the change came about."""
+    display = view.display
+    display.set_slice(1)
+    assert view.slider.value() == 1 and view.slice_label.text() == "slice 2 / 8"
+    np.testing.assert_array_equal(view.image_item.image, display.volume[1])
+    display.set_window(Window(level=-600.0, width=1500.0), custom=True)
+    assert view.image_item.levels[0] == pytest.approx(-1350.0)
+    assert view.window_label.text() == "W 1500   L -600"
+    display.set_orientation(Orientation.SAGITTAL)
+    assert [b.text() for b in view.plane_buttons.buttons() if b.isChecked()] == ["Sagittal"]
+    assert view.slider.maximum() == 19 and view.slider.value() == 10
+    assert view.slice_label.text() == "slice 11 / 20"
+    np.testing.assert_array_equal(view.image_item.image,
+                                  reslice(display.volume, Orientation.SAGITTAL, 10))
+    display.clear()
+    assert view.image_item.image is None and view.slice_label.text() == ""
+
+
+def test_the_controls_forward_to_the_model(view):
+    """Plane and preset buttons change the model (and so the picture), not the widget alone."""
+    coronal = next(b for b in view.plane_buttons.buttons() if b.text() == "Coronal")
+    coronal.click()
+    assert view.display.orientation is Orientation.CORONAL
+    lung = next(b for b in view.preset_buttons if b.text().startswith("Lung"))
+    lung.click()
+    assert view.display.window == CT_PRESETS[1].window and view.display.window_is_custom

@@ -1,0 +1,195 @@
+"""What the slice view shows, without Qt: the volume, its plane, slice and display window.
+
+Setters validate, store, then emit, as napari's `components/dims.py` does; the widget
+(`reader_app.viewer.SliceView`) only renders this state and forwards the reader's input here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reader_app.events import Event
+from reader_app.windowing import (
+    CT_PRESETS,
+    Orientation,
+    Window,
+    drag_window,
+    middle_slice,
+    pixel_size,
+    reslice,
+    slice_count,
+)
+
+
+class DisplayModel:
+    """The display state of one slice view; it knows nothing of studies or widgets.
+
+    Events: `volume_changed()` (a new volume or none: everything may have changed),
+    `plane_changed(orientation)` (another plane, at its middle slice), `slice_changed(index)`
+    and `window_changed(window)`. A change that stores the value already held emits nothing.
+    """
+
+    def __init__(self, modality: str, study_window: Window | None = None) -> None:
+        self.modality = modality
+        self.study_window = study_window
+        self.volume_changed = Event()
+        self.plane_changed = Event()
+        self.slice_changed = Event()
+        self.window_changed = Event()
+        self._volume: np.ndarray | None = None
+        self._spacing = (1.0, 1.0, 1.0)
+        self._auto_window = Window(level=0.0, width=1.0)
+        self._orientation = Orientation.AXIAL
+        self._index = 0
+        self._window = study_window or Window(level=0.0, width=1.0)
+        self._window_is_custom = False
+        self._drag_start = self._window
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def volume(self) -> np.ndarray | None:
+        """The canonical (D, H, W) volume shown, or None."""
+        return self._volume
+
+    @property
+    def has_volume(self) -> bool:
+        """Whether a volume is shown."""
+        return self._volume is not None
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """The volume's voxel spacing in mm, (D, H, W)."""
+        return self._spacing
+
+    @property
+    def orientation(self) -> Orientation:
+        """The plane shown."""
+        return self._orientation
+
+    @property
+    def slice_index(self) -> int:
+        """The 0-based slice shown in the current plane."""
+        return self._index
+
+    @property
+    def slice_total(self) -> int:
+        """How many slices the current plane has (0 without a volume)."""
+        return 0 if self._volume is None else slice_count(self._volume.shape, self._orientation)
+
+    @property
+    def window(self) -> Window:
+        """The display window."""
+        return self._window
+
+    @property
+    def window_is_custom(self) -> bool:
+        """Whether the reader chose the window (kept across cases) rather than the default."""
+        return self._window_is_custom
+
+    def default_window(self) -> Window:
+        """The study's window if it sets one, else soft tissue for CT and the case's percentile
+        window for MR."""
+        if self.study_window is not None:
+            return self.study_window
+        if self.modality == "CT":
+            return CT_PRESETS[0].window
+        return self._auto_window
+
+    def image(self) -> np.ndarray:
+        """The current slice as a 2D image in display order."""
+        if self._volume is None:
+            raise RuntimeError("no volume is shown")
+        return reslice(self._volume, self._orientation, self._index)
+
+    def pixel_size(self) -> tuple[float, float]:
+        """The (row, column) size in mm of one displayed pixel of the current plane."""
+        return pixel_size(self._spacing, self._orientation)
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def set_volume(self, volume: np.ndarray, spacing: tuple[float, float, float],
+                   auto_window: Window) -> None:
+        """Show a new case at its middle slice; a window the reader chose is kept."""
+        if volume.ndim != 3 or min(volume.shape) < 1:
+            raise ValueError(f"a case volume is a non-empty (D, H, W) array, not {volume.shape}")
+        if len(spacing) != 3 or min(spacing) <= 0:
+            raise ValueError(f"the voxel spacing is three positive sizes in mm, not {spacing}")
+        self._volume = volume
+        self._spacing = tuple(float(s) for s in spacing)
+        self._auto_window = auto_window
+        if not self._window_is_custom:
+            self._window = self.default_window()
+        self._index = middle_slice(volume.shape, self._orientation)
+        self.volume_changed.emit()
+
+    def clear(self) -> None:
+        """Show no volume (while a case loads, or when it cannot be read)."""
+        self._volume = None
+        self.volume_changed.emit()
+
+    def set_slice(self, index: int) -> None:
+        """Show slice `index` of the current plane (clamped to the volume)."""
+        if self._volume is None:
+            return
+        index = int(np.clip(index, 0, self.slice_total - 1))
+        if index == self._index:
+            return
+        self._index = index
+        self.slice_changed.emit(index)
+
+    def step(self, slices: int) -> None:
+        """Move `slices` slices forward (positive) or back (negative)."""
+        self.set_slice(self._index + slices)
+
+    def first_slice(self) -> None:
+        """Go to the first slice."""
+        self.set_slice(0)
+
+    def last_slice(self) -> None:
+        """Go to the last slice."""
+        self.set_slice(self.slice_total - 1)
+
+    def set_orientation(self, orientation: Orientation) -> None:
+        """Show another plane of the same volume, at its middle slice."""
+        orientation = Orientation(orientation)
+        if orientation is self._orientation:
+            return
+        self._orientation = orientation
+        if self._volume is not None:
+            self._index = middle_slice(self._volume.shape, orientation)
+        self.plane_changed.emit(orientation)
+
+    def cycle_orientation(self) -> None:
+        """Axial -> coronal -> sagittal -> axial."""
+        self.set_orientation(self._orientation.following())
+
+    def set_window(self, window: Window, custom: bool = False) -> None:
+        """Display with `window`; `custom` marks the reader's own choice, kept across cases."""
+        if not window.width > 0:
+            raise ValueError(f"a display window has a positive width, not {window.width}")
+        self._window_is_custom = custom
+        if window == self._window:
+            return
+        self._window = window
+        self.window_changed.emit(window)
+
+    def apply_preset(self, number: int) -> None:
+        """Apply CT preset `number` (1-based, F1..F4); ignored for MR."""
+        if self.modality == "CT" and 1 <= number <= len(CT_PRESETS):
+            self.set_window(CT_PRESETS[number - 1].window, custom=True)
+
+    def auto_window(self) -> None:
+        """The percentile window of the case (0.5-99.5 unless the study sets others)."""
+        self.set_window(self._auto_window, custom=True)
+
+    def reset_window(self) -> None:
+        """Back to the default window, which then follows each new case again."""
+        self.set_window(self.default_window())
+
+    def drag_window(self, dx: float, dy: float, starting: bool) -> None:
+        """A left drag of (dx, dy) screen pixels since the press (`starting` on its first move)
+        sets the window relative to the one at the press."""
+        if starting:
+            self._drag_start = self._window
+        self.set_window(drag_window(self._drag_start, dx, dy), custom=True)
