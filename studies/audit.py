@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studies.blinding import FeatureTest, SourceTest
+from studies.blinding import VALUES, FeatureTest, SourceTest
 from studies.case_features import Feature, study_features
 from studies.key import KeyEntry, check_key_matches, read_key
 from studies.study import CASE_ID_PATTERN, Study
@@ -61,20 +61,24 @@ class Audit:
                 + [f"{f.name}: {f.reason}" for f in self.features if not f.passed])
 
 
-def _test(tester: SourceTest, feature: Feature) -> FeatureTest:
+def _test(tester: SourceTest, feature: Feature, family: int) -> FeatureTest:
     """A feature's test; a property that must be the same everywhere fails on any difference."""
-    result = tester.test(feature.name, feature.kind, feature.values)
-    if feature.identical and len(set(feature.values.values())) > 1:
-        common = Counter(feature.values.values()).most_common(1)[0][0]
-        odd = [c for c, v in feature.values.items() if v != common]
-        variants = len(set(feature.values.values()))
-        who = Counter(tester.sources[c] for c in odd)
-        sides = ", ".join(f"{n} {source}" for source, n in sorted(who.items()))
-        reason = (f"must be the same in every case, but {len(odd)} of them ({sides}) differ "
-                  f"from the others ({variants} variants)")
+    result = tester.test(feature.name, feature.kind, feature.values, family)
+    variants = sorted(set(feature.values.values()))
+    if feature.identical and len(variants) > 1:
+        groups = sorted(_cases_of(Counter(tester.sources[c] for c, v in feature.values.items()
+                                          if v == variant)) for variant in variants)
+        reason = (f"must be the same in every case, but has {len(variants)} variants: one in "
+                  + ", one in ".join(groups))
         return FeatureTest(result.name, result.kind, result.real, result.synthetic, result.auc,
                            result.p_value, False, reason)
     return result
+
+
+def _cases_of(sources: Counter) -> str:
+    """'1 real case', '5 real and 6 synthetic cases'."""
+    parts = [f"{sources[s]} {s}" for s in ("real", "synthetic") if sources[s]]
+    return " and ".join(parts) + (" case" if sum(sources.values()) == 1 else " cases")
 
 
 def file_names(study: Study) -> CheckResult:
@@ -98,7 +102,9 @@ def audit_study(study: Study, key: dict[str, KeyEntry]) -> Audit:
     sources = {c: key[c].source for c in study.case_ids}
     tester = SourceTest(sources)
     names = file_names(study)
-    tests = tuple(_test(tester, feature) for feature in study_features(study))
+    features = study_features(study)
+    family = sum(feature.kind == VALUES for feature in features)
+    tests = tuple(_test(tester, feature, family) for feature in features)
     return Audit(str(study.folder), tester.n_real, tester.n_synthetic, (names,), tests)
 
 

@@ -14,7 +14,10 @@ Two rules decide when a feature gives sources away:
 - **value-set** features (distinct values, extremes, histogram gaps, noise) follow the image as
   well as the road to the case, so small differences are expected between any two groups of
   images: the feature fails when it separates near-perfectly (AUC within `NEAR_PERFECT` of 0 or
-  1) and significantly (p < `VALUE_ALPHA`).
+  1) and significantly: p < `VALUE_ALPHA` / the number of value-set features tested together
+  (Bonferroni), so that an honest study fails on one of them by chance at most 5% of the time.
+  (Among 8 such features, fewer than 6 cases of a source can never be that significant: too
+  few to tell anything.)
 
 `mdiff-study create` places the cases again while any order a reader could see (list position,
 file name, inode, directory position, access and change time) fails the file-level rule, so a
@@ -87,8 +90,10 @@ class SourceTest:
         rng = np.random.default_rng(PERMUTATION_SEED)
         return np.argsort(rng.random((PERMUTATIONS, n)), axis=1)[:, :m]
 
-    def test(self, name: str, kind: str, values: dict[str, float]) -> FeatureTest:
-        """The AUC and p-value of `values` (case id -> number) and the rule of `kind`."""
+    def test(self, name: str, kind: str, values: dict[str, float],
+             family: int = 1) -> FeatureTest:
+        """The AUC and p-value of `values` (case id -> number) and the rule of `kind`; `family`:
+        how many value-set features are tested together (the Bonferroni divisor)."""
         numbers = np.array([values[c] for c in self.cases], dtype=float)
         real = tuple(float(v) for v in numbers[~self.is_synthetic])
         synthetic = tuple(float(v) for v in numbers[self.is_synthetic])
@@ -96,7 +101,7 @@ class SourceTest:
             return FeatureTest(name, kind, real, synthetic, None, None, True, "")
         area, p_value = self._auc_and_p(numbers)
         return FeatureTest(name, kind, real, synthetic, area, p_value,
-                           *_verdict(kind, area, p_value, self.n_real, self.n_synthetic))
+                           *_verdict(kind, area, p_value, self.n_real, self.n_synthetic, family))
 
     def _auc_and_p(self, numbers: np.ndarray) -> tuple[float, float]:
         """AUC from the rank sum (Mann-Whitney U, mid-ranks for ties) and its permutation p."""
@@ -130,8 +135,8 @@ def _midranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _verdict(kind: str, area: float, p_value: float, n_real: int,
-             n_synthetic: int) -> tuple[bool, str]:
+def _verdict(kind: str, area: float, p_value: float, n_real: int, n_synthetic: int,
+             family: int) -> tuple[bool, str]:
     """(passed, reason) by the rule of `kind` (module docstring)."""
     direction = "higher" if area > 0.5 else "lower"
     if kind == FILE:
@@ -142,7 +147,7 @@ def _verdict(kind: str, area: float, p_value: float, n_real: int,
             return False, (f"synthetic cases are {direction} than real ones more often than "
                            f"chance (p = {p_value:.3g} < {FILE_ALPHA})")
         return True, ""
-    if abs(area - 0.5) >= 0.5 - NEAR_PERFECT and p_value < VALUE_ALPHA:
+    if abs(area - 0.5) >= 0.5 - NEAR_PERFECT and p_value < VALUE_ALPHA / family:
         return False, (f"separates near-perfectly: synthetic cases {direction} (AUC {area:.2f}, "
                        f"p = {p_value:.3g})")
     return True, ""

@@ -144,3 +144,20 @@ def test_order_leaks_name_the_list_order_that_separates(tmp_path):
     mixed = {"a": "real", "d": "real", "b": "synthetic", "c": "synthetic"}
     leaks = order_leaks(tmp_path, ["a", "b", "d", "c"], mixed, ".nii")
     assert not [leak for leak in leaks if leak.startswith(("list", "file name"))]
+
+
+def test_value_set_significance_is_divided_among_the_features_tested_together():
+    """5 + 5 cases apart but for one swap: AUC 24/25, p = 4/252 = 0.016. Alone that fails
+    (p < 0.05); as one of 8 value-set features it is chance (p > 0.05 / 8)."""
+    five = _sources(5, 5)
+    ordered = {c: float(i) for i, c in enumerate(sorted(five, key=lambda c: c[0] == "s"))}
+    one_swap = dict(ordered, r4=5.0, s0=4.0)
+    alone = SourceTest(five).test("v", VALUES, one_swap)
+    assert (alone.auc, alone.p_value) == (pytest.approx(24 / 25), pytest.approx(4 / 252))
+    assert not alone.passed
+    assert SourceTest(five).test("v", VALUES, one_swap, family=8).passed
+    # Even apart, 5 + 5 cases are too few among 8 features (p = 2/252); 6 + 6 are not (2/924).
+    assert SourceTest(five).test("v", VALUES, ordered, family=8).passed
+    six = _sources(6, 6)
+    apart = {c: float(i) for i, c in enumerate(sorted(six, key=lambda c: c[0] == "s"))}
+    assert not SourceTest(six).test("v", VALUES, apart, family=8).passed
