@@ -63,14 +63,6 @@ def encode_case(array: np.ndarray, grid: Grid, modality: str) -> bytes:
     return nifti_image(array, grid, modality).to_bytes()
 
 
-def case_size(grid: Grid) -> int:
-    """The size in bytes of every case file on `grid` (header block plus int16 voxels)."""
-    header = nib.Nifti1Header()
-    header.set_data_dtype(DATA_DTYPE)
-    voxels = int(np.prod(grid.shape)) * np.dtype(DATA_DTYPE).itemsize
-    return int(header.single_vox_offset) + voxels
-
-
 @dataclass(frozen=True)
 class GzipMember:
     """One member of a gzip file: its header bytes and its length in the file."""

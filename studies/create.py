@@ -71,7 +71,7 @@ MAX_PLACEMENTS = 50
 MODEL_FILE = "model.json"  # optional, in a synthetic folder: {"name": ...} or {"model": ...}
 STAGING_DIR = ".staging"
 PARTIAL_MARK = ".partial-"
-VALUE_KEY_WORDS = 4  # 128 bits of the seed key the dither (normalise.content_rng)
+VALUE_KEY_WORDS = 4  # the dither's study key (normalise.content_rng): 128 bits from the seed
 
 
 @dataclass(frozen=True)
@@ -541,7 +541,8 @@ def _stage_one(entry: _Input, staging_dir: Path, staging: _Staging, preset: Pres
                          f"{str(err).rstrip('.')}); remove it from its folder.") from None
     part = entry.part_draw % len(units)
     if constant_value(units[part]) is not None:
-        tell(f"skipped {entry.path}: preset {preset.name!r} makes it a constant volume")
+        how = f"preset {preset.name!r}" if preset else f"the {modality} value scale"
+        tell(f"skipped {entry.path}: {how} makes it a constant volume")
         return None
     origin = str(entry.path.resolve())
     if len(units) > 1:

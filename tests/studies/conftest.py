@@ -90,6 +90,24 @@ def ct_inputs(tmp_path_factory) -> dict[str, Path]:
     return {"real": real, "synthetic": synthetic}
 
 
+def write_float_volumes(folder: Path, count: int, seed: int | None = None,
+                        shape=(8, 32, 32)) -> Path:
+    """`count` float32 volumes of uniform noise in [0, 100) as plain NIfTI (no modality
+    recorded, identity affine), v0.nii.gz ...; the seed defaults to the count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(count if seed is None else seed)
+    for i in range(count):
+        nib.save(nib.Nifti1Image(rng.uniform(0, 100, shape).astype(np.float32), np.eye(4)),
+                 folder / f"v{i}.nii.gz")
+    return folder
+
+
+@pytest.fixture
+def float_volumes():
+    """`write_float_volumes(folder, count, seed=None, shape=(8, 32, 32))` (a function)."""
+    return write_float_volumes
+
+
 def make_study_folder(folder: Path, n_cases: int = 12, turing: bool = False,
                       study_id: str | None = None, dataset: str = "tiny") -> Path:
     """A minimal valid study folder (empty case files) for ratings, export and merge tests."""

@@ -236,18 +236,9 @@ def test_same_seed_same_choice_and_values_new_ids(mr_inputs, tmp_path):
 # ------------------------------------------------------------------------------------- bad input
 
 
-def _volumes(folder: Path, count: int, shape=(8, 32, 32)) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(count)
-    for i in range(count):
-        nib.save(nib.Nifti1Image(rng.uniform(0, 100, shape).astype(np.float32), np.eye(4)),
-                 folder / f"v{i}.nii.gz")
-    return folder
-
-
-def _bad_case(tmp_path: Path, case: str) -> tuple[list[str], str]:
+def _bad_case(tmp_path: Path, case: str, float_volumes) -> tuple[list[str], str]:
     """The create arguments for one bad input and a fragment of the expected message."""
-    good = _volumes(tmp_path / "good", 3)
+    good = float_volumes(tmp_path / "good", 3)
     out = tmp_path / "study"
     if case == "empty folder":
         (tmp_path / "empty").mkdir()
@@ -296,8 +287,8 @@ def _bad_case(tmp_path: Path, case: str) -> tuple[list[str], str]:
     "key inside study", "shapes differ without preset", "no folders", "unknown preset",
     "real count without folder", "normalised CT without preset",
 ])
-def test_bad_input_is_one_sentence_and_leaves_nothing(tmp_path, capsys, case):
-    args, fragment = _bad_case(tmp_path, case)
+def test_bad_input_is_one_sentence_and_leaves_nothing(tmp_path, capsys, case, float_volumes):
+    args, fragment = _bad_case(tmp_path, case, float_volumes)
     out = tmp_path / "study"
     existed = out.exists()
     assert _create(out, *args) == 2

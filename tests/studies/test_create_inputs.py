@@ -39,23 +39,13 @@ def _key_rows(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _mr_folder(folder: Path, count: int, seed: int = 0, shape=(8, 32, 32)) -> Path:
-    """`count` float MR volumes of one shape (plain NIfTI: no modality recorded)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        nib.save(nib.Nifti1Image(rng.uniform(0, 100, shape).astype(np.float32), np.eye(4)),
-                 folder / f"v{i}.nii.gz")
-    return folder
-
-
 # --------------------------------------------------------------------------- refused folders
 
 
 @pytest.mark.parametrize("layout", ["same", "synthetic inside real", "real inside synthetic"])
-def test_one_folder_as_real_and_synthetic_is_refused(tmp_path, capsys, layout):
-    real = _mr_folder(tmp_path / "scans", 3)
-    synthetic = {"same": real, "synthetic inside real": _mr_folder(real / "fake", 2),
+def test_one_folder_as_real_and_synthetic_is_refused(tmp_path, capsys, layout, float_volumes):
+    real = float_volumes(tmp_path / "scans", 3, seed=0)
+    synthetic = {"same": real, "synthetic inside real": float_volumes(real / "fake", 2, seed=0),
                  "real inside synthetic": tmp_path}[layout]
     out = tmp_path / "study"
     assert _create(out, "--real", str(real), "--synthetic", str(synthetic),
@@ -69,9 +59,10 @@ def test_one_folder_as_real_and_synthetic_is_refused(tmp_path, capsys, layout):
 # ------------------------------------------------------------------------- skipped inputs
 
 
-def test_a_constant_volume_is_skipped_and_the_next_candidate_takes_its_place(tmp_path):
-    real = _mr_folder(tmp_path / "real", 3)
-    synthetic = _mr_folder(tmp_path / "synthetic", 3, seed=1)
+def test_a_constant_volume_is_skipped_and_the_next_candidate_takes_its_place(tmp_path,
+                                                                            float_volumes):
+    real = float_volumes(tmp_path / "real", 3, seed=0)
+    synthetic = float_volumes(tmp_path / "synthetic", 3, seed=1)
     nib.save(nib.Nifti1Image(np.zeros((8, 32, 32), np.float32), np.eye(4)),
              real / "blank.nii.gz")
     notes: list[str] = []
@@ -90,8 +81,9 @@ def test_a_constant_volume_is_skipped_and_the_next_candidate_takes_its_place(tmp
         f"skipped {real / 'blank.nii.gz'}: every voxel is 0, a constant volume with no image",)
 
 
-def test_too_few_usable_volumes_for_the_count_asked_is_one_sentence(tmp_path, capsys):
-    real = _mr_folder(tmp_path / "real", 2)
+def test_too_few_usable_volumes_for_the_count_asked_is_one_sentence(tmp_path, capsys,
+                                                                     float_volumes):
+    real = float_volumes(tmp_path / "real", 2, seed=0)
     nib.save(nib.Nifti1Image(np.zeros((8, 32, 32), np.float32), np.eye(4)), real / "z.nii.gz")
     out = tmp_path / "study"
     assert _create(out, "--real", str(real), "--n-real", "3", "--modality", "MR") == 2
@@ -266,3 +258,20 @@ def test_inputs_are_staged_in_a_random_order(mr_inputs, tmp_path, monkeypatch):
                  for r in _key_rows(made.folder)}
         orders.add(tuple(means[m] for m in staged))
     assert len(orders) > 1 and ("real",) * 6 + ("synthetic",) * 6 not in orders
+
+
+def test_a_ct_that_the_value_scale_makes_constant_is_skipped(tmp_path):
+    """Without a preset CT is clipped to [-1024, 3071] HU: a volume wholly above it is
+    constant by then, and skipped with that reason."""
+    folder = tmp_path / "ct"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(2):
+        nib.save(nib.Nifti1Image(rng.uniform(-1000, 400, (8, 16, 16)).astype(np.float32),
+                                 np.eye(4)), folder / f"ct{i}.nii.gz")
+    nib.save(nib.Nifti1Image(rng.uniform(4000, 5000, (8, 16, 16)).astype(np.float32),
+                             np.eye(4)), folder / "metal.nii.gz")
+    made = create_study(tmp_path / "study", real=folder, modality="CT")
+    assert made.n_real == 2
+    assert made.notes == (f"skipped {folder / 'metal.nii.gz'}: the CT value scale makes it a "
+                          "constant volume",)
