@@ -115,8 +115,8 @@ def study_features(study: Study) -> list[Feature]:
             members[case_id] = _member_sizes(path)
         value_sets[case_id] = value_set_features(case.array)
 
-    mtimes = {c: (s.st_mtime_ns - min(t.st_mtime_ns for t in stats.values())) / 1e9
-              for c, s in stats.items()}
+    first = min(s.st_mtime_ns for s in stats.values())
+    mtimes = {c: (s.st_mtime_ns - first) / 1e9 for c, s in stats.items()}
     features = [Feature("file size (bytes)", FILE,
                         {c: float(s.st_size) for c, s in stats.items()})]
     if compressed:
