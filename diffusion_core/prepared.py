@@ -17,7 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from diffusion_core.io import VolumeError, find_scans, read_volume
+from diffusion_core.io import (
+    VolumeError,
+    constant_value,
+    find_scans,
+    modality_doubt,
+    read_volume,
+    search_scans,
+)
 from diffusion_core.preprocess import PreprocessError
 from diffusion_core.presets import Preset
 
@@ -297,10 +304,14 @@ def prepare_folder(preset: Preset, raw_dir: str | os.PathLike, out_dir: str | os
                    progress: bool = True) -> PrepareSummary:
     """Run `preset`'s pipeline over every scan in `raw_dir` into `out_dir` (see module doc).
 
-    A scan that cannot be read or processed is reported on stderr, recorded in the manifest's
-    `skipped` list and passed over; scans skipped by an earlier run are tried again. PreparedError
-    for folder-level problems (missing data folder, no scans, a PREP_DIR made by another preset
-    or from another data folder).
+    A scan that cannot be read or processed, a constant one, one whose file records another
+    modality than the preset's, or a DICOM image that is no CT or MR scan (a segmentation, an RT
+    dose, an ultrasound) is reported on stderr, recorded in the manifest's `skipped` list and
+    passed over; scans skipped by an earlier run are tried again. A scan whose values look like
+    the other modality (HU air under an MR preset, an 8-bit range under a CT preset) is prepared
+    with a warning on stderr.
+    PreparedError for folder-level problems (missing data folder, no scans, a PREP_DIR made by
+    another preset or from another data folder).
     """
     from tqdm import tqdm
 
@@ -308,7 +319,7 @@ def prepare_folder(preset: Preset, raw_dir: str | os.PathLike, out_dir: str | os
     masks_dir = None if masks_dir is None else Path(masks_dir)
     _check_folders(raw_dir, out_dir, masks_dir, preset)
     try:
-        scans = find_scans(raw_dir)
+        scans, not_scans = search_scans(raw_dir)
     except VolumeError as err:
         raise PreparedError(str(err)) from None
     if not scans:
@@ -317,8 +328,15 @@ def prepare_folder(preset: Preset, raw_dir: str | os.PathLike, out_dir: str | os
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = _open_manifest(preset, raw_dir.resolve(), out_dir,
                               None if masks_dir is None else masks_dir.resolve(), overwrite)
-    manifest.save(out_dir)
     summary = PrepareSummary(preset=preset.name, out_dir=str(out_dir))
+    for other in not_scans:
+        source = _source_name(other.path, raw_dir)
+        manifest.scans = [s for s in manifest.scans if s.source != source]
+        manifest.skipped = [s for s in manifest.skipped if s.source != source]
+        manifest.skipped.append(SkippedScan(source=source, reason=f"{other.reason}."))
+        summary.skipped += 1
+        print(f"skipped {source}: {other.reason}", file=sys.stderr)
+    manifest.save(out_dir)
     for scan in tqdm(scans, desc=f"mdiff-prepare {preset.name}", unit="scan", file=sys.stderr,
                      disable=not progress):
         source = _source_name(scan, raw_dir)
@@ -359,6 +377,15 @@ def _prepare_scan(preset: Preset, scan: Path, raw_dir: Path, out_dir: Path,
         if mask_path is None:
             raise PreparedError(f"{scan}: no mask named {scan_stem(scan)!r} in the masks folder")
     volume = read_volume(scan, modality=preset.modality)
+    value = constant_value(volume.array)
+    if value is not None:
+        raise PreparedError(f"{scan}: every voxel is {value:g}, a constant volume with no image")
+    doubt = modality_doubt(volume, preset.modality)
+    if doubt is not None:
+        from tqdm import tqdm
+
+        tqdm.write(f"warning: {scan}: {doubt} (preset {preset.name!r}); check that it belongs "
+                   "with this preset.", file=sys.stderr)
     if mask_path is not None:
         mask = read_volume(mask_path).array
         if mask.shape != volume.array.shape:

@@ -21,11 +21,16 @@ from reader_app.opening import open_study_for_reading
 from reader_app.preview_store import PreviewStore
 from reader_app.session import ReadingSession
 from reader_app.theme import apply_dark_theme
-from studies.ratings import RatingStore, RatingStoreError, ReaderLockedError, validate_reader
-from studies.study import StudyError
+from studies.ratings import (
+    RatingStore,
+    RatingStoreError,
+    existing_reader,
+    reader_order,
+    validate_reader,
+)
+from studies.study import Study, StudyError
 
-EXIT_LOCKED = 1
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # every refusal, a locked reader too (diffusion_core.cli.common's rule)
 
 
 class LaunchError(Exception):
@@ -72,19 +77,16 @@ def run_reader(request: ReaderRequest) -> int:
         study = open_study_for_reading(request.study)
     except StudyError as err:
         raise LaunchError(str(err)) from None
-    if request.reader is None and not request.gui:
-        store = PreviewStore(study)
-    else:
-        reader = request.reader if request.reader is not None else ask_reader_name()
-        if reader is None:
-            raise LaunchError("no reader name was given, so the study was not opened.",
-                              dialog=False)
-        try:
+    try:
+        store = None if request.gui else screenshot_store(study, request.reader)
+        if store is None:
+            reader = request.reader if request.reader is not None else ask_reader_name()
+            if reader is None:
+                raise LaunchError("no reader name was given, so the study was not opened.",
+                                  dialog=False)
             store = RatingStore.open(study, reader)
-        except ReaderLockedError as err:
-            raise LaunchError(str(err), EXIT_LOCKED) from None
-        except RatingStoreError as err:
-            raise LaunchError(str(err)) from None
+    except RatingStoreError as err:  # a locked reader (ReaderLockedError) among them
+        raise LaunchError(str(err)) from None
 
     window = ReaderWindow(ReadingSession(study, store), study.title, study.modality,
                           study.viewer)
@@ -102,6 +104,18 @@ def run_reader(request: ReaderRequest) -> int:
             window.close()
         # Run that deferred deletion now, while Qt and pyqtgraph are fully alive.
         app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def screenshot_store(study: Study, reader: str | None) -> RatingStore | PreviewStore:
+    """What a screenshot shows: an existing reader's ratings (their place, nothing written), or
+    answers kept in memory only, in that reader's case order (a new reader) or the listed one;
+    a screenshot never creates a reader database."""
+    if reader is None:
+        return PreviewStore(study)
+    name = existing_reader(study, reader)
+    if name is not None:
+        return RatingStore.open(study, name)
+    return PreviewStore(study, case_order=reader_order(study, reader))
 
 
 def _no_display() -> bool:

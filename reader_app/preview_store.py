@@ -17,12 +17,13 @@ class _Study(Protocol):
 
 class PreviewStore:
     """The `RatingStore` interface without a database: nothing is written to the study folder,
-    so a screenshot never leaves a reader file behind. Cases come in the study's listed order."""
+    so a screenshot never leaves a reader file behind. Cases come in `case_order` (a reader's),
+    or in the study's listed order."""
 
     reader = ""
 
-    def __init__(self, study: _Study) -> None:
-        self.case_order = list(study.case_ids)
+    def __init__(self, study: _Study, case_order: Sequence[str] | None = None) -> None:
+        self.case_order = list(study.case_ids if case_order is None else case_order)
         self._keys = tuple(q.key for q in study.questions)
         self._answers: dict[str, dict[str, str]] = {}
         self._seconds: dict[str, float] = {}

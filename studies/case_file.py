@@ -1,10 +1,13 @@
-"""Blinded case files: int16 NIfTI with one fixed header, gzipped without name or time stamp.
+"""Blinded case files: uncompressed int16 NIfTI-1 with one fixed header.
 
 Every case of a study gets byte-identical headers (affine, qform/sform codes, units, description,
-calibration, no intent); only the voxel data differ. The gzip stream carries no file name and a
-zero time stamp. Files are then padded to one common size with an empty gzip member whose
-comment field is filler (RFC 1952 allows several members; gzip, zlib, nibabel and ITK decompress
-the file to the same bytes), so the compressed size, which follows image content, tells nothing.
+calibration, no intent); only the voxel data differ. The file is the 352-byte header block then
+the voxels, uncompressed, so every case of a study has the same size by construction: a
+compressed size would follow the image's noise and so tell a smooth synthetic volume from a real
+scan (DESIGN.md, "A study on disk").
+
+Version 1 studies stored each case gzipped, padded to one size with empty gzip members; those files
+are still read, and the sizes of their gzip members are given to the audit.
 
 `read_case` is the one reader of the format: the audit compares what it returns, and the reader
 app displays it.
@@ -12,28 +15,25 @@ app displays it.
 
 from __future__ import annotations
 
-import gzip
 import io
-import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.spatialimages import HeaderDataError
 
 from diffusion_core.io import VolumeError, read_volume
 from diffusion_core.modality import modality_header
 from studies.normalise import Grid
 
-GZIP_LEVEL = 6
-SIZE_QUANTUM = 4096  # padded sizes are rounded up to this, so the size says nothing either
 DATA_DTYPE = np.int16
 XFORM_CODE = 1  # scanner anatomical: the same for qform and sform of every case
 _GZIP_MAGIC = b"\x1f\x8b"
 _FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 0x02, 0x04, 0x08, 0x10
-_OS_UNKNOWN = 255
-# header (10) + comment terminator (1) + empty final deflate block (2) + CRC32 and size (8)
-PADDING_OVERHEAD = 21
+_GZIP_TRAILER = 8  # CRC32 and size
+MAX_HEADER_BLOCK = 1 << 16  # more than any case's header and extensions
 
 
 def nifti_image(array: np.ndarray, grid: Grid, modality: str) -> nib.Nifti1Image:
@@ -59,32 +59,16 @@ def nifti_image(array: np.ndarray, grid: Grid, modality: str) -> nib.Nifti1Image
 
 
 def encode_case(array: np.ndarray, grid: Grid, modality: str) -> bytes:
-    """The gzipped NIfTI bytes of one case (zero time stamp, no file name)."""
-    return gzip.compress(nifti_image(array, grid, modality).to_bytes(), compresslevel=GZIP_LEVEL,
-                         mtime=0)
+    """The bytes of one case file: the fixed header block, then the voxels."""
+    return nifti_image(array, grid, modality).to_bytes()
 
 
-def padding_member(size: int) -> bytes:
-    """An empty gzip member of exactly `size` bytes (at least PADDING_OVERHEAD)."""
-    if size < PADDING_OVERHEAD:
-        raise ValueError(f"a padding member needs at least {PADDING_OVERHEAD} bytes, not {size}")
-    header = _GZIP_MAGIC + struct.pack("<BBIBB", 8, _FCOMMENT, 0, 0, _OS_UNKNOWN)
-    comment = b" " * (size - PADDING_OVERHEAD) + b"\x00"
-    empty_deflate = b"\x03\x00"
-    return header + comment + empty_deflate + struct.pack("<II", 0, 0)
+@dataclass(frozen=True)
+class GzipMember:
+    """One member of a gzip file: its header bytes and its length in the file."""
 
-
-def common_size(sizes: list[int]) -> int:
-    """The size every case file is padded to: room for one padding member, then rounded up."""
-    needed = max(sizes) + PADDING_OVERHEAD
-    return -(-needed // SIZE_QUANTUM) * SIZE_QUANTUM
-
-
-def pad_file(path: Path, size: int) -> None:
-    """Append one padding member so that the file is exactly `size` bytes long."""
-    current = path.stat().st_size
-    with open(path, "ab") as handle:
-        handle.write(padding_member(size - current))
+    header: bytes  # the member's header with its optional fields (name, comment, ...)
+    size: int      # header, compressed data and trailer, in bytes
 
 
 @dataclass(frozen=True)
@@ -95,15 +79,15 @@ class CaseFile:
     spacing: tuple[float, float, float]  # mm along D, H, W
     modality: str                       # "CT" or "MR"; "" when the header records none
     dtype: np.dtype                     # the stored data type
-    gzip_header: bytes   # the first gzip member's header, optional fields included
     nifti_header: bytes  # the NIfTI header block up to the voxel data (extensions included)
+    gzip_header: bytes = b""  # a version 1 (.nii.gz) case: its first gzip member's header
 
 
-def gzip_member_header(data: bytes) -> bytes:
-    """The header of the gzip member at the start of `data`, with its optional fields."""
-    if len(data) < 10 or data[:2] != _GZIP_MAGIC:
-        raise ValueError("not a gzip file")
-    flags, end = data[3], 10
+def _member_header_end(data: bytes, start: int) -> int:
+    """Where the header of the gzip member starting at `start` ends (optional fields included)."""
+    if len(data) < start + 10 or data[start:start + 2] != _GZIP_MAGIC:
+        raise ValueError(f"no gzip member at byte {start}")
+    flags, end = data[start + 3], start + 10
     if flags & _FEXTRA:
         end += 2 + int.from_bytes(data[end:end + 2], "little")
     for flag in (_FNAME, _FCOMMENT):
@@ -111,11 +95,37 @@ def gzip_member_header(data: bytes) -> bytes:
             end = data.index(b"\x00", end) + 1
     if flags & _FHCRC:
         end += 2
-    return data[:end]
+    return end
+
+
+def gzip_members(data: bytes) -> tuple[GzipMember, ...]:
+    """Every member of a gzip file, in order; ValueError when `data` is no complete gzip file.
+
+    Each member's compressed length is what its deflate stream really took, so the first
+    member's size is the file's true compressed size whatever padding follows.
+    """
+    members = []
+    start = 0
+    while start < len(data):
+        header_end = _member_header_end(data, start)
+        stream = zlib.decompressobj(-zlib.MAX_WBITS)
+        # Feed in chunks so a padded file is not copied whole for every member.
+        position = header_end
+        while not stream.eof and position < len(data):
+            stream.decompress(data[position:position + (1 << 20)])
+            position = min(position + (1 << 20), len(data))
+        if not stream.eof:
+            raise ValueError("the last gzip member is truncated")
+        end = position - len(stream.unused_data) + _GZIP_TRAILER
+        if end > len(data):
+            raise ValueError("the last gzip member lacks its trailer")
+        members.append(GzipMember(data[start:header_end], end - start))
+        start = end
+    return tuple(members)
 
 
 def read_case(path: str | Path) -> CaseFile:
-    """Read one case file; VolumeError (naming the file) when it is no gzipped NIfTI volume.
+    """Read one case file (.nii, or a version 1 .nii.gz); VolumeError naming it when it is none.
 
     `diffusion_core.io` reads the image, so a file in another orientation still comes back
     canonical and integers stay integers (no float copy).
@@ -124,14 +134,21 @@ def read_case(path: str | Path) -> CaseFile:
     volume = read_volume(path)
     try:
         data = path.read_bytes()
-        # The NIfTI header block ends where the voxels start (`vox_offset`), beyond the fixed
-        # header when extensions follow it; only that much is decompressed.
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            fixed = stream.read(nib.Nifti1Header.sizeof_hdr)
-            header = nib.Nifti1Header.from_fileobj(io.BytesIO(fixed))
-            block = fixed + stream.read(max(0, int(header["vox_offset"]) - len(fixed)))
-        gzip_header = gzip_member_header(data)
-    except (OSError, EOFError, ValueError) as err:
-        raise VolumeError(f"{path} is not a gzipped NIfTI case file ({err}).") from None
+        gzip_header = b""
+        if data[:2] == _GZIP_MAGIC:
+            gzip_header = data[:_member_header_end(data, 0)]
+            # Only the header block is decompressed; the image is already read.
+            data = _inflate_start(data[len(gzip_header):], MAX_HEADER_BLOCK)
+        header = nib.Nifti1Header.from_fileobj(io.BytesIO(data[:nib.Nifti1Header.sizeof_hdr]))
+        # The header block ends where the voxels start (`vox_offset`), beyond the fixed header
+        # when extensions follow it.
+        block = data[:max(int(header["vox_offset"]), nib.Nifti1Header.sizeof_hdr)]
+    except (OSError, EOFError, ValueError, zlib.error, HeaderDataError) as err:
+        raise VolumeError(f"{path} is not a NIfTI case file ({err}).") from None
     return CaseFile(np.asarray(volume.array), volume.spacing, volume.modality,
-                    header.get_data_dtype(), gzip_header, block)
+                    header.get_data_dtype(), block, gzip_header)
+
+
+def _inflate_start(deflated: bytes, length: int) -> bytes:
+    """The first `length` bytes a raw deflate stream decompresses to."""
+    return zlib.decompressobj(-zlib.MAX_WBITS).decompress(deflated, length)

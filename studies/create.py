@@ -1,40 +1,57 @@
 """Build a blinded study from folders of synthetic and real volumes.
 
-The study is built in a hidden temporary folder beside the target and renamed into place at the
-end, so a failure leaves no partial study. Blinding, beyond the values (normalise.py) and headers
-(case_file.py):
+The study is built in a hidden folder beside the target (`.NAME.partial-XXXXXXXX`) and renamed
+into place at the end, so a failure leaves no partial study. The build folder is locked (`flock`)
+while a create runs; a build folder of the same study that nobody holds is what a killed create
+(SIGKILL, power cut) left behind, and the next create of that study removes it and says so.
+
+Blinding, beyond the values (normalise.py: one road for every input) and headers (case_file.py):
+- inputs are read and staged in a random order, under random names, so even a build folder left
+  behind by a killed create says nothing about which file was real;
 - case ids are random (`secrets.token_hex`), with no sequence;
 - cases are written in one random order and listed in study.json in another;
 - every case file gets the same modification and access time, set in a third random order;
-- the orders a reader could see (list, names, inodes, directory listing, change times) are checked
-  with the audit's rule (`studies.blinding`), and the cases are placed again with fresh ids while
-  any of them separates real from synthetic (with two or more of each this happens by chance
-  with probability 2 / C(n, m) per order, so a retry is rare).
+- the orders a reader could see (list, names, inodes, directory listing, access and change
+  times) are tested with the audit's file-level rule (`studies.blinding`), and the cases are
+  placed again with fresh ids while any of them separates real from synthetic.
 `--seed` makes the choice of inputs and the image values reproducible; ids and orders always come
 from `secrets`, so the seed says nothing about them.
+
+An input that cannot make a case is skipped with a note, and the next candidate of its folder
+takes its place: a constant volume (every voxel the same), or one that the preset's pipeline
+makes constant; DICOM images that are no CT or MR scan are passed over when the folder is listed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from diffusion_core.io import Scan, Volume, VolumeError, list_scans
+from diffusion_core.io import Scan, Volume, VolumeError, constant_value, list_scans, modality_doubt
 from diffusion_core.modality import MODALITIES
 from diffusion_core.preprocess import PreprocessError
 from diffusion_core.presets import Preset, PresetError, get_preset
 from studies.blinding import order_leaks
-from studies.case_file import common_size, encode_case, pad_file
+from studies.case_file import encode_case
 from studies.key import KeyEntry, default_key_path, is_inside, write_key
-from studies.normalise import CT_VIEWER, MR_VIEWER, Grid, to_study_values
+from studies.normalise import (
+    CT_VIEWER,
+    MR_VIEWER,
+    Grid,
+    case_values,
+    is_preprocessed,
+    to_unit,
+)
 from studies.questions import study_questions
 from studies.study import (
     CASE_SUFFIX,
@@ -45,12 +62,16 @@ from studies.study import (
     STUDY_VERSION,
     Study,
     StudyError,
+    dataset_name,
     utc_now,
 )
 
 CASE_ID_BYTES = 4
 MAX_PLACEMENTS = 50
 MODEL_FILE = "model.json"  # optional, in a synthetic folder: {"name": ...} or {"model": ...}
+STAGING_DIR = ".staging"
+PARTIAL_MARK = ".partial-"
+VALUE_KEY_WORDS = 4  # the dither's study key (normalise.content_rng): 128 bits from the seed
 
 
 @dataclass(frozen=True)
@@ -60,23 +81,47 @@ class CreatedStudy:
     folder: Path
     key_path: Path
     study_id: str
+    dataset: str
     n_synthetic: int
     n_real: int
+    notes: tuple[str, ...] = ()  # inputs skipped, values that look like another modality, ...
 
 
 @dataclass(frozen=True)
 class _Input:
-    """One chosen input volume and what the key will say about it."""
+    """One candidate input volume and what the key will say about it."""
 
     scan: Scan
     source: str  # "real" | "synthetic"
     model: str = ""
     seed: str = ""
+    part_draw: int = 0  # which part of a split scan becomes the case (modulo the part count)
 
     @property
     def path(self) -> Path:
         """Where the input volume is."""
         return self.scan.path
+
+
+@dataclass
+class _Pool:
+    """The candidates of one folder, in the seeded random order, and how many cases it gives."""
+
+    source: str
+    folder: Path
+    option: str  # the option that asked for the count: "--n" or "--n-real"
+    candidates: list[_Input]
+    wanted: int | None  # None: every candidate
+    next_index: int = 0
+    used: int = 0
+    skipped: int = 0
+
+    def take(self) -> _Input | None:
+        """The next candidate not yet tried, or None when none is left."""
+        if self.next_index >= len(self.candidates):
+            return None
+        self.next_index += 1
+        return self.candidates[self.next_index - 1]
 
 
 @dataclass
@@ -88,58 +133,92 @@ class _StagedCase:
     origin: str
 
 
+@dataclass
+class _Staging:
+    """What staging made: the cases, the grid and modality they share, and the notes."""
+
+    cases: list[_StagedCase] = field(default_factory=list)
+    grid: Grid | None = None
+    grid_source: Path | None = None  # without a preset: the input whose grid the study takes
+    modality: str | None = None
+    constant: set[Path] = field(default_factory=set)  # inputs already found constant (noted)
+
+
 def create_study(out: str | Path, *, synthetic: str | Path | None = None,
                  real: str | Path | None = None, n: int | None = None,
                  n_real: int | None = None, preset: str | None = None, turing: bool = False,
                  key: str | Path | None = None, seed: int | None = None,
                  title: str | None = None, dataset: str | None = None,
-                 modality: str | None = None, progress: bool = False) -> CreatedStudy:
-    """Build a blinded study in `out` and write its key (see the module docstring)."""
+                 modality: str | None = None, progress: bool = False,
+                 note: Callable[[str], None] | None = None) -> CreatedStudy:
+    """Build a blinded study in `out` and write its key (see the module docstring).
+
+    `note` is told, as it happens, each input skipped and each other thing worth knowing; the
+    same notes come back in `CreatedStudy.notes`.
+    """
     out = Path(out)
     key_path = Path(key) if key is not None else default_key_path(out)
     _check_targets(out, key_path)
+    _check_folders(synthetic, real)
     the_preset = _load_preset(preset)
     modality = _study_modality(modality, the_preset)
     # Independent streams for choosing inputs and for the dither, both from the one seed.
-    streams = np.random.SeedSequence(seed).spawn(2)
-    choice_rng, value_rng = (np.random.default_rng(stream) for stream in streams)
-    inputs = _choose_inputs(synthetic, real, n, n_real, choice_rng)
-    the_preset = _preset_of_prepared(inputs, the_preset)
+    choice_seed, value_seed = np.random.SeedSequence(seed).spawn(2)
+    value_key = [int(word) for word in value_seed.generate_state(VALUE_KEY_WORDS)]
+    notes: list[str] = []
+
+    def tell(message: str) -> None:
+        notes.append(message)
+        if note is not None:
+            note(message)
+
+    pools = _choose_inputs(synthetic, real, n, n_real, np.random.default_rng(choice_seed), tell)
+    the_preset = _preset_of_prepared(pools, the_preset)
     modality = _study_modality(modality, the_preset)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    build = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
+    for stale in clear_stale_builds(out):
+        tell(f"removed {stale}, the build folder of a create of this study that was stopped "
+             "before it finished")
+    build = out.parent / f".{out.name}{PARTIAL_MARK}{secrets.token_hex(4)}"
     key_tmp = key_path.with_name(key_path.name + ".tmp")
+    lock = None
     try:
         build.mkdir()
-        staged, grid, modality = _stage_cases(build / ".staging", inputs, the_preset, modality,
-                                              value_rng, progress)
-        listed, case_ids = _place_cases(build, staged)
+        lock = _lock_build(build)
+        staging = _stage_cases(build / STAGING_DIR, pools, the_preset, modality, value_key,
+                               progress, tell)
+        listed, case_ids = _place_cases(build, staging.cases)
         study_id = secrets.token_hex(8)
+        the_dataset = dataset_name(dataset, the_preset.name if the_preset else None, title, out)
         manifest = {
             "format": STUDY_FORMAT, "version": STUDY_VERSION, "study_id": study_id,
             "title": title or f"Study {study_id}",
-            "dataset": dataset or (the_preset.name if the_preset else ""),
-            "modality": modality,
+            "dataset": the_dataset,
+            "modality": staging.modality,
             "questions": [q.key for q in study_questions(turing)],
             "turing": turing, "cases": listed,
-            "shape": list(grid.shape), "spacing": [float(s) for s in grid.spacing],
-            "viewer": dict(CT_VIEWER if modality == "CT" else MR_VIEWER),
+            "shape": list(staging.grid.shape),
+            "spacing": [float(s) for s in staging.grid.spacing],
+            "viewer": dict(CT_VIEWER if staging.modality == "CT" else MR_VIEWER),
             "created_at": utc_now(),
         }
         (build / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n",
                                            encoding="utf-8")
         (build / RATINGS_DIR).mkdir()
-        shutil.rmtree(build / ".staging")
+        shutil.rmtree(build / STAGING_DIR)
         Study(build, manifest).log(f"created study {study_id} with {len(listed)} cases")
         key_entries = [KeyEntry(case_id, s.entry.source, s.origin, s.entry.model, s.entry.seed)
-                       for s, case_id in zip(staged, case_ids, strict=True)]
+                       for s, case_id in zip(staging.cases, case_ids, strict=True)]
         write_key(key_tmp, key_entries)
         os.rename(build, out)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         key_tmp.unlink(missing_ok=True)
         raise
+    finally:
+        if lock is not None:
+            os.close(lock)  # releases the flock; the folder is the study now, or gone
     try:
         os.replace(key_tmp, key_path)
     except OSError as err:
@@ -147,8 +226,43 @@ def create_study(out: str | Path, *, synthetic: str | Path | None = None,
         key_tmp.unlink(missing_ok=True)
         raise StudyError(f"Cannot write the key {key_path} ({err.strerror}); the study was not "
                          "created: choose a writable --key path.") from None
-    n_real_made = sum(s.entry.source == "real" for s in staged)
-    return CreatedStudy(out, key_path, study_id, len(staged) - n_real_made, n_real_made)
+    n_real_made = sum(s.entry.source == "real" for s in staging.cases)
+    return CreatedStudy(out, key_path, study_id, the_dataset,
+                        len(staging.cases) - n_real_made, n_real_made, tuple(notes))
+
+
+def _lock_build(build: Path) -> int:
+    """Hold an exclusive flock on the build folder; the OS drops it when this process ends."""
+    descriptor = os.open(build, os.O_RDONLY)
+    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return descriptor
+
+
+def clear_stale_builds(out: Path) -> list[Path]:
+    """Remove the build folders of `out` that no running create holds; return what was removed.
+
+    A running create holds its build folder's flock, so a folder whose lock can be taken was
+    left by a create that was killed.
+    """
+    removed = []
+    prefix = f".{out.name}{PARTIAL_MARK}"
+    for candidate in sorted(out.parent.glob(f"{prefix}*")):
+        if not candidate.is_dir() or candidate.is_symlink():
+            continue
+        try:
+            descriptor = _lock_build(candidate)
+        except BlockingIOError:
+            continue  # another create is building it right now
+        except OSError:
+            continue  # gone meanwhile, or unreadable: not ours to remove
+        try:
+            shutil.rmtree(candidate)
+            removed.append(candidate)
+        except OSError:
+            pass  # what cannot be removed stays; the new build does not need its name
+        finally:
+            os.close(descriptor)
+    return removed
 
 
 def _check_targets(out: Path, key_path: Path) -> None:
@@ -168,6 +282,23 @@ def _check_targets(out: Path, key_path: Path) -> None:
     if key_path.exists():
         raise StudyError(f"The key {key_path} already exists; give another --key path or move "
                          "the old key away.")
+
+
+def _check_folders(synthetic: str | Path | None, real: str | Path | None) -> None:
+    """Refuse one folder given as both --real and --synthetic, or one inside the other."""
+    if synthetic is None or real is None:
+        return
+    synthetic_dir, real_dir = Path(synthetic).resolve(), Path(real).resolve()
+    if synthetic_dir == real_dir:
+        raise StudyError(f"--real and --synthetic are the same folder ({real}); give the real "
+                         "scans and the synthetic volumes in separate folders.")
+    for inner, outer, inner_option, outer_option in (
+            (synthetic_dir, real_dir, "--synthetic", "--real"),
+            (real_dir, synthetic_dir, "--real", "--synthetic")):
+        if inner.is_relative_to(outer):
+            raise StudyError(f"The {inner_option} folder {inner} lies inside the "
+                             f"{outer_option} folder {outer}, whose scans it would join; give "
+                             "two separate folders.")
 
 
 def _load_preset(name: str | None) -> Preset | None:
@@ -191,8 +322,9 @@ def _study_modality(modality: str | None, preset: Preset | None) -> str | None:
 
 
 def _choose_inputs(synthetic: str | Path | None, real: str | Path | None, n: int | None,
-                   n_real: int | None, rng: np.random.Generator) -> list[_Input]:
-    """Pick N synthetic and M real input files at random (all of a folder when not given)."""
+                   n_real: int | None, rng: np.random.Generator,
+                   tell: Callable[[str], None]) -> list[_Pool]:
+    """Each folder's candidates in a seeded random order, with the count asked of it."""
     if synthetic is None and real is None:
         raise StudyError("No volumes were given; pass --synthetic DIR and/or --real DIR.")
     for count, option in ((n, "--n"), (n_real, "--n-real")):
@@ -202,57 +334,60 @@ def _choose_inputs(synthetic: str | Path | None, real: str | Path | None, n: int
         raise StudyError(f"--n {n} asks for synthetic cases but no --synthetic folder was given.")
     if n_real and real is None:
         raise StudyError(f"--n-real {n_real} asks for real cases but no --real folder was given.")
-    chosen: list[_Input] = []
+    pools = []
     for folder, count, source, option in ((synthetic, n, "synthetic", "--n"),
                                           (real, n_real, "real", "--n-real")):
         if folder is None or count == 0:
             continue
-        scans = _scans(Path(folder))
-        count = len(scans) if count is None else count
-        if count > len(scans):
+        scans = _scans(Path(folder), tell)
+        if count is not None and count > len(scans):
             raise StudyError(f"{folder} holds {len(scans)} scans, fewer than the {count} asked "
                              f"with {option}; ask for fewer or add volumes.")
-        picks = sorted(rng.choice(len(scans), size=count, replace=False))
-        for index in picks:
-            chosen.append(_input(scans[index], source, Path(folder)))
-    if not chosen:
+        order = rng.permutation(len(scans))
+        draws = rng.integers(0, 2**31, size=len(scans))
+        candidates = [_input(scans[i], source, Path(folder), int(draw))
+                      for i, draw in zip(order, draws, strict=True)]
+        pools.append(_Pool(source, Path(folder), option, candidates, count))
+    if not pools:
         raise StudyError("No volumes were chosen (--n and --n-real are 0); ask for at least one "
                          "case.")
-    return chosen
+    return pools
 
 
-def _scans(folder: Path) -> list[Scan]:
+def _scans(folder: Path, tell: Callable[[str], None]) -> list[Scan]:
     """The scans of an input folder (or of a PREP_DIR); StudyError when it has none."""
     try:
-        scans = list_scans(folder)
+        listing = list_scans(folder)
     except VolumeError as err:
         raise StudyError(_sentence(err, "give a folder of NIfTI, DICOM or .npy volumes")) from None
-    if not scans:
+    for skipped in listing.skipped:
+        tell(f"skipped {skipped.reason}")
+    if not listing.scans:
         raise StudyError(f"{folder} holds no volumes; give a folder of NIfTI, DICOM or .npy "
                          "volumes.")
-    return scans
+    return listing.scans
 
 
-def _input(scan: Scan, source: str, folder: Path) -> _Input:
+def _input(scan: Scan, source: str, folder: Path, part_draw: int) -> _Input:
     """An input with its provenance: a synthetic volume's model and seed, when known."""
     path = scan.path
     if source == "real":
-        return _Input(scan, source)
+        return _Input(scan, source, part_draw=part_draw)
     sidecar = _read_json(path.with_name(_stem(path) + ".json"))
     folder_model = _read_json(folder / MODEL_FILE)
     model = sidecar.get("model") or folder_model.get("name") or folder_model.get("model") \
         or folder.resolve().name
     seed = sidecar.get("seed", "")
-    return _Input(scan, source, str(model), "" if seed is None else str(seed))
+    return _Input(scan, source, str(model), "" if seed is None else str(seed), part_draw)
 
 
-def _preset_of_prepared(inputs: list[_Input], preset: Preset | None) -> Preset | None:
+def _preset_of_prepared(pools: list[_Pool], preset: Preset | None) -> Preset | None:
     """The study's preset: the one that made the PREP_DIR inputs when none was given.
 
     StudyError when PREP_DIRs of different presets are mixed, or when --preset names another.
     """
-    prepared = {entry.scan.prepared_by: entry.path.parent for entry in inputs
-                if entry.scan.is_preprocessed}
+    prepared = {entry.scan.prepared_by: entry.path.parent for pool in pools
+                for entry in pool.candidates if entry.scan.is_preprocessed}
     if not prepared:
         return preset
     if len(prepared) > 1:
@@ -288,52 +423,134 @@ def _sentence(err: Exception, advice: str) -> str:
     return f"{str(err).rstrip('. ')}; {advice}."
 
 
-def _stage_cases(staging: Path, inputs: list[_Input], preset: Preset | None,
-                 modality: str | None, rng: np.random.Generator,
-                 progress: bool) -> tuple[list[_StagedCase], Grid, str]:
-    """Read, normalise and encode every input into the staging folder; pad them to one size."""
-    staging.mkdir()
-    # Real volumes first: without a preset the first real scan defines the grid.
-    ordered = sorted(inputs, key=lambda i: i.source != "real")
-    grid = Grid(tuple(preset.shape), tuple(preset.spacing)) if preset else None
-    first_shape: tuple[Path, tuple[int, ...]] | None = None
-    staged: list[_StagedCase] = []
-    for number, entry in enumerate(tqdm(ordered, desc="cases", unit="case",
-                                        disable=None if progress else True)):
-        volume = _read(entry.scan)
-        if volume.modality and modality and volume.modality != modality:
-            raise StudyError(f"{entry.path} is {volume.modality} but the study is {modality}; "
-                             "give volumes of one modality.")
-        modality = modality or volume.modality or None
-        if modality is None:
-            raise StudyError(f"Cannot tell whether {entry.path} is CT or MR; pass --modality "
-                             "or --preset.")
-        if preset is None:
-            if first_shape is None:
-                first_shape = (entry.path, volume.array.shape)
-                # Rounded to a micrometre: NIfTI stores float32, whose 0.7 is 0.69999999.
-                grid = Grid(tuple(int(s) for s in volume.array.shape),
-                            tuple(round(float(s), 6) for s in volume.spacing))
-            elif volume.array.shape != first_shape[1]:
-                raise StudyError(
-                    f"{entry.path} has shape {volume.array.shape} but {first_shape[0]} has "
-                    f"{first_shape[1]}; pass --preset to bring all volumes to one grid.")
-        try:
-            arrays = to_study_values(volume, modality, preset, rng)
-        except PreprocessError as err:
-            raise StudyError(f"{entry.path} cannot go through preset {preset.name!r} ("
-                             f"{str(err).rstrip('.')}); remove it from its folder.") from None
-        part = int(rng.integers(len(arrays)))
-        origin = str(entry.path.resolve())
-        if len(arrays) > 1:
-            origin += f" [part {part + 1} of {len(arrays)}]"
-        target = staging / f"{number}.gz"
-        target.write_bytes(encode_case(arrays[part], grid, modality))
-        staged.append(_StagedCase(target, entry, origin))
-    size = common_size([s.staged.stat().st_size for s in staged])
-    for case in staged:
-        pad_file(case.staged, size)
-    return staged, grid, modality
+def _stage_cases(staging_dir: Path, pools: list[_Pool], preset: Preset | None,
+                 modality: str | None, value_key: list[int], progress: bool,
+                 tell: Callable[[str], None]) -> _Staging:
+    """Read each input by the one road and write its case into the staging folder.
+
+    The inputs are taken in a random order (and a skipped one's replacement slotted in at a
+    random place), so nothing staged says which file came first.
+    """
+    staging_dir.mkdir()
+    staging = _Staging(modality=modality)
+    random = secrets.SystemRandom()
+    cache: dict[Path, Volume] = {}
+    if preset is not None:
+        staging.grid = Grid(tuple(preset.shape), tuple(preset.spacing))
+    else:
+        _grid_from_first_input(pools, staging, cache, tell)
+    queue: list[tuple[_Pool, _Input]] = []
+    for pool in pools:
+        for _ in range(len(pool.candidates) if pool.wanted is None else pool.wanted):
+            queue.append((pool, pool.take()))
+    random.shuffle(queue)
+    bar = tqdm(total=len(queue), desc="cases", unit="case", disable=None if progress else True)
+    while queue:
+        pool, entry = queue.pop()
+        case = _stage_one(entry, staging_dir, staging, preset, value_key, cache, tell)
+        if case is not None:
+            staging.cases.append(case)
+            pool.used += 1
+            bar.update()
+            continue
+        pool.skipped += 1
+        if pool.wanted is None:
+            bar.total -= 1
+            bar.refresh()
+            continue
+        replacement = pool.take()
+        if replacement is not None:
+            queue.insert(random.randrange(len(queue) + 1), (pool, replacement))
+    bar.close()
+    for pool in pools:
+        if pool.wanted is not None and pool.used < pool.wanted:
+            raise StudyError(f"Only {pool.used} of the {pool.wanted} {pool.source} volumes asked "
+                             f"with {pool.option} could be used ({pool.skipped} of {pool.folder} "
+                             "were skipped, as noted above); ask for fewer or add volumes.")
+    if not staging.cases:
+        raise StudyError("No input could become a case (each was skipped, as noted above); give "
+                         "other volumes.")
+    return staging
+
+
+def _grid_from_first_input(pools: list[_Pool], staging: _Staging, cache: dict[Path, Volume],
+                           tell: Callable[[str], None]) -> None:
+    """Without a preset the first usable real volume (else synthetic) sets grid and modality.
+
+    It is read now and kept for its turn in the staging order.
+    """
+    ordered = sorted(pools, key=lambda pool: pool.source != "real")
+    for pool in ordered:
+        for entry in pool.candidates:
+            volume = _read(entry.scan)
+            if _is_constant(volume, entry, staging, tell):
+                continue
+            cache[entry.path] = volume
+            staging.modality = staging.modality or volume.modality or None
+            if staging.modality is None:
+                raise StudyError(f"Cannot tell whether {entry.path} is CT or MR; pass "
+                                 "--modality or --preset.")
+            # Rounded to a micrometre: NIfTI stores float32, whose 0.7 is 0.69999999.
+            staging.grid = Grid(tuple(int(s) for s in volume.array.shape),
+                                tuple(round(float(s), 6) for s in volume.spacing))
+            staging.grid_source = entry.path
+            return
+    raise StudyError("Every chosen volume is constant, so none can set the study's grid; give "
+                     "other volumes.")
+
+
+def _is_constant(volume: Volume, entry: _Input, staging: _Staging,
+                 tell: Callable[[str], None]) -> bool:
+    """Whether a volume is constant; the first time, it is noted as skipped."""
+    value = constant_value(volume.array)
+    if value is None:
+        return False
+    if entry.path not in staging.constant:
+        staging.constant.add(entry.path)
+        tell(f"skipped {entry.path}: every voxel is {value:g}, a constant volume with no image")
+    return True
+
+
+def _stage_one(entry: _Input, staging_dir: Path, staging: _Staging, preset: Preset | None,
+               value_key: list[int], cache: dict[Path, Volume],
+               tell: Callable[[str], None]) -> _StagedCase | None:
+    """One input's case in the staging folder; None when it is skipped (and noted)."""
+    if entry.path in staging.constant:
+        return None
+    volume = cache.pop(entry.path) if entry.path in cache else _read(entry.scan)
+    if _is_constant(volume, entry, staging, tell):
+        return None
+    modality = staging.modality
+    if volume.modality and volume.modality != modality:
+        against = f"preset {preset.name!r} is" if preset else "the study is"
+        raise StudyError(f"{entry.path} is {volume.modality} but {against} {modality}; give "
+                         "volumes of one modality.")
+    prepared = entry.scan.is_preprocessed
+    if not prepared and not (preset is not None and is_preprocessed(volume.array, preset)):
+        doubt = modality_doubt(volume, modality)
+        if doubt is not None:
+            tell(f"warning: {entry.path}: {doubt}; check that it belongs in this study")
+    if preset is None and volume.array.shape != staging.grid.shape:
+        raise StudyError(f"{entry.path} has shape {volume.array.shape} but "
+                         f"{staging.grid_source} has {staging.grid.shape}; pass --preset to "
+                         "bring all volumes to one grid.")
+    try:
+        units = to_unit(volume, modality, preset, prepared=prepared)
+    except PreprocessError as err:
+        raise StudyError(f"{entry.path} cannot go through preset {preset.name!r} ("
+                         f"{str(err).rstrip('.')}); remove it from its folder.") from None
+    part = entry.part_draw % len(units)
+    if constant_value(units[part]) is not None:
+        how = f"preset {preset.name!r}" if preset else f"the {modality} value scale"
+        tell(f"skipped {entry.path}: {how} makes it a constant volume")
+        return None
+    origin = str(entry.path.resolve())
+    if len(units) > 1:
+        origin += f" [part {part + 1} of {len(units)}]"
+    target = staging_dir / f"{secrets.token_hex(8)}{CASE_SUFFIX}"
+    values = case_values(units[part], modality, preset, value_key)
+    target.write_bytes(encode_case(values, staging.grid, modality))
+    return _StagedCase(target, entry, origin)
 
 
 def _read(scan: Scan) -> Volume:
@@ -346,7 +563,7 @@ def _read(scan: Scan) -> Volume:
 
 
 def _place_cases(build: Path, staged: list[_StagedCase]) -> tuple[list[str], list[str]]:
-    """Copy staged cases to cases/<random id>.nii.gz until no visible order separates them.
+    """Copy staged cases to cases/<random id>.nii until no visible order separates them.
 
     Returns the study.json list order and the id given to each staged case, in staged order.
     """
@@ -362,7 +579,7 @@ def _place_cases(build: Path, staged: list[_StagedCase]) -> tuple[list[str], lis
         for case_id in random.sample(ids, len(ids)):
             os.utime(cases_dir / f"{case_id}{CASE_SUFFIX}", (stamp, stamp))
         listed = random.sample(ids, len(ids))
-        if not order_leaks(build, listed, sources):
+        if not order_leaks(build, listed, sources, CASE_SUFFIX):
             return listed, ids
         for case_id in ids:
             (cases_dir / f"{case_id}{CASE_SUFFIX}").unlink()

@@ -1,5 +1,9 @@
 """One SQLite ratings database per reader: `ratings/<reader>.sqlite`.
 
+A reader name is normalised (Unicode NFC, runs of spaces made one) and matched to an
+existing reader without regard to case, so "reader x" and "Reader  X" continue the ratings of
+"Reader X" instead of starting databases of their own.
+
 Every answer is committed the moment it is given, with a rollback journal and `synchronous=FULL`,
 so a crash or SIGKILL of the app loses nothing already committed. One database per reader means no
 two readers ever write one file; a second process for the same reader is refused through an
@@ -25,6 +29,7 @@ import hashlib
 import math
 import os
 import random
+import re
 import sqlite3
 import unicodedata
 from collections.abc import Iterator
@@ -65,8 +70,11 @@ class ReaderLockedError(RatingStoreError):
 
 
 def validate_reader(reader: str) -> str:
-    """The reader name, NFC-normalised; RatingStoreError when it is no safe file name."""
-    name = unicodedata.normalize("NFC", reader) if isinstance(reader, str) else ""
+    """The reader name, NFC-normalised with runs of spaces made one; RatingStoreError when it is
+    no safe file name (spaces at either end included: a name starts and ends with a letter or
+    digit)."""
+    name = re.sub(" {2,}", " ", unicodedata.normalize("NFC", reader)) \
+        if isinstance(reader, str) else ""
     allowed = all(ch.isalnum() or ch in _READER_PUNCTUATION for ch in name)
     if not name or not name[0].isalnum() or not name[-1].isalnum() or not allowed \
             or len(name) > MAX_READER_LENGTH:
@@ -75,6 +83,33 @@ def validate_reader(reader: str) -> str:
             "digits, spaces, dashes, underscores or dots, starting and ending with a letter or "
             "digit.")
     return name
+
+
+def reader_key(reader: str) -> str:
+    """What two names of one reader share: the name with runs of spaces made one, without case."""
+    return re.sub(" {2,}", " ", reader).casefold()
+
+
+def existing_reader(study: Study, reader: str) -> str | None:
+    """The name of the ratings database that `reader` names, whatever its case and spacing;
+    None when the study has none. RatingStoreError for two databases that differ only in case."""
+    key = reader_key(validate_reader(reader))
+    if not study.ratings_dir.is_dir():
+        return None
+    matches = sorted(path.name[: -len(DATABASE_SUFFIX)]
+                     for path in study.ratings_dir.glob(f"*{DATABASE_SUFFIX}")
+                     if reader_key(path.name[: -len(DATABASE_SUFFIX)]) == key)
+    if len(matches) > 1:
+        names = " and ".join(f"'{name}'" for name in matches)
+        raise RatingStoreError(f"The readers {names} of {study.folder} differ only in case or "
+                               "spacing; open one of them by its exact name.")
+    return matches[0] if matches else None
+
+
+def reader_order(study: Study, reader: str) -> list[str]:
+    """The case order a reader gets (or got) in a study, from the study id and the name."""
+    name = existing_reader(study, reader) or validate_reader(reader)
+    return shuffled_case_order(study.case_ids, order_seed(study.study_id, name))
 
 
 def order_seed(study_id: str, reader: str) -> str:
@@ -210,8 +245,12 @@ class ReaderLock:
     """An exclusive, non-blocking `flock` on `ratings/<reader>.lock`, dropped by the OS on exit."""
 
     def __init__(self, study: Study, reader: str) -> None:
-        """Take the lock now; ReaderLockedError when another process holds it."""
-        self.path = study.ratings_dir / f"{reader}{LOCK_SUFFIX}"
+        """Take the lock now; ReaderLockedError when another process holds it.
+
+        One lock per reader whatever the case of the name, so two spellings of a new reader
+        cannot start two databases at once.
+        """
+        self.path = study.ratings_dir / f"{reader_key(reader)}{LOCK_SUFFIX}"
         try:
             study.ratings_dir.mkdir(exist_ok=True)
             self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -248,9 +287,16 @@ class RatingStore:
 
     @classmethod
     def open(cls, study: Study, reader: str) -> RatingStore:
-        """Open (creating if needed) `ratings/<reader>.sqlite` and take the reader's lock."""
-        reader = validate_reader(reader)
-        lock = ReaderLock(study, reader)
+        """Open (creating if needed) the reader's database and take the reader's lock.
+
+        An existing reader matched by `existing_reader` is opened under its own name.
+        """
+        lock = ReaderLock(study, validate_reader(reader))
+        try:
+            reader = existing_reader(study, reader) or validate_reader(reader)
+        except RatingStoreError:
+            lock.release()
+            raise
         path = database_path(study, reader)
         try:
             conn = _connect(path)

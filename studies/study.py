@@ -3,11 +3,13 @@
 ```
 STUDY/
   study.json            format, version, study id, title, dataset, modality, questions, cases, ...
-  cases/ID.nii.gz       one blinded case per file
+  cases/ID.nii          one blinded case per file (uncompressed NIfTI, see case_file.py)
   ratings/READER.sqlite one ratings database per reader (see ratings.py)
   log.txt               details of errors, for the study's administrator
 ```
 Nothing in the folder says which case is real and which synthetic: that is the key, kept outside.
+Version 2 studies store their cases as `.nii`; version 1 studies (gzipped `cases/ID.nii.gz`) are
+still opened, rated, exported and audited.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from diffusion_core.modality import MODALITIES
 from studies.questions import ALL_QUESTIONS, TURING_QUESTIONS, Question, study_questions
 
 STUDY_FORMAT = "mdiff-study"
-STUDY_VERSION = 1
+STUDY_VERSION = 2
 MANIFEST_NAME = "study.json"
 CASES_DIR = "cases"
 RATINGS_DIR = "ratings"
 LOG_NAME = "log.txt"
-CASE_SUFFIX = ".nii.gz"
+CASE_SUFFIX = ".nii"  # the case files of a study this mdiff creates
+# The case file suffix of every study version this mdiff reads.
+CASE_SUFFIXES: dict[int, str] = {1: ".nii.gz", 2: CASE_SUFFIX}
 # Case ids are random lowercase hex (see create.py); anything else could be a path.
 CASE_ID_PATTERN = re.compile(r"^[0-9a-f]{8,32}$")
 
@@ -55,7 +59,9 @@ class Study:
         self.manifest = manifest
         self.study_id: str = manifest["study_id"]
         self.title: str = manifest["title"]
-        self.dataset: str = manifest["dataset"]
+        # Studies made before the dataset name was always written have "" there; the export's
+        # dataset column must not be empty.
+        self.dataset: str = dataset_name(manifest["dataset"], None, manifest["title"], folder)
         self.modality: str = manifest["modality"]
         self.turing: bool = manifest["turing"]
         self.questions: tuple[Question, ...] = tuple(
@@ -92,6 +98,11 @@ class Study:
         return study
 
     @property
+    def case_suffix(self) -> str:
+        """The case files' suffix: `.nii`, or `.nii.gz` in a version 1 study."""
+        return CASE_SUFFIXES[self.manifest["version"]]
+
+    @property
     def cases_dir(self) -> Path:
         """The folder holding the case files."""
         return self.folder / CASES_DIR
@@ -111,12 +122,18 @@ class Study:
         if case_id not in self.case_ids:
             raise StudyError(f"case {case_id!r} is not part of study {self.study_id} "
                              f"({self.folder}).")
-        return self.cases_dir / f"{case_id}{CASE_SUFFIX}"
+        return self.cases_dir / f"{case_id}{self.case_suffix}"
 
     def log(self, message: str) -> None:
         """Append a timestamped line to STUDY/log.txt."""
         with open(self.folder / LOG_NAME, "a", encoding="utf-8") as log:
             log.write(f"{utc_now()} {message}\n")
+
+
+def dataset_name(dataset: str | None, preset: str | None, title: str | None,
+                 folder: Path) -> str:
+    """A study's data set name: the one given, else the preset, else the title, else the folder."""
+    return dataset or preset or title or folder.resolve().name
 
 
 def validate_manifest(manifest: Any, path: Path) -> None:
@@ -134,9 +151,10 @@ def validate_manifest(manifest: Any, path: Path) -> None:
         if not isinstance(manifest[field], kind) or (kind is int and isinstance(manifest[field],
                                                                                  bool)):
             raise bad(f"has a field {field!r} of the wrong type")
-    if manifest["version"] != STUDY_VERSION:
+    if manifest["version"] not in CASE_SUFFIXES:
+        readable = " and ".join(str(v) for v in CASE_SUFFIXES)
         raise StudyError(f"{path} has format version {manifest['version']}, but this mdiff reads "
-                         f"version {STUDY_VERSION}; use the mdiff version that made the study.")
+                         f"versions {readable}; use the mdiff version that made the study.")
     if manifest["modality"] not in MODALITIES:
         raise bad(f"names the modality {manifest['modality']!r}, not CT or MR")
     unknown = [k for k in manifest["questions"] if k not in ALL_QUESTIONS]

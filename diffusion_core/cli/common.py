@@ -1,7 +1,16 @@
 """What every mdiff command shares: subcommands, CSV inputs, `--json` output, and how a run ends.
 
-A command ends on a user mistake with one sentence on stderr (`PROG: what was wrong; what to do`)
-and a non-zero exit status, and on Ctrl-C with one line and status 130; never with a traceback.
+The exit status rule of every command (README.md):
+
+    0    done
+    1    done, and the answer is "no" (`mdiff-study audit` found a leak); Python also exits 1 on a
+         crash, with a traceback: that is a bug to report
+    2    not done: a mistake in the command or its input, or a resource in use (a locked reader);
+         one sentence on stderr says what was wrong and what to do
+    130  interrupted (Ctrl-C), one line on stderr
+    141  its output was closed early (`... | head`): it stops quietly, as a shell reports a
+         command ended by SIGPIPE (128 + 13)
+
 Standard library only, so studies, evaluation and the Qt app may all import it without pulling in
 torch or Qt.
 """
@@ -10,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +30,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1       # the command ran but its outcome is a failure (e.g. an audit that fails)
 EXIT_USAGE = 2        # a user mistake, as argparse uses it
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `... | head`
 
 
 class Subcommand(Protocol):
@@ -55,10 +66,18 @@ def run_command(prog: str, action: Callable[[], int], failures: Sequence[Failure
                 interrupted: str = "interrupted.") -> int:
     """Run `action` and return its exit status; the first matching failure, or Ctrl-C, ends it.
 
-    An error no failure matches is a bug and keeps its traceback.
+    A closed output pipe ends it quietly (EXIT_CLOSED_PIPE). An error no failure matches is a bug
+    and keeps its traceback.
     """
     try:
-        return action()
+        status = action()
+        # Piped output is block-buffered: flush here, so a reader that went away is noticed now
+        # and not in the interpreter's last flush, which would print its own complaint.
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_CLOSED_PIPE
     except KeyboardInterrupt:
         print(f"{prog}: {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -68,6 +87,19 @@ def run_command(prog: str, action: Callable[[], int], failures: Sequence[Failure
                 print(f"{prog}: {failure.sentence(err)}", file=sys.stderr)
                 return failure.status
         raise
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so what is still buffered for the closed pipe goes nowhere."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (e.g. captured in a test): nothing flushes it at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, descriptor)
+    finally:
+        os.close(devnull)
 
 
 def command_parser(prog: str, description: str,

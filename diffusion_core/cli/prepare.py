@@ -7,8 +7,8 @@ import sys
 from dataclasses import asdict
 
 from diffusion_core.cli.common import (
-    EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
     Failure,
     add_json_option,
     print_result,
@@ -43,24 +43,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of mdiff-prepare; returns the exit status (2 for a usage mistake)."""
+    """Entry point of mdiff-prepare; the exit status follows diffusion_core.cli.common's rule."""
     args = _parser().parse_args(argv)
     return run_command(
         "mdiff-prepare", lambda: _prepare(args),
         [Failure((PresetError, PreparedError)),
-         Failure(OSError, EXIT_FAILED, lambda err: f"cannot write the output: {err}")],
+         Failure(OSError, sentence=lambda err: f"cannot write the output: {err}")],
         interrupted="interrupted; run the same command again to resume")
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    """Prepare the folder and print the summary; a run that prepares nothing fails."""
+    """Prepare the folder and print the summary; a run that prepares nothing is not done (2)."""
     summary = prepare_folder(get_preset(args.preset), args.data, args.out,
                              masks_dir=args.masks, overwrite=args.overwrite)
     print_result(args.json, asdict(summary), summary.line())
     if summary.arrays == 0:
         print(f"mdiff-prepare: no scan in {args.data} could be prepared; the reasons are in "
               f"{args.out}/manifest.json", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE
     return EXIT_OK
 
 

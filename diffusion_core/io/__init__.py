@@ -15,11 +15,27 @@ numpy, nibabel and pydicom only: the reader app imports this package at start-up
 
 from diffusion_core.io.dicom_write import write_dicom_series
 from diffusion_core.io.nifti import write_nifti
-from diffusion_core.io.scans import Scan, find_scans, list_scans, read_volume
-from diffusion_core.io.volume import CANONICAL_AXCODES, Volume, VolumeError, canonical_affine
+from diffusion_core.io.scans import (
+    Scan,
+    ScanListing,
+    SkippedFile,
+    find_scans,
+    list_scans,
+    modality_doubt,
+    read_volume,
+    search_scans,
+)
+from diffusion_core.io.volume import (
+    CANONICAL_AXCODES,
+    Volume,
+    VolumeError,
+    canonical_affine,
+    constant_value,
+)
 from diffusion_core.modality import MODALITIES
 
 __all__ = [
-    "CANONICAL_AXCODES", "MODALITIES", "Scan", "Volume", "VolumeError", "canonical_affine",
-    "find_scans", "list_scans", "read_volume", "write_dicom_series", "write_nifti",
+    "CANONICAL_AXCODES", "MODALITIES", "Scan", "ScanListing", "SkippedFile", "Volume",
+    "VolumeError", "canonical_affine", "constant_value", "find_scans", "list_scans",
+    "modality_doubt", "read_volume", "search_scans", "write_dicom_series", "write_nifti",
 ]

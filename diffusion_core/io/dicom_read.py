@@ -1,19 +1,31 @@
 """Reading DICOM: a folder holding one single-frame series, or one multi-frame file.
 
-Slices are stacked along their normal (refusing repeated positions, gaps and mixed geometry) and
-rescaled to Hounsfield units for CT; multi-frame files are placed by their per-frame functional
-groups. Files without plane positions keep their own frame order as D with a canonical affine.
-Each file is opened once: the 'DICM' marker is checked and the dataset parsed from one handle.
+Only grey-scale CT and MR image storage is a scan (`SCAN_CLASSES`); a segmentation, an RT dose,
+an ultrasound, a secondary capture or any other DICOM image is not, and is named with its class
+and modality wherever it is met. Slices are stacked along their normal (refusing repeated
+positions, gaps and mixed geometry) and rescaled to Hounsfield units for CT; multi-frame files
+are placed by their per-frame functional groups. Files without plane positions keep their own
+frame order as D with a canonical affine. Each file is opened once: the 'DICM' marker is checked
+and the dataset parsed from one handle.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
+from pydicom.uid import (
+    UID,
+    CTImageStorage,
+    EnhancedCTImageStorage,
+    EnhancedMRImageStorage,
+    LegacyConvertedEnhancedCTImageStorage,
+    LegacyConvertedEnhancedMRImageStorage,
+    MRImageStorage,
+)
 
 from diffusion_core.io.volume import (
     LPS_TO_RAS,
@@ -29,7 +41,19 @@ from diffusion_core.modality import MODALITIES
 # Slice steps may wobble by this fraction of the nominal step (plus 1 micron) and still count as
 # uniform; scanners write positions with a few decimals, so real jitter is far below this.
 _STEP_TOLERANCE = 0.02
-_KIND_TAGS = ["SOPClassUID", "NumberOfFrames", "Rows"]
+_KIND_TAGS = ["SOPClassUID", "NumberOfFrames", "Rows", "Modality", "SamplesPerPixel",
+              "PhotometricInterpretation"]
+# The storage classes of CT and MR images: the only DICOM objects that are scans.
+SCAN_CLASSES = frozenset({CTImageStorage, EnhancedCTImageStorage,
+                          LegacyConvertedEnhancedCTImageStorage, MRImageStorage,
+                          EnhancedMRImageStorage, LegacyConvertedEnhancedMRImageStorage})
+
+
+class DicomKind(NamedTuple):
+    """What a DICOM file is: 'single-frame', 'multi-frame' or 'other' (not a scan), and why not."""
+
+    kind: str
+    problem: str = ""  # for 'other': why it is no scan ("" for files without an image)
 
 
 def _parse(path: Path, **options: object) -> Dataset | None:
@@ -50,21 +74,43 @@ def _parse(path: Path, **options: object) -> Dataset | None:
         return pydicom.dcmread(handle, force=False, **options)
 
 
-def dicom_kind(path: Path) -> str | None:
-    """'single-frame', 'multi-frame' or 'other' (not an image) from the header; None: not DICOM.
+def dicom_kind(path: Path) -> DicomKind | None:
+    """What a DICOM file is, from its header alone (no pixels); None when it is not DICOM.
 
-    Only the header is read (no pixels). A damaged file counts as single-frame, so its folder is
-    listed and reading it says what is wrong.
+    A file without an image (DICOMDIR, a report) is 'other' without a problem to report; an image
+    that is no CT or MR scan is 'other' with its `scan_problem`. A damaged file counts as
+    single-frame, so its folder is listed and reading it says what is wrong.
     """
     try:
         header = _parse(path, stop_before_pixels=True, specific_tags=_KIND_TAGS)
     except Exception:  # pydicom raises many types for damaged files
-        return "single-frame"
+        return DicomKind("single-frame")
     if header is None:
         return None
     if _sop_class(header) and not _is_image_class(header):
-        return "other"
-    return "multi-frame" if int(header.get("NumberOfFrames") or 1) > 1 else "single-frame"
+        return DicomKind("other")
+    problem = scan_problem(header)
+    if problem is not None:
+        return DicomKind("other", f"{path} is {problem}")
+    frames = int(header.get("NumberOfFrames") or 1)
+    return DicomKind("multi-frame" if frames > 1 else "single-frame")
+
+
+def scan_problem(dataset: Dataset) -> str | None:
+    """Why a DICOM image is no grey-scale CT or MR scan, naming its class and modality; or None.
+
+    A file that names no storage class counts by its Modality attribute (none: a scan).
+    """
+    sop = _sop_class(dataset)
+    modality = str(dataset.get("Modality", "") or "").upper()
+    if (sop and sop not in SCAN_CLASSES) or (not sop and modality and modality not in MODALITIES):
+        kind = UID(sop).name if sop else "image"
+        return f"a DICOM {kind} (modality {modality or 'not given'}), not a CT or MR image"
+    photometric = str(dataset.get("PhotometricInterpretation", "") or "MONOCHROME2")
+    if int(dataset.get("SamplesPerPixel") or 1) != 1 or not photometric.startswith("MONOCHROME"):
+        return (f"a colour image ({photometric}, modality {modality or 'not given'}), not a "
+                "grey-scale CT or MR volume")
+    return None
 
 
 def read_dicom_dataset(path: Path) -> Dataset | None:
@@ -81,6 +127,9 @@ def read_dicom_file(dataset: Dataset, path: Path) -> Volume:
     if not _is_image(dataset, path):
         raise VolumeError(f"{path} is a DICOM file without image data (e.g. a DICOMDIR), not a "
                           "volume.")
+    problem = scan_problem(dataset)
+    if problem is not None:
+        raise VolumeError(f"{path} is {problem}.")
     if int(dataset.get("NumberOfFrames") or 1) < 2:
         raise VolumeError(f"{path} is a single 2D DICOM image; pass the folder holding its whole "
                           "series.")
@@ -93,10 +142,18 @@ def read_dicom_folder(folder: Path) -> Volume:
     if not files:
         raise VolumeError(f"{folder} is an empty folder, not a DICOM series.")
     images = []
+    others = []
     for file in files:
         dataset = read_dicom_dataset(file)
-        if dataset is not None and _is_image(dataset, file):
+        if dataset is None or not _is_image(dataset, file):
+            continue
+        problem = scan_problem(dataset)
+        if problem is None:
             images.append((file, dataset))
+        else:
+            others.append(f"{file.name} is {problem}")
+    if not images and others:
+        raise VolumeError(f"{folder} holds no DICOM CT or MR image files ({others[0]}).")
     if not images:
         raise VolumeError(f"{folder} holds no DICOM image files, so it is not a DICOM series.")
     multi = [(f, d) for f, d in images if int(d.get("NumberOfFrames") or 1) > 1]
@@ -284,8 +341,6 @@ def _is_image_class(dataset: Dataset) -> bool:
 
 def _pixels(dataset: Dataset, path: Path) -> np.ndarray:
     """The stored pixel values, (frames, rows, columns) or (rows, columns)."""
-    if int(dataset.get("SamplesPerPixel") or 1) != 1:
-        raise VolumeError(f"{path} is a colour image, not a grey-scale CT or MR volume.")
     try:
         return dataset.pixel_array
     except Exception as err:  # truncated data, unknown compression, missing handler

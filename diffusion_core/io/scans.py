@@ -1,11 +1,12 @@
 """Finding the scans in a folder and reading one, whatever its format.
 
 A scan is a NIfTI file, a .npy array, a multi-frame DICOM file or a folder holding a single-frame
-DICOM series. `read_volume` reads one path by its kind; `find_scans` lists the scan paths under a
-raw-data folder. `list_scans` also knows what a folder means: a PREP_DIR (a folder with an
-mdiff-prepare manifest) lists its arrays as already preprocessed by the manifest's preset, read
-with that preset's modality and nominal spacing; anywhere else a bare .npy is an MRNet exam (MR,
-1 mm voxels).
+DICOM series, of CT or MR images. `read_volume` reads one path by its kind; `search_scans` lists
+the scan paths under a raw-data folder and the DICOM images it passed over (segmentations, RT
+dose, ultrasound, ...: anything but CT and MR), each with the reason. `list_scans` also knows what
+a folder means: a PREP_DIR (a folder with an mdiff-prepare manifest) lists its arrays as already
+preprocessed by the manifest's preset, read with that preset's modality and nominal spacing;
+anywhere else a bare .npy is an MRNet exam (MR, 1 mm voxels).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from diffusion_core.io.dicom_read import (
     dicom_kind,
@@ -54,17 +57,27 @@ def read_volume(path: str | os.PathLike, *, modality: str | None = None) -> Volu
     return _settle_modality(volume, modality, path)
 
 
-def find_scans(folder: str | os.PathLike) -> list[Path]:
-    """The scans under a raw-data folder, sorted: NIfTI, .npy, multi-frame DICOM, series folders.
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that looked like a scan but is none, and why (one sentence naming it)."""
 
-    A folder whose own files include single-frame DICOM images counts as one series. Hidden
-    files and folders are skipped, as are DICOM files without pixels (DICOMDIR, reports). Each
-    DICOM file is opened once, for its header only.
+    path: Path
+    reason: str  # "PATH is ..., not a CT or MR image", without a final full stop
+
+
+def search_scans(folder: str | os.PathLike) -> tuple[list[Path], list[SkippedFile]]:
+    """The scans under a raw-data folder, sorted (NIfTI, .npy, multi-frame DICOM, series
+    folders), and the DICOM images that are no CT or MR scan, each with the reason.
+
+    A folder whose own files include single-frame CT or MR images counts as one series. Hidden
+    files and folders are skipped, as are DICOM files without an image (DICOMDIR, reports), and
+    files of other formats. Each DICOM file is opened once, for its header only.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise VolumeError(f"{folder} is not a folder, so it holds no scans to find.")
     scans: list[Path] = []
+    skipped: list[SkippedFile] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         here = Path(root)
@@ -77,15 +90,26 @@ def find_scans(folder: str | os.PathLike) -> list[Path]:
                 scans.append(file)
                 continue
             kind = dicom_kind(file)
-            if kind == "multi-frame":
+            if kind is None:
+                continue
+            if kind.kind == "multi-frame":
                 scans.append(file)
-            elif kind == "single-frame":
+            elif kind.kind == "single-frame":
                 is_series = True
+            elif kind.problem:
+                skipped.append(SkippedFile(file, kind.problem))
         if is_series:
             scans.append(here)
     if not scans:
-        raise VolumeError(f"{folder} holds no scans (NIfTI, .npy or DICOM files).")
-    return sorted(scans)
+        passed_over = f" ({skipped[0].reason})" if skipped else ""
+        raise VolumeError(f"{folder} holds no scans (NIfTI, .npy or DICOM CT or MR files)"
+                          f"{passed_over}.")
+    return sorted(scans), skipped
+
+
+def find_scans(folder: str | os.PathLike) -> list[Path]:
+    """The scan paths of `search_scans`, without what it skipped."""
+    return search_scans(folder)[0]
 
 
 @dataclass(frozen=True)
@@ -114,8 +138,16 @@ class Scan:
         return _settle_modality(volume, modality, self.path)
 
 
-def list_scans(folder: str | os.PathLike) -> list[Scan]:
-    """The scans of a folder of scans or of a PREP_DIR, sorted by path (see the module doc).
+@dataclass(frozen=True)
+class ScanListing:
+    """The scans of a folder, sorted by path, and the files passed over (see `search_scans`)."""
+
+    scans: list[Scan]
+    skipped: list[SkippedFile]
+
+
+def list_scans(folder: str | os.PathLike) -> ScanListing:
+    """The scans of a folder of scans or of a PREP_DIR (see the module doc).
 
     A PREP_DIR made by another version of its preset's pipeline, or by a preset this mdiff does
     not know, is a VolumeError: its arrays would be mapped back to intensities wrongly.
@@ -130,7 +162,8 @@ def list_scans(folder: str | os.PathLike) -> list[Scan]:
     except PreparedError as err:
         raise VolumeError(str(err)) from None
     if manifest is None:
-        return [Scan(path) for path in find_scans(folder)]
+        paths, skipped = search_scans(folder)
+        return ScanListing([Scan(path) for path in paths], skipped)
     try:
         preset = get_preset(manifest.preset)
     except PresetError as err:
@@ -142,8 +175,37 @@ def list_scans(folder: str | os.PathLike) -> list[Scan]:
     names = sorted(name for name, _source in manifest.array_sources())
     if not names:
         raise VolumeError(f"{folder} is a PREP_DIR without arrays (no scan was prepared).")
-    return [Scan(folder / name, prepared_by=preset.name, modality=preset.modality,
-                 spacing=preset.spacing) for name in names]
+    return ScanListing([Scan(folder / name, prepared_by=preset.name, modality=preset.modality,
+                             spacing=preset.spacing) for name in names], [])
+
+
+# A CT scan's air is -1000 HU; MR magnitudes are never that negative.
+_AIR_HU = -900.0
+_AIR_SHARE = 0.01
+_EIGHT_BIT = 255
+
+
+def modality_doubt(volume: Volume, modality: str) -> str | None:
+    """Why the values of a scan read as `modality` look like the other one; None if they do not.
+
+    For a file that records no modality (a plain NIfTI) this is the only check there is.
+
+    Under MR: a share of voxels at or below -900, like the air of a CT in Hounsfield units.
+    Under CT: only whole values from 0 to 255, the 8-bit range of an MR or screen image, where
+    a CT in Hounsfield units has air near -1000.
+    """
+    array = np.asarray(volume.array)
+    low, high = float(array.min()), float(array.max())
+    if modality == "MR":
+        air = float(np.mean(array <= _AIR_HU))
+        if air >= _AIR_SHARE:
+            return (f"{air:.0%} of its voxels are at or below {_AIR_HU:g} (down to {low:g}), like "
+                    "the air of a CT in Hounsfield units, yet it is read as MR")
+    elif modality == "CT" and low >= 0 and high <= _EIGHT_BIT and (
+            np.issubdtype(array.dtype, np.integer) or np.array_equal(array, np.rint(array))):
+        return (f"it holds only whole values from {low:g} to {high:g} (an 8-bit range), not "
+                "Hounsfield units, where air is near -1000, yet it is read as CT")
+    return None
 
 
 def _settle_modality(volume: Volume, asked: str | None, path: Path) -> Volume:

@@ -50,6 +50,12 @@ class Volume:
                              f"{self.array.shape}, {len(self.spacing)} and {self.affine.shape}")
 
 
+def constant_value(array: np.ndarray) -> float | None:
+    """The one value of an array whose voxels are all equal (an empty scan); None otherwise."""
+    low, high = array.min(), array.max()
+    return float(low) if low == high else None
+
+
 def canonical_affine(spacing: Sequence[float],
                      origin: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
     """The RAS+ affine of a canonical (S, P, L) array with this spacing and first-voxel origin."""

@@ -19,8 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reader", metavar="NAME",
                         help="your reader name (asked for in a dialog when left out)")
     parser.add_argument("--screenshot", metavar="PNG",
-                        help="render the window offscreen to PNG and exit (saves no answers "
-                        "unless --reader is given)")
+                        help="render the window offscreen to PNG and exit (saves nothing; with "
+                        "--reader, shows that reader's place in their case order)")
     parser.add_argument("--case", type=int, metavar="K",
                         help="with --screenshot: show case K (1 = first in the reader's order, "
                         "or in the study's listed order without --reader)")

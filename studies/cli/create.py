@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from diffusion_core.cli.common import EXIT_OK
+from diffusion_core.cli.common import EXIT_OK, add_json_option, print_result
 from diffusion_core.modality import MODALITIES
 
 HELP = "build a blinded study from volume folders"
@@ -29,19 +30,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to write the key CSV (default: STUDY.key.csv beside it)")
     parser.add_argument("--seed", type=int, help="seed for picking inputs and image values")
     parser.add_argument("--title", help="the study's title shown to readers")
-    parser.add_argument("--dataset", help="data set name for the export (default: the preset)")
+    parser.add_argument("--dataset", help="data set name for the export (default: the preset, "
+                                          "else the title, else the study folder's name)")
+    add_json_option(parser, "the summary line")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the study and say where it and its key are."""
+    """Build the study and say where it and its key are; notes (skipped inputs) on stderr."""
     # The preprocessing (scipy) and progress bar load here, so `mdiff-study --help` is fast.
+    from tqdm import tqdm
+
     from studies.create import create_study
 
     made = create_study(args.out, synthetic=args.synthetic, real=args.real, n=args.n,
                         n_real=args.n_real, preset=args.preset, turing=args.turing,
                         key=args.key, seed=args.seed, title=args.title, dataset=args.dataset,
-                        modality=args.modality, progress=True)
-    print(f"Created study {made.folder} with {made.n_synthetic + made.n_real} cases "
-          f"({made.n_synthetic} synthetic, {made.n_real} real); key: {made.key_path} "
-          "(keep it away from the readers).")
+                        modality=args.modality, progress=True,
+                        note=lambda text: tqdm.write(f"mdiff-study create: {text}",
+                                                     file=sys.stderr))
+    report = {"study": str(made.folder), "key": str(made.key_path), "study_id": made.study_id,
+              "dataset": made.dataset, "n_cases": made.n_synthetic + made.n_real,
+              "n_synthetic": made.n_synthetic, "n_real": made.n_real, "notes": list(made.notes)}
+    print_result(args.json, report,
+                 f"Created study {made.folder} with {report['n_cases']} cases "
+                 f"({made.n_synthetic} synthetic, {made.n_real} real); key: {made.key_path} "
+                 "(keep it away from the readers).")
     return EXIT_OK

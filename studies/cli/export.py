@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from diffusion_core.cli.common import EXIT_OK
+from diffusion_core.cli.common import EXIT_OK, add_json_option, print_result
 
 HELP = "all ratings as one CSV"
 
@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", metavar="PATH", help="add source and origin from the key")
     parser.add_argument("--include-partial", action="store_true",
                         help="also write cases not fully answered yet")
+    add_json_option(parser, "the summary line")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,5 +25,6 @@ def run(args: argparse.Namespace) -> int:
 
     rows = export_study(args.study, args.out, key_path=args.key,
                         include_partial=args.include_partial)
-    print(f"Wrote {rows} rating rows to {args.out}.")
+    print_result(args.json, {"csv": str(args.out), "rows": rows, "with_key": args.key is not None},
+                 f"Wrote {rows} rating rows to {args.out}.")
     return EXIT_OK

@@ -1,8 +1,9 @@
 """`mdiff-study create|status|export|audit|merge`: build and manage a blinded reader study.
 
 Each subcommand module of this package has `HELP`, `add_arguments(parser)` and `run(args)`, which
-calls one library function. A user mistake is one sentence on stderr and exit status 2; a failed
-audit exits 1.
+calls one library function, and a `--json` option. Exit statuses follow the rule of
+`diffusion_core.cli.common`: a user mistake is one sentence on stderr and status 2; an audit that
+finds a leak exits 1.
 """
 
 from __future__ import annotations

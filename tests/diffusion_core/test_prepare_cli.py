@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
+from pydicom.data import get_testdata_file
 
 from diffusion_core.cli.prepare import main
 from diffusion_core.io import Volume, canonical_affine, write_dicom_series, write_nifti
@@ -187,10 +190,11 @@ def test_duke_uses_masks_matched_by_file_name(tmp_path, capsys):
 
 
 def test_a_run_that_prepares_nothing_fails(tmp_path, capsys):
-    """Every scan skipped (here MR scans for a CT preset): the summary, then exit status 1."""
+    """Every scan skipped (here MR scans for a CT preset): the summary, then exit status 2 (not
+    done), the status of every command that could not do what was asked."""
     raw = tmp_path / "raw"
     _write_mr(raw / "a.nii.gz", 1)
-    assert main(["--preset", "lidc", "--data", str(raw), "--out", str(tmp_path / "prep")]) == 1
+    assert main(["--preset", "lidc", "--data", str(raw), "--out", str(tmp_path / "prep")]) == 2
     captured = capsys.readouterr()
     assert captured.out.startswith("prepared 0, skipped 1")
     assert "is MR, not the CT" in load_manifest(tmp_path / "prep").skipped[0].reason
@@ -241,3 +245,65 @@ def test_lidc_at_scanner_size_512_by_512(tmp_path, capsys):
     # 1 mm grid cropped to 320 mm: the right lung (patient right = low W) stays on the right.
     right, left = hu_out[64, 64, 20:60], hu_out[64, 64, 68:108]
     assert np.median(right) < -700 and abs(np.median(left) - 40) < 5
+
+
+def test_dicom_that_is_no_ct_or_mr_scan_is_skipped_with_its_modality(tmp_path, capsys):
+    """pydicom's SEG, RT Dose and palette-colour ultrasound files are never prepared as MR."""
+    raw = tmp_path / "raw"
+    _write_mr(raw / "a.nii.gz", 1)
+    for name in ("liver.dcm", "rtdose.dcm", "examples_palette.dcm"):
+        shutil.copy(get_testdata_file(name, download=False), raw / name)
+    out = tmp_path / "prep"
+    assert main(["--preset", "tiny", "--data", str(raw), "--out", str(out)]) == 0
+    manifest = load_manifest(out)
+    assert [s.source for s in manifest.scans] == ["a.nii.gz"]
+    reasons = {s.source: s.reason for s in manifest.skipped}
+    assert set(reasons) == {"examples_palette.dcm", "liver.dcm", "rtdose.dcm"}
+    assert "Segmentation Storage (modality SEG), not a CT or MR image" in reasons["liver.dcm"]
+    assert "(modality RTDOSE)" in reasons["rtdose.dcm"]
+    assert "(modality US)" in reasons["examples_palette.dcm"]
+    captured = capsys.readouterr()
+    assert captured.out.startswith("prepared 1, skipped 3")
+    assert "skipped liver.dcm:" in captured.err
+
+
+def test_a_dicom_ct_under_an_mr_preset_is_refused_and_plain_nifti_is_doubted(tmp_path, capsys):
+    """A DICOM's own modality contradicting the preset skips it; a NIfTI records none, so values
+    that look like the other modality are prepared with a warning naming the file."""
+    raw = tmp_path / "raw"
+    _write_ct_series(raw / "ct_series")
+    hounsfield = np.full((12, 20, 18), -1000.0, np.float32)
+    hounsfield[3:9, 5:15, 4:14] = 40.0
+    nib.save(nib.Nifti1Image(hounsfield, np.eye(4)), raw / "plain_ct.nii.gz")
+    out = tmp_path / "prep"
+    assert main(["--preset", "tiny", "--data", str(raw), "--out", str(out)]) == 0
+    manifest = load_manifest(out)
+    assert [s.source for s in manifest.skipped] == ["ct_series"]
+    assert "is CT, not the MR that was asked for" in manifest.skipped[0].reason
+    assert [s.source for s in manifest.scans] == ["plain_ct.nii.gz"]
+    err = capsys.readouterr().err
+    (warning,) = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert "plain_ct.nii.gz" in warning and "Hounsfield units" in warning
+    assert "preset 'tiny'" in warning
+
+
+def test_a_uint8_scan_under_a_ct_preset_is_doubted(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    scan = np.random.default_rng(3).integers(0, 256, (20, 40, 40)).astype(np.uint8)
+    nib.save(nib.Nifti1Image(scan, np.eye(4)), raw / "knee.nii.gz")
+    assert main(["--preset", "lidc", "--data", str(raw), "--out", str(tmp_path / "prep")]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "knee.nii.gz" in err and "8-bit range" in err
+
+
+def test_a_constant_volume_is_skipped_with_its_value(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    _write_mr(raw / "a.nii.gz", 1)
+    write_nifti(Volume(np.zeros((12, 20, 18), np.float32), (2.0, 2.0, 2.0),
+                       canonical_affine((2.0, 2.0, 2.0)), "MR"), raw / "blank.nii.gz")
+    out = tmp_path / "prep"
+    assert main(["--preset", "tiny", "--data", str(raw), "--out", str(out)]) == 0
+    (skipped,) = load_manifest(out).skipped
+    assert skipped.source == "blank.nii.gz"
+    assert "every voxel is 0, a constant volume" in skipped.reason

@@ -13,7 +13,7 @@ from PySide6.QtGui import QImage
 
 from reader_app import launch
 from reader_app.cli import reader as cli
-from studies.ratings import RatingStore
+from studies.ratings import RatingStore, reader_order
 from studies.study import Study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,10 +38,27 @@ def test_screenshot_writes_a_rich_png_and_no_ratings(qtbot, study_dir, tmp_path)
 
 
 def test_screenshot_with_a_reader_uses_that_readers_place(qtbot, study_dir, tmp_path):
-    """With --reader the window opens that reader's database (resuming where they are)."""
+    """With --reader the window shows that reader's place; it never creates their database,
+    which `mdiff-study status` would then count as a reader."""
+    study = Study.open(study_dir)
+    with RatingStore.open(study, "ann") as store:
+        for question in study.questions:
+            store.record_answer(store.case_order[0], question.key, "B", 3.0)
+        second = store.case_order[1]
+    before = (study_dir / "ratings" / "ann.sqlite").read_bytes()
+    shown = launch.screenshot_store(study, "Ann")
+    try:
+        assert shown.reader == "ann" and shown.case_order[shown.first_unrated_index()] == second
+    finally:
+        shown.close()
     png = tmp_path / "ann.png"
     assert cli.main([str(study_dir), "--reader", "ann", "--screenshot", str(png)]) == 0
-    assert png.is_file() and (study_dir / "ratings" / "ann.sqlite").is_file()
+    assert png.is_file() and (study_dir / "ratings" / "ann.sqlite").read_bytes() == before
+    # A new reader: that reader's case order, kept in memory only.
+    new = launch.screenshot_store(study, "Cleo  Smith")
+    assert new.case_order == reader_order(study, "Cleo Smith") != study.case_ids
+    assert cli.main([str(study_dir), "--reader", "Cleo Smith", "--screenshot", str(png)]) == 0
+    assert sorted(p.name for p in (study_dir / "ratings").glob("*.sqlite")) == ["ann.sqlite"]
 
 
 @pytest.mark.parametrize("args, words", [
@@ -75,13 +92,16 @@ def test_missing_study_in_the_gui_also_shows_a_dialog(qtbot, tmp_path, monkeypat
 
 
 def test_second_instance_for_the_same_reader_is_refused(qtbot, study_dir, monkeypatch, capsys):
-    """While reader ann has the study open, another window for ann exits 1 with one sentence."""
+    """While reader ann has the study open, another window for ann (in any spelling) exits 2,
+    like every refusal, with one sentence."""
     shown: list[str] = []
     monkeypatch.setattr(cli, "show_error", shown.append)
     with RatingStore.open(Study.open(study_dir), "ann"):
-        assert cli.main([str(study_dir), "--reader", "ann"]) == 1
+        assert cli.main([str(study_dir), "--reader", "ann"]) == 2
+        assert cli.main([str(study_dir), "--reader", "ANN"]) == 2
     err = capsys.readouterr().err
-    assert shown == ["Reader 'ann' already has this study open in another window or process."]
+    assert shown == ["Reader 'ann' already has this study open in another window or process.",
+                     "Reader 'ANN' already has this study open in another window or process."]
     assert shown[0] in err
 
 

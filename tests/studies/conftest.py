@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import secrets
+import struct
 from pathlib import Path
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from diffusion_core.io import canonical_affine
+from studies.case_file import nifti_image
+from studies.normalise import Grid
 from studies.questions import study_questions
 
 SHAPE = (8, 32, 32)
@@ -84,6 +90,24 @@ def ct_inputs(tmp_path_factory) -> dict[str, Path]:
     return {"real": real, "synthetic": synthetic}
 
 
+def write_float_volumes(folder: Path, count: int, seed: int | None = None,
+                        shape=(8, 32, 32)) -> Path:
+    """`count` float32 volumes of uniform noise in [0, 100) as plain NIfTI (no modality
+    recorded, identity affine), v0.nii.gz ...; the seed defaults to the count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(count if seed is None else seed)
+    for i in range(count):
+        nib.save(nib.Nifti1Image(rng.uniform(0, 100, shape).astype(np.float32), np.eye(4)),
+                 folder / f"v{i}.nii.gz")
+    return folder
+
+
+@pytest.fixture
+def float_volumes():
+    """`write_float_volumes(folder, count, seed=None, shape=(8, 32, 32))` (a function)."""
+    return write_float_volumes
+
+
 def make_study_folder(folder: Path, n_cases: int = 12, turing: bool = False,
                       study_id: str | None = None, dataset: str = "tiny") -> Path:
     """A minimal valid study folder (empty case files) for ratings, export and merge tests."""
@@ -113,3 +137,105 @@ def study_folder(tmp_path) -> Path:
 def turing_study_folder(tmp_path) -> Path:
     """A 12-case study with the Turing questions."""
     return make_study_folder(tmp_path / "turing", turing=True)
+
+
+# ------------------------------------------------------------------- version 1 (.nii.gz) studies
+
+
+def padding_member(size: int) -> bytes:
+    """An empty gzip member of exactly `size` bytes whose comment is filler, as version 1
+    studies padded their cases to one size (written out here, apart from the code)."""
+    header = b"\x1f\x8b" + struct.pack("<BBIBB", 8, 0x10, 0, 0, 255)
+    comment = b" " * (size - 21) + b"\x00"
+    return header + comment + b"\x03\x00" + struct.pack("<II", 0, 0)
+
+
+def legacy_case_bytes(array: np.ndarray, grid: Grid, modality: str, size: int | None = None,
+                      level: int = 6) -> bytes:
+    """A version 1 case: the NIfTI gzipped (no name, no time), padded to `size` bytes."""
+    data = gzip.compress(nifti_image(array, grid, modality).to_bytes(), compresslevel=level,
+                         mtime=0)
+    return data if size is None else data + padding_member(size - len(data))
+
+
+def to_version_1(study: Path, size: int | None = None) -> Path:
+    """Turn a study made by create into a version 1 study (gzipped cases padded to one size),
+    keeping every case's times; returns the study folder."""
+    from studies.case_file import read_case
+
+    manifest = json.loads((study / "study.json").read_text())
+    grid = Grid(tuple(manifest["shape"]), tuple(manifest["spacing"]))
+    encoded = {}
+    for case_id in manifest["cases"]:
+        path = study / "cases" / f"{case_id}.nii"
+        encoded[case_id] = (legacy_case_bytes(read_case(path).array, grid,
+                                              manifest["modality"]), path.stat())
+    size = size or -(-(max(len(d) for d, _ in encoded.values()) + 21) // 4096) * 4096
+    for case_id, (data, stat) in encoded.items():
+        target = study / "cases" / f"{case_id}.nii.gz"
+        target.write_bytes(data + padding_member(size - len(data)))
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        (study / "cases" / f"{case_id}.nii").unlink()
+    manifest["version"] = 1
+    (study / "study.json").write_text(json.dumps(manifest))
+    return study
+
+
+@pytest.fixture
+def version_1() -> SimpleNamespace:
+    """Helpers for version 1 studies: `padding_member`, `legacy_case_bytes`, `to_version_1`."""
+    return SimpleNamespace(padding_member=padding_member, legacy_case_bytes=legacy_case_bytes,
+                           to_version_1=to_version_1)
+
+
+# ------------------------------------------------------------------ head scans and their crops
+
+
+def head_scan(rng: np.random.Generator, modality: str, shape=(24, 96, 96)) -> np.ndarray:
+    """A head-like scan as a scanner stores it: MR as uint8 (magnitude noise in the air, clipped
+    at 0 and 255), CT as int16 Hounsfield units (air near -1000, bone up to about 1500).
+
+    A skull shell around a brain with smooth texture and two dark ventricles, so crops differ;
+    outside the scanner's circular field of view the file holds its padding value (MR 0, CT
+    -2048), a pile of equal values as real exports have.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    d, h, w = np.meshgrid(*(np.linspace(-1, 1, n) for n in shape), indexing="ij")
+    radius = np.sqrt((d / 0.95) ** 2 + (h / 0.85) ** 2 + (w / 0.75) ** 2)
+    brain, skull = radius < 0.85, (radius >= 0.85) & (radius < 0.97)
+    ventricles = (((np.abs(w) - 0.15) / 0.08) ** 2 + (h / 0.3) ** 2 + (d / 0.4) ** 2) < 1
+    outside = h ** 2 + w ** 2 > 1.0
+    texture = gaussian_filter(rng.standard_normal(shape), 2.0)
+    texture /= texture.std()
+    if modality == "MR":
+        signal = np.where(brain, 120 + 25 * texture, 0.0) + np.where(skull, 60.0, 0.0)
+        signal = np.where(ventricles & brain, 35.0, signal)
+        noisy = np.abs(signal + 6 * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)))
+        noisy[outside] = 0
+        return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    tissue = np.where(brain, 35 + 6 * texture, -1000.0) + np.where(skull, 2000 + 300 * texture,
+                                                                    0.0)
+    tissue = np.where(ventricles & brain, 8.0, tissue) + 12 * rng.standard_normal(shape)
+    tissue[outside] = -2048
+    return np.rint(tissue).astype(np.int16)
+
+
+def crops(scan: np.ndarray, count: int, shape: tuple[int, int, int],
+          rng: np.random.Generator) -> list[np.ndarray]:
+    """`count` crops of `shape` from random places of the scan (copies)."""
+    found = []
+    for _ in range(count):
+        start = [int(rng.integers(0, n - s + 1)) for n, s in zip(scan.shape, shape, strict=True)]
+        box = tuple(slice(a, a + s) for a, s in zip(start, shape, strict=True))
+        found.append(scan[box].copy())
+    return found
+
+
+@pytest.fixture(scope="session")
+def head_scans() -> SimpleNamespace:
+    """A uint8 MR and an int16 CT head scan (seeded), `crops(scan, count, shape, rng)`,
+    `write(path, array, affine, descrip, xform_code)` and `scan(rng, modality, shape)`."""
+    rng = np.random.default_rng(2024)
+    return SimpleNamespace(mr=head_scan(rng, "MR"), ct=head_scan(rng, "CT"), crops=crops,
+                           write=write_nifti_file, scan=head_scan)

@@ -1,4 +1,4 @@
-"""`mdiff-study audit`: passes on a created study and catches each planted leak, one per check."""
+"""`mdiff-study audit`: a test per feature. A created study passes; each planted leak fails."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import gzip
 import io
 import json
 import os
+import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -15,18 +17,28 @@ import numpy as np
 import pytest
 
 from studies.audit import audit_folder
-from studies.case_file import encode_case, padding_member, read_case
+from studies.case_file import encode_case, nifti_image, read_case
 from studies.cli.study import main
 from studies.normalise import Grid
 from studies.study import Study
 
+FILE_FEATURES = [
+    "file size (bytes)", "NIfTI header (variant)", "stored data type (variant)",
+    "modification time (s)", "list position in study.json", "file name (alphabetical order)",
+    "inode number (creation order)", "directory listing order", "access time (s)",
+    "change time (s)"]
+VALUE_FEATURES = [
+    "distinct values", "minimum", "maximum", "fraction at the minimum",
+    "fraction at the maximum", "longest run of unused values", "fraction of even values",
+    "background noise level"]
+
 
 @pytest.fixture
 def created(mr_inputs, tmp_path) -> tuple[Path, Path]:
-    """A fresh study of 6 real and 6 synthetic MR cases, and its key."""
+    """A fresh study of 6 real (uint8) and 6 synthetic (float32) MR cases, and its key."""
     out = tmp_path / "study"
     assert main(["create", "--out", str(out), "--synthetic", str(mr_inputs["synthetic"]),
-                 "--real", str(mr_inputs["real"]), "--modality", "MR"]) == 0
+                 "--real", str(mr_inputs["real"]), "--modality", "MR", "--seed", "3"]) == 0
     return out, Path(str(out) + ".key.csv")
 
 
@@ -35,25 +47,9 @@ def _sources(key: Path) -> dict[str, str]:
         return {row["case_id"]: row["source"] for row in csv.DictReader(handle)}
 
 
-def _reals(created) -> list[Path]:
-    study, key = created
-    sources = _sources(key)
-    return [study / "cases" / f"{c}.nii.gz" for c, s in sources.items() if s == "real"]
-
-
-def _check(created, name: str):
-    results = {r.name: r for r in audit_folder(*created)}
-    return results[name]
-
-
-def _rewrite(path: Path, data: bytes, same_size: bool = True) -> None:
-    """Replace a case file's bytes in place (same inode), keeping its times and, if asked, size."""
-    stat = path.stat()
-    if same_size:
-        assert len(data) + 21 <= stat.st_size
-        data += padding_member(stat.st_size - len(data))
-    path.write_bytes(data)
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+def _paths(created, source: str = "real") -> list[Path]:
+    study = Study.open(created[0])
+    return [study.case_path(c) for c, s in _sources(created[1]).items() if s == source]
 
 
 def _grid(created) -> Grid:
@@ -61,14 +57,100 @@ def _grid(created) -> Grid:
     return Grid(study.shape, study.spacing)
 
 
+def _rewrite(path: Path, data: bytes) -> None:
+    """Replace a case file's bytes in place (same inode), keeping its times."""
+    stat = path.stat()
+    path.write_bytes(data)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _change_reals(created, change: Callable[[np.ndarray, np.random.Generator], np.ndarray]):
+    """Rewrite every real case with `change(array, rng)` of its values, header untouched."""
+    rng = np.random.default_rng(0)
+    for path in _paths(created):
+        array = change(read_case(path).array.astype(np.int64), rng)
+        _rewrite(path, encode_case(np.clip(array, 0, 4095).astype(np.int16), _grid(created),
+                                   "MR"))
+
+
+def _failed(created, feature: str) -> str:
+    """The audit's reason for failing `feature` (the test fails when it passed)."""
+    audit = audit_folder(*created)
+    result = audit.feature(feature)
+    assert not result.passed and not audit.passed, f"{feature} passed: {result}"
+    return result.reason
+
+
 def test_audit_passes_on_a_created_study(created, capsys):
-    results = audit_folder(*created)
-    assert [r.name for r in results] == [
-        "file names", "list order", "file order", "modification times", "header fields",
-        "dtype", "distinct values", "value range", "compressed size"]
-    assert all(r.passed for r in results), [r for r in results if not r.passed]
+    audit = audit_folder(*created)
+    assert [c.name for c in audit.checks] == ["file names"]
+    assert [f.name for f in audit.features] == FILE_FEATURES + VALUE_FEATURES
+    assert audit.passed, audit.failures
+    assert (audit.n_real, audit.n_synthetic) == (6, 6)
+    assert audit.feature("file size (bytes)").real == (352.0 + 2 * 8 * 32 * 32,) * 6
     assert main(["audit", str(created[0]), "--key", str(created[1]), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["passed"] is True
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is True and len(report["features"]) == 18
+    first = report["features"][0]
+    assert set(first) == {"name", "kind", "auc", "p_value", "real", "synthetic", "passed",
+                          "reason"}
+    assert (first["auc"], first["p_value"]) == (0.5, 1.0)
+
+
+def test_the_table_prints_one_row_per_feature(created, capsys):
+    assert main(["audit", str(created[0]), "--key", str(created[1])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if "feature" in line and "AUC" in line)
+    assert "real: median [range]" in header and header.rstrip().endswith("p")
+    rows = [re.split(r"\s{2,}", line) for line in lines if line.startswith(("PASS", "FAIL"))]
+    assert [row[1] for row in rows[1:]] == FILE_FEATURES + VALUE_FEATURES
+    assert all(row[0] == "PASS" for row in rows)
+    # verdict, feature, kind, real, synthetic, AUC, p
+    assert rows[1][2:] == ["file", "16736", "16736", "0.50", "1.000"]
+    assert lines[-1].startswith("Audit passed")
+
+
+# ----------------------------------------------------------------------------- file level
+
+
+def test_larger_real_files_fail_file_size(created):
+    for path in _paths(created):
+        _rewrite(path, path.read_bytes() + b"\0" * 512)
+    assert "every synthetic case is lower" in _failed(created, "file size (bytes)")
+
+
+def test_a_changed_nifti_header_field_fails(created):
+    path = _paths(created)[0]
+    image = nib.Nifti1Image.from_bytes(path.read_bytes())
+    image.header["descrip"] = b"Siemens Avanto"
+    _rewrite(path, image.to_bytes())
+    reason = _failed(created, "NIfTI header (variant)")
+    assert reason == ("must be the same in every case, but has 2 variants: one in 1 real case, "
+                      "one in 5 real and 6 synthetic cases")
+
+
+def test_another_dtype_fails(created):
+    for path in _paths(created):
+        image = nib.Nifti1Image(read_case(path).array.astype(np.float32), _grid(created).affine)
+        _rewrite(path, image.to_bytes())
+    assert _failed(created, "stored data type (variant)").endswith(
+        "has 2 variants: one in 6 real cases, one in 6 synthetic cases")
+
+
+def test_one_modification_time_off_fails(created):
+    path = _paths(created)[0]
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 60))
+    assert _failed(created, "modification time (s)").endswith(
+        "has 2 variants: one in 1 real case, one in 5 real and 6 synthetic cases")
+
+
+def test_list_order_by_source_fails(created):
+    study, key = created
+    sources = _sources(key)
+    manifest = json.loads((study / "study.json").read_text())
+    manifest["cases"] = sorted(manifest["cases"], key=lambda c: sources[c] != "real")
+    (study / "study.json").write_text(json.dumps(manifest))
+    assert "every synthetic case is higher" in _failed(created, "list position in study.json")
 
 
 def test_file_names_that_sort_by_source_fail(created):
@@ -79,8 +161,7 @@ def test_file_names_that_sort_by_source_fail(created):
         prefix = "0000000" if source == "real" else "fffffff"
         renamed[case_id] = f"{prefix}{counters[source]:x}"
         counters[source] += 1
-        os.rename(study / "cases" / f"{case_id}.nii.gz",
-                  study / "cases" / f"{renamed[case_id]}.nii.gz")
+        os.rename(study / "cases" / f"{case_id}.nii", study / "cases" / f"{renamed[case_id]}.nii")
     manifest = json.loads((study / "study.json").read_text())
     manifest["cases"] = [renamed[c] for c in manifest["cases"]]
     (study / "study.json").write_text(json.dumps(manifest))
@@ -88,18 +169,7 @@ def test_file_names_that_sort_by_source_fail(created):
     for old, new in renamed.items():
         text = text.replace(old, new)
     key.write_text(text)
-    result = _check(created, "file names")
-    assert not result.passed and "alphabetical order" in result.reason
-
-
-def test_list_order_by_source_fails(created):
-    study, key = created
-    sources = _sources(key)
-    manifest = json.loads((study / "study.json").read_text())
-    manifest["cases"] = sorted(manifest["cases"], key=lambda c: sources[c] != "real")
-    (study / "study.json").write_text(json.dumps(manifest))
-    result = _check(created, "list order")
-    assert not result.passed and "every synthetic case is above every real one" in result.reason
+    assert "every synthetic case is higher" in _failed(created, "file name (alphabetical order)")
 
 
 def test_files_written_real_first_fail_file_order(created):
@@ -121,93 +191,185 @@ def test_files_written_real_first_fail_file_order(created):
             break
     else:
         pytest.fail("could not plant an inode order that separates real from synthetic")
-    result = _check(created, "file order")
-    assert not result.passed and "inode" in result.reason
+    assert "every synthetic case is higher" in _failed(created, "inode number (creation order)")
 
 
-def test_one_modification_time_off_fails(created):
-    real = _reals(created)[0]
-    os.utime(real, (real.stat().st_mtime + 60, real.stat().st_mtime + 60))
-    result = _check(created, "modification times")
-    assert not result.passed and "2 different modification times" in result.reason
+def test_a_directory_listing_in_source_order_fails(created, monkeypatch):
+    """The order `ls -U` shows depends on the file system; here it is made real-first."""
+    study, key = created
+    sources = _sources(key)
+    listdir = os.listdir
+
+    def real_first(path="."):
+        names = listdir(path)
+        if Path(path) == study / "cases":
+            names = sorted(names, key=lambda name: sources[name[:8]] != "real")
+        return names
+
+    monkeypatch.setattr(os, "listdir", real_first)
+    assert "every synthetic case is higher" in _failed(created, "directory listing order")
+
+
+def test_access_times_by_source_fail(created):
+    for path in _paths(created, "synthetic"):
+        stat = path.stat()
+        os.utime(path, ns=(stat.st_atime_ns + 10**9, stat.st_mtime_ns))
+    assert "every synthetic case is higher" in _failed(created, "access time (s)")
 
 
 def test_change_times_in_source_order_fail(created):
-    study, key = created
-    sources = _sources(key)
-    stamp = next((study / "cases").iterdir()).stat().st_mtime
-    for wanted in ("real", "synthetic"):
-        for case_id, source in sources.items():
-            if source == wanted:
-                os.utime(study / "cases" / f"{case_id}.nii.gz", (stamp, stamp))
+    stamp = _paths(created)[0].stat().st_mtime
+    for source in ("real", "synthetic"):
+        for path in _paths(created, source):
+            os.utime(path, (stamp, stamp))
         time.sleep(0.05)  # let the ctime clock tick between the groups
-    result = _check(created, "modification times")
-    assert not result.passed and "change time" in result.reason
+    assert "every synthetic case is higher" in _failed(created, "change time (s)")
 
 
-def test_a_changed_nifti_header_field_fails(created):
-    real = _reals(created)[0]
-    image = nib.Nifti1Image.from_bytes(gzip.decompress(real.read_bytes()))
-    image.header["descrip"] = b"Siemens Avanto"
-    _rewrite(real, gzip.compress(image.to_bytes(), compresslevel=6, mtime=0))
-    result = _check(created, "header fields")
-    assert not result.passed
-    assert result.reason == "the NIfTI header of 1 case differs from the others in descrip"
+def test_a_stray_file_in_the_cases_folder_fails_the_names_check(created):
+    (created[0] / "cases" / "patient_01.nii").write_bytes(b"")
+    audit = audit_folder(*created)
+    assert not audit.passed
+    assert audit.checks[0].reason.startswith("the cases folder and study.json disagree about 1")
 
 
-def test_a_gzip_header_with_a_file_name_fails(created):
-    real = _reals(created)[0]
-    raw = gzip.decompress(real.read_bytes())
-    buffer = io.BytesIO()
-    with gzip.GzipFile("patient_07.nii", "wb", 6, fileobj=buffer, mtime=0) as handle:
-        handle.write(raw)
-    _rewrite(real, buffer.getvalue())
-    result = _check(created, "header fields")
-    assert not result.passed and result.reason.startswith("the gzip header (file name")
-
-
-def test_another_dtype_fails(created):
-    for real in _reals(created):
-        stored = read_case(real)
-        image = nib.Nifti1Image(stored.array.astype(np.float32), _grid(created).affine)
-        _rewrite(real, gzip.compress(image.to_bytes(), mtime=0), same_size=False)
-    result = _check(created, "dtype")
-    assert not result.passed and "float32 (6 cases)" in result.reason
+# ------------------------------------------------------------------------------- value sets
 
 
 def test_few_distinct_values_fail(created):
-    for real in _reals(created):
-        coarse = (read_case(real).array // 64 * 64).astype(np.int16)  # 64 levels, same range
-        _rewrite(real, encode_case(coarse, _grid(created), "MR"))
-    results = {r.name: r for r in audit_folder(*created)}
-    assert not results["distinct values"].passed
-    assert results["header fields"].passed and results["value range"].passed
+    _change_reals(created, lambda a, rng: a // 16 * 16)
+    assert "synthetic cases higher" in _failed(created, "distinct values")
 
 
-def test_another_value_range_fails(created):
-    for real in _reals(created):
-        halved = (read_case(real).array // 2).astype(np.int16)
-        _rewrite(real, encode_case(halved, _grid(created), "MR"))
-    result = _check(created, "value range")
-    assert not result.passed and "maximum" in result.reason
+def test_a_higher_minimum_fails(created):
+    _change_reals(created, lambda a, rng: np.maximum(a, 200))
+    assert "synthetic cases lower" in _failed(created, "minimum")
 
 
-def test_larger_files_fail_compressed_size(created):
-    for real in _reals(created):
-        stat = real.stat()
-        with open(real, "ab") as handle:
-            handle.write(padding_member(8192))
-        os.utime(real, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    result = _check(created, "compressed size")
-    assert not result.passed and "file size" in result.reason
+def test_a_lower_maximum_fails(created):
+    _change_reals(created, lambda a, rng: np.minimum(a, 3500))
+    assert "synthetic cases higher" in _failed(created, "maximum")
+
+
+@pytest.mark.parametrize("end", ["minimum", "maximum"])
+def test_more_voxels_at_an_end_fail(created, end):
+    """The leak of clipping in one road only: a pile of voxels at exactly the lowest (highest)
+    value."""
+    def pile(a, rng):
+        a[rng.random(a.shape) < 0.2] = a.min() if end == "minimum" else a.max()
+        return a
+    _change_reals(created, pile)
+    assert "synthetic cases lower" in _failed(created, f"fraction at the {end}")
+
+
+def test_a_histogram_gap_fails(created):
+    """A band of values no voxel takes: what an 8-bit source leaves when stretched."""
+    def gap(a, rng):
+        band = (a > 1500) & (a < 1900)
+        a[band] = np.where(a[band] < 1700, 1500, 1900)
+        return a
+    _change_reals(created, gap)
+    assert "synthetic cases lower" in _failed(created, "longest run of unused values")
+
+
+def test_only_even_values_fail(created):
+    _change_reals(created, lambda a, rng: a - a % 2)
+    assert "synthetic cases lower" in _failed(created, "fraction of even values")
+
+
+def test_a_smoothed_background_fails(created):
+    """A background without noise in one source, as a denoised or clean road would leave it."""
+    def flatten(a, rng):
+        dark = a <= np.percentile(a, 25)
+        a[dark] = int(np.median(a[dark]))
+        return a
+    _change_reals(created, flatten)
+    assert "synthetic cases higher" in _failed(created, "background noise level")
+
+
+# ------------------------------------------------------------------------ version 1 studies
+
+
+@pytest.fixture
+def version_1_study(created, version_1) -> tuple[Path, Path]:
+    """The created study as a version 1 study: gzipped cases padded to one size."""
+    version_1.to_version_1(created[0])
+    return created
+
+
+def _regzip(created, change: Callable[[np.ndarray], bytes], source: str = "real") -> None:
+    """Rewrite the cases of one source as gzip bytes made by `change(array)`, padded to the
+    file's size."""
+    from studies.case_file import MAX_HEADER_BLOCK  # noqa: F401  (the format is still read)
+
+    for path in _paths(created, source):
+        data = change(read_case(path).array)
+        size = path.stat().st_size
+        assert len(data) + 21 <= size
+        padding = gzip.compress(b"", mtime=0)
+        pad = bytes(padding[:3]) + b"\x10" + bytes(padding[4:10]) + \
+            b" " * (size - len(data) - 21) + b"\x00" + bytes(padding[10:])
+        _rewrite(path, data + pad)
+
+
+def test_a_version_1_study_is_audited_with_its_gzip_members(version_1_study):
+    audit = audit_folder(*version_1_study)
+    names = [f.name for f in audit.features]
+    assert names[:5] == ["file size (bytes)", "first gzip member (bytes)", "gzip members",
+                         "gzip header (variant)", "NIfTI header (variant)"]
+    assert audit.feature("gzip members").real == (2.0,) * 6
+    assert audit.checks[0].passed and audit.feature("gzip header (variant)").passed
+
+
+def test_compressed_sizes_that_follow_the_source_fail(version_1_study):
+    """The leak of version 1 studies: the padding hides the file size, not the first member's."""
+    grid = _grid(version_1_study)
+    noisy = lambda a: gzip.compress(nifti_image(  # noqa: E731
+        a, grid, "MR").to_bytes(), compresslevel=1, mtime=0)
+    smooth = lambda a: gzip.compress(nifti_image(  # noqa: E731
+        a, grid, "MR").to_bytes(), compresslevel=9, mtime=0)
+    _regzip(version_1_study, noisy, "real")
+    _regzip(version_1_study, smooth, "synthetic")
+    assert "every synthetic case is lower" in _failed(version_1_study,
+                                                      "first gzip member (bytes)")
+    assert audit_folder(*version_1_study).feature("file size (bytes)").passed
+
+
+def test_an_extra_gzip_member_fails(version_1_study, version_1):
+    for path in _paths(version_1_study):
+        data = path.read_bytes()
+        # Split the padding member in two: same size, one more member.
+        first = len(gzip.compress(gzip.decompress(data), compresslevel=6, mtime=0))
+        rest = len(data) - first
+        _rewrite(path, data[:first] + version_1.padding_member(rest - 30)
+                 + version_1.padding_member(30))
+    assert "every synthetic case is lower" in _failed(version_1_study, "gzip members")
+
+
+def test_a_gzip_header_with_a_file_name_fails(version_1_study):
+    grid = _grid(version_1_study)
+
+    def named(array: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        with gzip.GzipFile("patient_07.nii", "wb", 6, fileobj=buffer, mtime=0) as handle:
+            handle.write(nifti_image(array, grid, "MR").to_bytes())
+        return buffer.getvalue()
+
+    _regzip(version_1_study, named)
+    assert _failed(version_1_study, "gzip header (variant)").endswith(
+        "has 2 variants: one in 6 real cases, one in 6 synthetic cases")
+
+
+# ------------------------------------------------------------------------------ the command
 
 
 def test_audit_cli_fails_with_exit_1_and_a_wrong_key_exits_2(created, capsys, tmp_path):
     study, key = created
-    os.utime(_reals(created)[0], (0, 0))
+    path = _paths(created)[0]
+    os.utime(path, (0, 0))
     assert main(["audit", str(study), "--key", str(key)]) == 1
     out = capsys.readouterr().out
-    assert "FAIL  modification times" in out and "Audit failed: 1 of 9 checks" in out
+    assert "FAIL  modification time (s)" in out and "Audit failed: " in out
     other = tmp_path / "other.csv"
     other.write_text("case_id,source,origin,model,seed\n0123abcd,real,x,,\n")
     assert main(["audit", str(study), "--key", str(other)]) == 2
@@ -216,8 +378,8 @@ def test_audit_cli_fails_with_exit_1_and_a_wrong_key_exits_2(created, capsys, tm
 
 
 def test_an_unreadable_case_file_is_one_sentence_naming_it(created, capsys):
-    real = _reals(created)[0]
-    real.write_bytes(b"\x1f\x8b not a case any more")
+    path = _paths(created)[0]
+    path.write_bytes(b"not a case any more")
     assert main(["audit", str(created[0]), "--key", str(created[1])]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(real) in err and "restore the case file" in err
+    assert err.count("\n") == 1 and str(path) in err and "restore the case file" in err

@@ -1,4 +1,4 @@
-"""studies.case_file: the blinded case format, its padding, and reading a case back."""
+"""studies.case_file: the uncompressed case format, reading a case back, version 1 cases."""
 
 from __future__ import annotations
 
@@ -10,12 +10,9 @@ import pytest
 
 from diffusion_core.io import VolumeError
 from studies.case_file import (
-    PADDING_OVERHEAD,
-    common_size,
     encode_case,
+    gzip_members,
     nifti_image,
-    pad_file,
-    padding_member,
     read_case,
 )
 from studies.normalise import Grid
@@ -27,32 +24,22 @@ def _case(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(-1000, 2000, size=GRID.shape).astype(np.int16)
 
 
-@pytest.mark.parametrize("size", [PADDING_OVERHEAD, 22, 4096])
-def test_padding_member_has_the_size_asked_and_holds_nothing(size):
-    member = padding_member(size)
-    assert len(member) == size
-    assert gzip.decompress(member) == b""
-
-
-def test_padding_member_needs_room_for_its_header():
-    with pytest.raises(ValueError, match="at least 21 bytes"):
-        padding_member(20)
-
-
-def test_common_size_leaves_room_for_padding_and_rounds_to_4096():
-    assert common_size([100, 5000]) == 8192
-    assert common_size([4075]) == 4096  # 4075 + 21 fits exactly
-    assert common_size([4076]) == 8192
-
-
-def test_encoded_case_has_no_name_no_time_and_the_modality_header():
+def test_a_case_file_is_the_header_block_then_the_voxels_uncompressed():
     data = encode_case(_case(), GRID, "CT")
-    assert data[:3] == b"\x1f\x8b\x08" and data[3] == 0  # deflate, no optional fields
-    assert data[4:8] == b"\0\0\0\0"  # no time stamp
-    image = nib.Nifti1Image.from_bytes(gzip.decompress(data))
+    assert len(data) == 352 + 2 * 4 * 6 * 5
+    assert data[:2] != b"\x1f\x8b" and data[344:348] == b"n+1\x00"  # single-file NIfTI-1
+    image = nib.Nifti1Image.from_bytes(data)
     assert image.header["descrip"].item() == b"mdiff modality=CT"
     assert image.get_data_dtype() == np.int16
     assert (int(image.header["qform_code"]), int(image.header["sform_code"])) == (1, 1)
+    assert data[352:] == np.asarray(_case(), dtype="<i2").tobytes(order="F")
+
+
+def test_every_case_of_a_grid_has_the_same_size_and_header():
+    """Different contents, same bytes up to the voxels: the size says nothing by construction."""
+    first, second = encode_case(_case(1), GRID, "MR"), encode_case(_case(2), GRID, "MR")
+    assert len(first) == len(second) == 352 + 2 * 4 * 6 * 5
+    assert first[:352] == second[:352] and first[352:] != second[352:]
 
 
 @pytest.mark.parametrize("array", [np.zeros((4, 6, 5), np.float32), np.zeros((4, 6, 6), np.int16)])
@@ -61,21 +48,31 @@ def test_a_case_must_be_int16_on_the_study_grid(array):
         nifti_image(array, GRID, "MR")
 
 
-def test_read_case_gives_back_the_padded_case_and_its_file_facts(tmp_path):
+def test_read_case_gives_back_the_case_and_its_file_facts(tmp_path):
     array = _case(1)
-    path = tmp_path / "case.nii.gz"
+    path = tmp_path / "case.nii"
     path.write_bytes(encode_case(array, GRID, "MR"))
-    pad_file(path, 8192)
-    assert path.stat().st_size == 8192
     case = read_case(path)
     np.testing.assert_array_equal(case.array, array)
     assert case.array.dtype == np.int16 and case.dtype == np.int16
     assert case.spacing == pytest.approx((2.5, 0.8, 0.8))
     assert case.modality == "MR"
-    assert len(case.gzip_header) == 10 and case.gzip_header[:2] == b"\x1f\x8b"
+    assert case.gzip_header == b""
     # NIfTI-1: a 348-byte header, 4 bytes of extension flag, then the voxels.
-    assert len(case.nifti_header) == 352
-    assert case.nifti_header == gzip.decompress(path.read_bytes())[:352]
+    assert case.nifti_header == path.read_bytes()[:352]
+
+
+def test_a_version_1_case_is_read_with_its_gzip_header(tmp_path, version_1):
+    """Old studies' gzipped, padded cases: the same image and header block as the new format."""
+    array = _case(3)
+    path = tmp_path / "case.nii.gz"
+    path.write_bytes(version_1.legacy_case_bytes(array, GRID, "CT", size=8192))
+    assert path.stat().st_size == 8192
+    case = read_case(path)
+    np.testing.assert_array_equal(case.array, array)
+    assert case.modality == "CT" and case.dtype == np.int16
+    assert len(case.gzip_header) == 10 and case.gzip_header[:2] == b"\x1f\x8b"
+    assert case.nifti_header == encode_case(array, GRID, "CT")[:352]
 
 
 def test_read_case_keeps_a_gzip_file_name_in_the_header(tmp_path):
@@ -89,8 +86,23 @@ def test_read_case_keeps_a_gzip_file_name_in_the_header(tmp_path):
     assert header.endswith(b"patient.nii\x00") and header[3] & 0x08
 
 
-def test_read_case_of_a_broken_file_names_it(tmp_path):
-    path = tmp_path / "broken.nii.gz"
-    path.write_bytes(b"\x1f\x8bnot really gzip")
-    with pytest.raises(VolumeError, match="broken.nii.gz"):
+def test_gzip_members_give_the_true_compressed_size_under_the_padding(version_1):
+    """The first member's size is what the image took to compress, whatever follows it."""
+    nifti = nifti_image(_case(4), GRID, "MR").to_bytes()
+    compressed = gzip.compress(nifti, compresslevel=6, mtime=0)
+    padded = compressed + version_1.padding_member(5000) + version_1.padding_member(30)
+    members = gzip_members(padded)
+    assert [m.size for m in members] == [len(compressed), 5000, 30]
+    assert members[0].header == compressed[:10] and members[1].header[3] == 0x10
+    with pytest.raises(ValueError, match="truncated"):
+        gzip_members(compressed[:-20])
+    with pytest.raises(ValueError, match="no gzip member"):
+        gzip_members(compressed + b"trailing bytes")
+
+
+@pytest.mark.parametrize("name", ["broken.nii", "broken.nii.gz"])
+def test_read_case_of_a_broken_file_names_it(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"\x1f\x8bnot really gzip" if name.endswith(".gz") else b"short")
+    with pytest.raises(VolumeError, match=name):
         read_case(path)

@@ -1,4 +1,4 @@
-"""studies.normalise: the value step and dither, the final CT and MR quantisation, the grid."""
+"""studies.normalise: the one road (to [-1, 1], dither, quantise), and the grid."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from studies.normalise import (
     CT_VIEWER,
     MR_VIEWER,
     Grid,
-    dequantise,
+    dither,
     hu_window,
     is_preprocessed,
+    last_step,
     quantise_ct,
     quantise_mr,
+    settle,
     to_study_values,
+    to_unit,
     value_step,
 )
 from studies.study import StudyError
@@ -29,15 +32,34 @@ def test_value_step_is_the_smallest_gap_between_distinct_values():
     assert value_step(np.full(5, 0.5)) == 0.0
 
 
-def test_dequantise_moves_each_value_by_at_most_half_a_step():
-    """A uint8 scan becomes continuous: (nearly) every voxel a value of its own, none moved far."""
+KEY = [1, 2, 3, 4]
+
+
+def test_dither_moves_each_value_by_at_most_half_its_step_and_fills_the_gaps():
+    """A uint8 scan min-max scaled keeps 256 levels 2/255 apart; the dither makes it continuous
+    without moving any value past half a level, and stays inside [-1, 1]."""
     scan = np.random.default_rng(0).integers(0, 256, size=(4, 16, 16)).astype(np.uint8)
-    dithered = dequantise(scan, np.random.default_rng(1))
+    unit = (scan.astype(np.float32) / np.float32(127.5) - 1).astype(np.float32)
+    dithered = dither(unit, KEY)
     assert dithered.dtype == np.float32
-    assert np.abs(dithered - scan).max() <= 0.5
+    assert np.abs(dithered - unit).max() <= 1.0 / 255 + 1e-6
     assert np.unique(dithered).size > 0.99 * scan.size
-    constant = dequantise(np.full((2, 2, 2), 4.0), np.random.default_rng(1))
-    np.testing.assert_array_equal(constant, np.full((2, 2, 2), 4.0, dtype=np.float32))
+    assert dithered.min() >= -1.0 and dithered.max() <= 1.0
+    constant = np.full((2, 2, 2), -1.0, dtype=np.float32)
+    np.testing.assert_array_equal(dither(constant, KEY), constant)
+
+
+def test_the_dither_is_keyed_by_content_and_study():
+    """The same array gets the same noise (twins become the same case); another array or
+    another study's key gets independent noise."""
+    rng = np.random.default_rng(1)
+    unit = (rng.integers(0, 50, size=(4, 16, 16)) / 24.5 - 1).astype(np.float32)
+    other = unit.copy()
+    other[0, 0, 0] = -unit[0, 0, 0]
+    np.testing.assert_array_equal(dither(unit, KEY), dither(unit.copy(), KEY))
+    noise = (dither(unit, KEY) - unit).ravel()
+    for changed in (dither(other, KEY) - other, dither(unit, [9, 9, 9, 9]) - unit):
+        assert abs(np.corrcoef(noise, changed.ravel())[0, 1]) < 0.1
 
 
 def test_quantise_ct_rounds_to_whole_hounsfield_units_and_clips():
@@ -80,24 +102,60 @@ def test_grid_affine_is_canonical_and_centred():
 
 
 def test_sampler_output_overshooting_slightly_is_taken_as_preprocessed():
-    """A decoder overshoots [-1, 1] a little: still the preset's grid, clipped, not re-run."""
+    """A decoder overshoots [-1, 1] a little: still the preset's grid, not re-run; MR is scaled
+    by its own range, as the pipeline's last step scales a scan."""
     preset = get_preset("tiny")
     sample = np.random.default_rng(3).uniform(-1.0, 1.0, preset.shape).astype(np.float32)
     sample[0, 0, :2] = (-1.04, 1.05)
     assert is_preprocessed(sample, preset)
     assert not is_preprocessed(sample * 1.5, preset)
     volume = Volume(sample, preset.spacing, canonical_affine(preset.spacing), "MR")
-    (case,) = to_study_values(volume, "MR", preset, np.random.default_rng(0))
-    # Clipped to [-1, 1], then the MR scale; tiny's linear map to [0, 1] does not change it.
-    clipped = np.clip(sample, -1.0, 1.0)
-    low, high = np.percentile(clipped, [0.5, 99.5])
-    expected = np.clip(np.rint((clipped - low) * 4095.0 / (high - low)), 0, 4095)
+    (unit,) = to_unit(volume, "MR", preset)
+    np.testing.assert_allclose(unit, (sample + 1.04) / 2.09 * 2 - 1, atol=1e-6)
+    (case,) = to_study_values(volume, "MR", preset, KEY)
+    # The MR scale does not see a linear map: the 0.5th and 99.5th percentiles of the sample.
+    low, high = np.percentile(sample, [0.5, 99.5])
+    expected = np.clip(np.rint((sample - low) * 4095.0 / (high - low)), 0, 4095)
     assert case.shape == preset.shape
     assert np.abs(case.astype(int) - expected).max() <= 1
+
+
+def test_ct_on_the_grid_in_hounsfield_units_takes_only_the_window():
+    """A sampler's HU output on the preset's grid is windowed, not resampled again."""
+    preset = get_preset("lidc")
+    hounsfield = np.random.default_rng(4).uniform(-1100, 500, preset.shape).astype(np.float32)
+    volume = Volume(hounsfield, preset.spacing, canonical_affine(preset.spacing), "CT")
+    (unit,) = to_unit(volume, "CT", preset)
+    expected = np.clip((hounsfield + 1000.0) / 1400.0 * 2.0 - 1.0, -1.0, 1.0)
+    np.testing.assert_allclose(unit, expected, atol=1e-6)
+
+
+def test_settle_clips_a_window_scales_a_range_and_leaves_a_pipeline_output_alone():
+    windowed, ranged = last_step("CT", None), last_step("MR", None)
+    assert windowed.window == (-1024.0, 3071.0) and ranged.window is None
+    array = np.array([-1.2, 0.0, 0.3, 1.1], dtype=np.float32).reshape(1, 2, 2)
+    np.testing.assert_allclose(settle(array, windowed).ravel(), [-1.0, 0.0, 0.3, 1.0])
+    np.testing.assert_allclose(settle(array, ranged).ravel(),
+                               [-1.0, 2.4 / 2.3 - 1, 3.0 / 2.3 - 1, 1.0], atol=1e-6)
+    # A pipeline's output spans exactly [-1, 1]: settled, it keeps every bit.
+    spanning = np.array([-1.0, 0.1234567, 0.7654321, 1.0], dtype=np.float32).reshape(1, 2, 2)
+    assert settle(spanning, ranged).tobytes() == spanning.tobytes()
+
+
+def test_a_raw_scan_and_its_preprocessed_array_become_the_same_case():
+    """The twin rule on one pair: a uint8 scan through tiny's pipeline, and that pipeline's
+    output given as a float32 sample."""
+    preset = get_preset("tiny")
+    scan = np.random.default_rng(5).integers(0, 256, (10, 20, 20)).astype(np.uint8)
+    raw = Volume(scan, (2.0, 2.0, 2.0), canonical_affine((2.0, 2.0, 2.0)), "MR")
+    (prepared,) = preset.preprocess(raw)
+    twin = Volume(prepared.copy(), (1.0, 1.0, 1.0), canonical_affine((1.0, 1.0, 1.0)), "")
+    np.testing.assert_array_equal(to_study_values(raw, "MR", preset, KEY)[0],
+                                  to_study_values(twin, "MR", preset, KEY)[0])
 
 
 def test_ct_in_minus_one_to_one_without_a_preset_is_refused():
     unit = np.linspace(-1, 1, 2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4)
     volume = Volume(unit, (1.0, 1.0, 1.0), canonical_affine((1.0, 1.0, 1.0)), "CT", "unit.nii")
     with pytest.raises(StudyError, match="unit.nii holds values in \\[-1, 1\\]"):
-        to_study_values(volume, "CT", None, np.random.default_rng(0))
+        to_study_values(volume, "CT", None, KEY)

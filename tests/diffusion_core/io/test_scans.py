@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +15,12 @@ from diffusion_core.io import (
     Volume,
     VolumeError,
     canonical_affine,
+    constant_value,
     find_scans,
     list_scans,
+    modality_doubt,
     read_volume,
+    search_scans,
     write_dicom_series,
     write_nifti,
 )
@@ -170,7 +174,7 @@ def test_listing_and_reading_a_series_parse_each_file_fully_once(ct_phantom, tmp
     more and parses it in full, once."""
     paths = write_dicom_series(ct_phantom, tmp_path / "raw" / "series", rescale_intercept=-1024)
     file_reads["opened"].clear()
-    (scan,) = list_scans(tmp_path / "raw")
+    (scan,) = list_scans(tmp_path / "raw").scans
     assert sorted(file_reads["opened"]) == sorted(paths)
     assert all(options.get("stop_before_pixels") for options in file_reads["parsed"])
     file_reads["opened"].clear()
@@ -209,7 +213,7 @@ def test_a_prep_dir_lists_its_arrays_as_preprocessed_by_its_preset(tmp_path):
     arrays = _tiny_arrays(3)
     prep = _prep_dir(tmp_path / "prep", "tiny", arrays)
     np.save(prep / "stray.npy", np.zeros((8, 16, 16), np.float32))
-    scans = list_scans(prep)
+    scans = list_scans(prep).scans
     assert [scan.path for scan in scans] == sorted(prep / name for name in arrays)
     assert all(scan.is_preprocessed and scan.prepared_by == "tiny" for scan in scans)
     volume = scans[0].read()
@@ -224,7 +228,7 @@ def test_a_ct_prep_dir_reads_as_ct(tmp_path):
     """lidc arrays are CT at 2.5 mm, not MRNet's MR; asking for MR is refused."""
     prep = _prep_dir(tmp_path / "prep", "lidc",
                      {"chest.npy": np.full((128, 128, 128), -1.0, np.float32)})
-    (scan,) = list_scans(prep)
+    (scan,) = list_scans(prep).scans
     volume = scan.read()
     assert (volume.modality, volume.spacing) == ("CT", (2.5, 2.5, 2.5))
     assert scan.read(modality="CT").modality == "CT"
@@ -236,7 +240,7 @@ def test_a_folder_of_scans_lists_what_find_scans_finds(ct_phantom, tmp_path):
     """Without a manifest every scan is raw: the paths of find_scans, read by read_volume."""
     write_nifti(ct_phantom, tmp_path / "raw" / "b.nii.gz")
     np.save(tmp_path / "raw" / "a.npy", np.zeros((3, 8, 8), np.uint8))
-    scans = list_scans(tmp_path / "raw")
+    scans = list_scans(tmp_path / "raw").scans
     assert [scan.path for scan in scans] == find_scans(tmp_path / "raw")
     assert not any(scan.is_preprocessed for scan in scans)
     assert scans[0].read().modality == "MR" and scans[1].read().modality == "CT"
@@ -248,7 +252,7 @@ def test_another_tools_manifest_leaves_a_folder_of_scans(tmp_path):
     folder.mkdir()
     (folder / "manifest.json").write_text(json.dumps({"files": ["0001.npy"]}))
     np.save(folder / "0001.npy", np.zeros((3, 8, 8), np.uint8))
-    (scan,) = list_scans(folder)
+    (scan,) = list_scans(folder).scans
     assert not scan.is_preprocessed and scan.read().spacing == (1.0, 1.0, 1.0)
 
 
@@ -279,8 +283,84 @@ def test_a_prep_dir_that_cannot_be_trusted_is_refused(damage, problem, tmp_path)
 def test_an_array_the_manifest_lists_but_the_folder_lost_is_named(tmp_path):
     """Reading a listed array that was deleted says which file and why."""
     prep = _prep_dir(tmp_path / "prep", "tiny", _tiny_arrays(2))
-    scans = list_scans(prep)
+    scans = list_scans(prep).scans
     scans[0].path.unlink()
     with pytest.raises(VolumeError, match="does not exist") as caught:
         scans[0].read()
     assert str(scans[0].path) in str(caught.value)
+
+
+# ------------------------------------------------------------------- DICOM that is no scan
+
+NOT_SCANS = [("liver.dcm", "Segmentation Storage (modality SEG)"),
+             ("rtdose.dcm", "RT Dose Storage (modality RTDOSE)"),
+             ("examples_palette.dcm", "Ultrasound Image Storage (modality US)")]
+
+
+@pytest.mark.parametrize(("name", "named"), NOT_SCANS)
+def test_dicom_that_is_no_ct_or_mr_image_is_skipped_with_its_modality(name, named, tmp_path,
+                                                                        pydicom_file, ct_phantom):
+    """pydicom's segmentation, RT dose and palette-colour ultrasound files are images but no
+    CT or MR scans: listed as skipped, their class and modality named, never read as MR."""
+    raw = tmp_path / "raw"
+    write_dicom_series(ct_phantom, raw / "ct", rescale_intercept=-1024)
+    shutil.copy(pydicom_file(name), raw / name)
+    shutil.copy(pydicom_file(name), raw / "ct" / name)  # beside a series: not one of its slices
+    scans, skipped = search_scans(raw)
+    assert scans == [raw / "ct"]
+    assert [s.path for s in skipped] == [raw / name, raw / "ct" / name]
+    assert all(s.reason == f"{s.path} is a DICOM {named}, not a CT or MR image" for s in skipped)
+    assert read_volume(raw / "ct").array.shape == ct_phantom.array.shape
+    listing = list_scans(raw)
+    assert [s.path for s in listing.scans] == [raw / "ct"] and listing.skipped == skipped
+    with pytest.raises(VolumeError, match=f"is a DICOM {re.escape(named)}, not a CT or MR"):
+        read_volume(raw / name)
+
+
+def test_a_folder_of_only_other_dicom_holds_no_scans_and_says_why(tmp_path, pydicom_file):
+    folder = tmp_path / "dose"
+    folder.mkdir()
+    shutil.copy(pydicom_file("rtdose.dcm"), folder / "rtdose.dcm")
+    with pytest.raises(VolumeError, match="holds no scans .* RT Dose Storage .modality RTDOSE."):
+        search_scans(folder)
+    shutil.copy(pydicom_file("liver_1frame.dcm"), folder / "seg.dcm")
+    with pytest.raises(VolumeError, match="holds no DICOM CT or MR image files .rtdose.dcm is"):
+        read_volume(folder)
+
+
+def test_ct_and_mr_image_storage_are_scans(tmp_path, pydicom_file, ct_phantom):
+    """Enhanced MR (multi-frame) and CT Image Storage series are kept; nothing is skipped."""
+    raw = tmp_path / "raw"
+    write_dicom_series(ct_phantom, raw / "ct", rescale_intercept=-1024)
+    (raw / "mr").mkdir()
+    shutil.copy(pydicom_file("emri_small.dcm"), raw / "mr" / "enhanced.dcm")
+    assert search_scans(raw) == ([raw / "ct", raw / "mr" / "enhanced.dcm"], [])
+
+
+# -------------------------------------------------------------- constant and doubtful values
+
+
+def test_constant_value_names_the_one_value_of_an_empty_scan():
+    assert constant_value(np.zeros((2, 3, 4), np.int16)) == 0.0
+    assert constant_value(np.full((2, 2, 2), -1024.0)) == -1024.0
+    assert constant_value(np.arange(8).reshape(2, 2, 2)) is None
+
+
+def _volume(array: np.ndarray) -> Volume:
+    return Volume(array, (1.0, 1.0, 1.0), canonical_affine((1.0, 1.0, 1.0)), "")
+
+
+def test_values_that_look_like_the_other_modality_are_doubted(ct_phantom):
+    """HU air under MR; a whole-valued 0-255 range under CT. Anything else raises no doubt."""
+    doubt = modality_doubt(ct_phantom, "MR")
+    assert doubt is not None and "like the air of a CT in Hounsfield units" in doubt
+    assert modality_doubt(ct_phantom, "CT") is None
+    eight_bit = _volume(np.random.default_rng(0).integers(0, 256, (4, 8, 8)).astype(np.uint8))
+    doubt = modality_doubt(eight_bit, "CT")
+    assert doubt is not None and "an 8-bit range" in doubt
+    assert modality_doubt(eight_bit, "MR") is None
+    as_floats = _volume(eight_bit.array.astype(np.float32))
+    assert modality_doubt(as_floats, "CT") is not None
+    unit = _volume(np.linspace(-1, 1, 256, dtype=np.float32).reshape(4, 8, 8))
+    assert modality_doubt(unit, "MR") is None and modality_doubt(unit, "CT") is None
+    assert modality_doubt(_volume(eight_bit.array * np.float32(3.5)), "CT") is None
