@@ -11,34 +11,9 @@ import torch
 
 from diffusion_core.cli.sample import main as sample_main
 from diffusion_core.io import read_volume
-from diffusion_core.presets import ddpm_settings, get_preset, vqgan_settings
+from diffusion_core.presets import get_preset
 from diffusion_core.samples import SamplesError, read_samples
 from diffusion_core.sampling import LatentDiffusionPipeline
-from diffusion_core.training.config import TrainerConfig
-from diffusion_core.training.ddpm import train_ddpm
-from diffusion_core.training.vqgan import train_vqgan
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A tiny VQ-GAN and DDPM, trained for a few steps (what matters here is the plumbing)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "training_conftest", Path(__file__).parent / "training" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    root = tmp_path_factory.mktemp("model")
-    prep = module.write_prep_dir(root / "prep")
-    train_vqgan("tiny", prep, root / "vq", settings=vqgan_settings("tiny"), device="cpu",
-                trainer=TrainerConfig(steps=4, batch_size=2, learning_rate=1e-3, val_every=4,
-                                      checkpoint_every=4), progress=False)
-    train_ddpm("tiny", prep, root / "vq", root / "dd", settings=ddpm_settings("tiny"),
-               device="cpu", trainer=TrainerConfig(steps=4, batch_size=4, learning_rate=1e-3,
-                                                   val_every=4, checkpoint_every=4),
-               progress=False)
-    return root / "vq", root / "dd"
 
 
 @pytest.mark.parametrize(("sampler", "steps"), [("ddpm", None), ("ddim", 5), ("dpm", 4)])
