@@ -7,7 +7,8 @@
   latent (a 64^3 image at compression 4): one forward (a sampling step) and one training step
   (L1 loss on the predicted noise, backward, Adam) at batch 1. Ours and the reference (the same
   weights, `explicit_attention()`: softmax(QK^T)V written out) run interleaved; each row gives
-  the median and the fastest of --repeats, and the median of the paired ratios ours / reference.
+  the median and the fastest of --repeats, and the median of the paired ratios ours / reference;
+  with --threads 1 also the median CPU time per call, which a loaded machine inflates less.
   FACTS.md: the authors' code took 95 ms and 0.27 s on this machine (goal 40 ms / 0.12 s,
   not done above 47 ms / 0.135 s).
 - `mrnet`: one forward at width 64 on (1, 8, 8, 64, 64) (the authors': 1.67 s).
@@ -40,16 +41,21 @@ GOALS = {"width 16 forward": (0.040, 0.047), "width 16 train step": (0.12, 0.135
 
 def _interleaved(fns: dict[str, Callable[[], object]], repeats: int,
                  warmup: int = 2) -> dict[str, list[float]]:
-    """Seconds per call of each function, calls interleaved so that load changes hit all alike."""
+    """Seconds per call of each function, calls interleaved so that load changes hit all alike.
+
+    Also the process CPU seconds per call, under "NAME cpu": with one thread, the time spent
+    on the CPU, which a loaded machine inflates less than the wall clock.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    times: dict[str, list[float]] = {key: [] for name in fns for key in (name, f"{name} cpu")}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[f"{name} cpu"].append(time.process_time() - cpu)
+            times[name].append(time.perf_counter() - wall)
     return times
 
 
@@ -81,6 +87,9 @@ def _row(label: str, times: dict[str, list[float]]) -> None:
     line = (f"{label:20s} ours {statistics.median(ours) * 1e3:8.1f} ms (min {min(ours) * 1e3:7.1f})"
             f"   reference {statistics.median(ref) * 1e3:8.1f} ms (min {min(ref) * 1e3:7.1f})"
             f"   ours/reference {ratio:.2f}")
+    if torch.get_num_threads() == 1:
+        line += (f"   cpu: ours {statistics.median(times['ours cpu']) * 1e3:.1f}, reference "
+                 f"{statistics.median(times['reference cpu']) * 1e3:.1f} ms")
     if label in AUTHORS:
         line += f"   authors {AUTHORS[label] * 1e3:.0f} ms"
     if label in GOALS:
@@ -130,7 +139,8 @@ def bench_convs(repeats: int) -> None:
                 "SliceConv": lambda conv=slice_conv, x=x: conv(x),
                 "SliceConv channels-last": lambda conv=slice_conv, x=last: conv(x),
             }, repeats)
-        cells = "   ".join(f"{name} {statistics.median(v) * 1e3:6.2f}" for name, v in times.items())
+        cells = "   ".join(f"{name} {statistics.median(v) * 1e3:6.2f}" for name, v in times.items()
+                           if not name.endswith(" cpu"))
         print(f"conv {channels:3d} ch {size:2d}x{size:<2d} (ms)  {cells}", flush=True)
 
 

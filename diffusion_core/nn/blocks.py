@@ -180,11 +180,11 @@ class Attention(HeadProjections):
     `bias` (heads, L, L) is added to the scores. Setting `explicit = True` switches the
     attention proper to the written-out softmax(QK^T)V reference path.
 
-    Tokens no wider than a head (C <= head_channels: the outer levels of a narrow U-Net, 16
-    channels against 8 heads x 32) take an exactly equivalent route that never widens them to
-    heads x head_channels: the scores q_h k_h^T = x (Wq_h^T Wk_h) x^T and the projected outputs
-    P_h v_h Wo_h^T = P_h x (Wv_h^T Wo_h^T) go through C x C products per head, so keys and
-    values are the normalised tokens themselves, shared by every head.
+    Narrow tokens (C <= 2 head_channels: the outer levels, e.g. 16 to 64 channels against
+    8 heads x 32) take an exactly equivalent route: the scores q_h k_h^T = x (Wq_h^T Wk_h) x^T
+    and the projected outputs P_h v_h Wo_h^T = P_h x (Wv_h^T Wo_h^T) go through C x C products
+    per head, so keys and values are the normalised tokens themselves, shared by every head,
+    and are never projected (as fast or faster up to that width here; benchmarks/bench_unet.py).
     """
 
     def __init__(self, channels: int, heads: int = 8, head_channels: int = 32) -> None:
@@ -193,8 +193,8 @@ class Attention(HeadProjections):
 
     @property
     def narrow(self) -> bool:
-        """Whether tokens are no wider than a head (the C x C route is then the cheaper one)."""
-        return self.to_qkv.in_features <= self.head_channels
+        """Whether the tokens are narrow enough for the C x C route to be the cheaper one."""
+        return self.to_qkv.in_features <= 2 * self.head_channels
 
     def forward(self, tokens: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """tokens: (B, L, C); bias: (heads, L, L) or None -> (B, L, C)."""
