@@ -31,7 +31,7 @@ def write_prep_dir(folder: Path, n: int = 12, preset: str = "tiny", seed: int = 
 
 
 @pytest.fixture
-def make_prep_dir():
+def make_blob_prep_dir():
     """The `write_prep_dir` function, for tests that need other presets or sizes."""
     return write_prep_dir
 

@@ -8,6 +8,6 @@ import pytest
 
 
 @pytest.fixture
-def tiny_prep_dir(tmp_path, make_prep_dir) -> Path:
+def tiny_prep_dir(tmp_path, make_blob_prep_dir) -> Path:
     """A tiny-preset PREP_DIR of 12 volumes (8x16x16)."""
-    return make_prep_dir(tmp_path / "prep")
+    return make_blob_prep_dir(tmp_path / "prep")

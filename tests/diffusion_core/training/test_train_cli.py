@@ -23,8 +23,8 @@ def test_a_tiny_run_end_to_end(tiny_prep_dir, tmp_path, capsys):
         p.name for p in out.iterdir()}
 
 
-def test_a_prep_dir_of_another_preset_is_refused(make_prep_dir, tmp_path, capsys):
-    demo = make_prep_dir(tmp_path / "demo_prep", n=2, preset="demo")
+def test_a_prep_dir_of_another_preset_is_refused(make_blob_prep_dir, tmp_path, capsys):
+    demo = make_blob_prep_dir(tmp_path / "demo_prep", n=2, preset="demo")
     code = main(["vqgan", "--preset", "tiny", "--data", str(demo), "--out",
                  str(tmp_path / "run"), *FAST])
     err = capsys.readouterr().err
