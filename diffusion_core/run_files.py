@@ -33,6 +33,9 @@ def atomic_path(path: Path) -> Path:
     """A new empty temporary file beside `path` (to write, then `os.replace` onto it)."""
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # mkstemp's 0600 would make a shared run folder unreadable
     return Path(name)
 
 
