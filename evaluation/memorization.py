@@ -106,8 +106,7 @@ def _overlap(length: int, offset: int) -> tuple[slice, slice]:
 def _normalised(volumes: torch.Tensor) -> torch.Tensor:
     """(N, ...) -> (N, V): each row with zero mean and unit norm (a constant row stays 0)."""
     flat = volumes.reshape(volumes.shape[0], -1)
-    flat = flat - flat.mean(1, keepdim=True)
-    return flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return F.normalize(flat - flat.mean(1, keepdim=True), dim=1, eps=1e-12)
 
 
 @dataclass
@@ -155,14 +154,21 @@ def nearest_neighbours(queries: torch.Tensor, references: torch.Tensor, *,
 
 # --- calibration ----------------------------------------------------------------------------
 
+def move(array: np.ndarray, offset: Sequence[int]) -> np.ndarray:
+    """`array` with its content moved by `offset` voxels per axis (out[z + o] = array[z]); the
+    uncovered border takes the array's minimum, its background."""
+    moved = np.full_like(array, array.min())
+    source = tuple(_overlap(n, -o)[0] for n, o in zip(array.shape, offset, strict=True))
+    target = tuple(_overlap(n, -o)[1] for n, o in zip(array.shape, offset, strict=True))
+    moved[target] = array[source]
+    return moved
+
+
 def augment(volume: np.ndarray, rng: np.random.Generator, *, max_voxels: Sequence[int],
             noise: float) -> tuple[np.ndarray, dict]:
     """A shifted (background-filled), maybe mirrored, noised copy of one (D, H, W) volume."""
     offset = [int(rng.integers(-v, v + 1)) for v in max_voxels]
-    moved = np.full_like(volume, volume.min())
-    source = tuple(_overlap(n, -o)[0] for n, o in zip(volume.shape, offset, strict=True))
-    target = tuple(_overlap(n, -o)[1] for n, o in zip(volume.shape, offset, strict=True))
-    moved[target] = volume[source]
+    moved = move(volume, offset)
     mirrored = bool(rng.random() < 0.5)
     if mirrored:
         moved = moved[..., ::-1]
@@ -415,9 +421,9 @@ def draw_closest_pairs(report: dict, samples, dataset, pairs: int, thresholds: T
                        augmented_scores: np.ndarray, holdout_scores: np.ndarray | None) -> Figure:
     """The score distributions with both thresholds, then the closest sample-training pairs.
 
-    Each pair row shows the middle depth slice of the sample and the slice of its nearest
-    training volume that the match aligned with it (mirrored when the match was mirrored), each in
-    its own percentile window.
+    Each pair row shows the middle depth slice of the sample and the same slice of its nearest
+    training volume, mirrored and moved as the match aligned them, each in its own percentile
+    window.
     """
     order = sorted(range(len(report["results"])), key=lambda i: -report["results"][i]["score"])
     order = order[:pairs]
@@ -445,20 +451,25 @@ def draw_closest_pairs(report: dict, samples, dataset, pairs: int, thresholds: T
         train = dataset[names.index(result["nearest"])][0].numpy()
         if result["flipped"]:
             train = train[..., ::-1]
+        # The sample's voxel z + s (after its mirroring) faced training voxel z on the coarse grid
+        # (`Matches.shift`), so the training volume moved by s lines up with the sample, except
+        # that mirroring the training volume instead of the sample turns the W shift around.
+        factors = [n / c for n, c in zip(sample.shape, report["similarity"]["grid"],
+                                         strict=True)]
+        offset = [round(s * f) for s, f in zip(result["shift"], factors, strict=True)]
+        if result["flipped"]:
+            offset[2] = -offset[2]
+        train = move(train, offset)
         k = sample.shape[0] // 2
-        # Sample voxel z + dz faced training voxel z on the coarse grid (`Matches.shift`).
-        depth_factor = sample.shape[0] / report["similarity"]["grid"][0]
-        j = int(np.clip(k - round(result["shift"][0] * depth_factor), 0, train.shape[0] - 1))
         ax_sample, ax_train = figure.add_subplot(grid[row, 0]), figure.add_subplot(grid[row, 1])
         show_slice(ax_sample, sample[k], percentile_window(sample),
-                   title=f"{result['file']} slice {k + 1}\n{result['class']}, NCC "
-                         f"{result['score']:.3f}")
-        mirrored = ", mirrored" if result["flipped"] else ""
-        show_slice(ax_train, train[j], percentile_window(train),
-                   title=f"nearest: {result['nearest']}\nslice {j + 1}{mirrored}")
+                   title=f"{result['file']}\n{result['class']}, NCC {result['score']:.3f}")
+        aligned = "mirrored, aligned" if result["flipped"] else "aligned"
+        show_slice(ax_train, train[k], percentile_window(train),
+                   title=f"nearest: {result['nearest']}\n({aligned})")
         ax_sample.set_label(f"pair {row - 1} sample")
         ax_train.set_label(f"pair {row - 1} training")
-    figure.suptitle("the samples closest to the training set", fontsize=8)
+    figure.suptitle("the samples closest to the training set (middle slices)", fontsize=8)
     return figure
 
 
