@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from diffusion_core.data import PreparedDataset
 from diffusion_core.prepared import PreparedError
 from evaluation.errors import EvalError
 from evaluation.slice_panels import (
@@ -62,7 +63,7 @@ from evaluation.slice_panels import (
     save_png,
     show_slice,
 )
-from evaluation.volume_sources import check_shapes, open_source
+from evaluation.volume_sources import VolumeSource, check_shapes, open_source
 
 DEFAULT_GRID = 16
 DEFAULT_MAX_SHIFT = 2
@@ -234,10 +235,9 @@ def _pool_stream(read: Callable[[int], np.ndarray], count: int, grid: int,
 
 
 def read_prepared(prep_dir: str | os.PathLike, split: str, label: str, option: str, grid: int,
-                  *, minimum: int = 1, progress: bool = True) -> tuple[CoarseSet, object]:
+                  *, minimum: int = 1, progress: bool = True
+                  ) -> tuple[CoarseSet, PreparedDataset]:
     """One split of a PREP_DIR, pooled; also the dataset (to draw volumes from)."""
-    from diffusion_core.data import PreparedDataset
-
     try:
         dataset = PreparedDataset(prep_dir, split, flip=False)
     except PreparedError as err:
@@ -250,7 +250,7 @@ def read_prepared(prep_dir: str | os.PathLike, split: str, label: str, option: s
     return CoarseSet(label, Path(prep_dir), split, list(dataset.names), coarse), dataset
 
 
-def _read_prepared(dataset, index: int) -> np.ndarray:
+def _read_prepared(dataset: PreparedDataset, index: int) -> np.ndarray:
     """One array of a PreparedDataset as (D, H, W); EvalError for an unreadable one."""
     try:
         return dataset[index][0].numpy()
@@ -259,7 +259,7 @@ def _read_prepared(dataset, index: int) -> np.ndarray:
 
 
 def read_folder(folder: str | os.PathLike, label: str, option: str, shape: tuple[int, ...],
-                grid: int, *, progress: bool = True) -> tuple[CoarseSet, object]:
+                grid: int, *, progress: bool = True) -> tuple[CoarseSet, VolumeSource]:
     """A samples folder, PREP_DIR or folder of scans, pooled; every volume must have `shape`."""
     source = open_source(folder, option)
 
@@ -306,7 +306,7 @@ def memorization_report(train: str | os.PathLike, samples: str | os.PathLike, *,
         downsample(torch.from_numpy(augment(_read_prepared(dataset, int(i)), rng,
                                             max_voxels=max_voxels, noise=noise)[0])[None],
                    grid)[0]
-        for i in chosen])
+        for i in tqdm(chosen, desc="augmenting copies", unit="volume", disable=not progress)])
 
     def search(queries: torch.Tensor, desc: str) -> Matches:
         return nearest_neighbours(queries, train_set.coarse, max_shift=max_shift, desc=desc,
@@ -417,8 +417,9 @@ def _calibration_json(thresholds: Thresholds, augmented: Matches, chosen: np.nda
 
 # --- figure and text ------------------------------------------------------------------------
 
-def draw_closest_pairs(report: dict, samples, dataset, pairs: int, thresholds: Thresholds,
-                       augmented_scores: np.ndarray, holdout_scores: np.ndarray | None) -> Figure:
+def draw_closest_pairs(report: dict, samples: VolumeSource, dataset: PreparedDataset,
+                       pairs: int, thresholds: Thresholds, augmented_scores: np.ndarray,
+                       holdout_scores: np.ndarray | None) -> Figure:
     """The score distributions with both thresholds, then the closest sample-training pairs.
 
     Each pair row shows the middle depth slice of the sample and the same slice of its nearest

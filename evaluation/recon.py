@@ -27,6 +27,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ from einops import rearrange
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from diffusion_core.data import PreparedDataset
 from diffusion_core.nn.codebook import nearest_codes
 from diffusion_core.prepared import PreparedError
 from diffusion_core.run_files import CheckpointError
@@ -53,7 +55,25 @@ METRICS = ("psnr", "ssim", "ms_ssim")
 SPLITS = ("val", "train", "all")
 PANEL_INCHES = 1.5
 
-ModelLoader = Callable[[str | os.PathLike, str], tuple[object, dict]]
+
+
+class Autoencoder(Protocol):
+    """What recon needs of a model: the VQ-GAN's encode / quantize / decode contract."""
+
+    codebook: Any  # .embedding (K, C) and .num_codes
+    config: Any  # .compression, per axis (D, H, W)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, C, *S) -> unquantised latent (N, C', *latent)."""
+
+    def quantize(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent -> its nearest codes."""
+
+    def decode(self, z_q: torch.Tensor) -> torch.Tensor:
+        """Quantised latent -> reconstruction (N, C, *S)."""
+
+
+ModelLoader = Callable[[str | os.PathLike, str], tuple[Autoencoder, dict]]
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = DATA_RANGE) -> torch.Tensor:
@@ -75,7 +95,7 @@ def volume_scores(original: torch.Tensor, reconstruction: torch.Tensor) -> dict[
             "ms_ssim": float(ms_ssim(x, y, DATA_RANGE)[0])}
 
 
-def reconstruct(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def reconstruct(model: Autoencoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Encode, quantise and decode x (N, C, *S); returns the reconstruction and code indices."""
     z = model.encode(x)
     indices = nearest_codes(rearrange(z, "n c ... -> (n ...) c").float(),
@@ -83,7 +103,7 @@ def reconstruct(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return model.decode(model.quantize(z)), indices
 
 
-def load_model(run: str | os.PathLike, device: str) -> tuple[object, dict]:
+def load_model(run: str | os.PathLike, device: str) -> tuple[Autoencoder, dict]:
     """The VQ-GAN of a run folder, in eval mode on `device`, with its run.json."""
     from diffusion_core.models import load_vqgan
 
@@ -134,10 +154,8 @@ class ModelRecon:
         }
 
 
-def open_split(data: str | os.PathLike, split: str):
+def open_split(data: str | os.PathLike, split: str) -> PreparedDataset:
     """The PREP_DIR's split as a dataset without flips; EvalError when unusable or empty."""
-    from diffusion_core.data import PreparedDataset
-
     if split not in SPLITS:
         raise EvalError(f"--split is one of {', '.join(SPLITS)}, not {split!r}.")
     try:
@@ -149,8 +167,8 @@ def open_split(data: str | os.PathLike, split: str):
     return dataset
 
 
-def evaluate_model(model, info: dict, run: str, dataset, *, device: str, figure_index: int | None,
-                   progress: bool = True) -> ModelRecon:
+def evaluate_model(model: Autoencoder, info: dict, run: str, dataset: PreparedDataset, *,
+                   device: str, figure_index: int | None, progress: bool = True) -> ModelRecon:
     """Reconstruct every volume of `dataset` with `model` and score it (module docstring)."""
     shape = tuple(dataset.shape)
     compression = tuple(int(c) for c in model.config.compression)
@@ -222,7 +240,7 @@ def recon_report(runs: Sequence[str | os.PathLike], data: str | os.PathLike, *,
     return report
 
 
-def _volume_index(dataset, name: str, split: str) -> int:
+def _volume_index(dataset: PreparedDataset, name: str, split: str) -> int:
     """The index of volume `name` in the split; EvalError listing a few names otherwise."""
     if name in dataset.names:
         return dataset.names.index(name)

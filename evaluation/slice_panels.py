@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 
 from diffusion_core.modality import CT_WINDOWS, MR_PERCENTILES
 from evaluation.errors import EvalError
@@ -77,9 +79,9 @@ def new_figure(width: float, height: float) -> Figure:
     return figure
 
 
-def show_slice(ax, image: np.ndarray, window: DisplayWindow | tuple[float, float], *,
+def show_slice(ax: Axes, image: np.ndarray, window: DisplayWindow | tuple[float, float], *,
                title: str | None = None, letters: tuple[str, str, str, str] | None = None,
-               cmap: str = "gray"):
+               cmap: str = "gray") -> AxesImage:
     """Draw a 2D slice row by row (row 0 at the top) in `window`; returns the image artist."""
     low, high = (window.low, window.high) if isinstance(window, DisplayWindow) else window
     artist = ax.imshow(image, cmap=cmap, vmin=low, vmax=high, interpolation="nearest",

@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 
 from diffusion_core.cli.common import EXIT_OK, add_json_option, print_result
+from evaluation.diversity import DEVICES
 
 HELP = ("Reconstruction quality of VQ-GANs on held-out volumes (the paper's latent-size study): "
         "PSNR, SSIM, MS-SSIM, codebook usage and a Figure 3 of original, reconstructions and "
         "differences.")
 SPLITS = ("val", "train", "all")  # evaluation.recon.SPLITS, without importing torch for --help
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
