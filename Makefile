@@ -22,5 +22,10 @@ test: $(STAMP) lint
 test-slow: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m slow
 
+# The demo study (held-out real + sampled brains from the bundled model) in the reader app; headless
+# machines get build/demo/screenshot.png instead. Reruns reuse what was made.
+demo: $(STAMP)
+	.venv/bin/mdiff-demo --out build/demo
+
 clean:
 	rm -rf .venv build *.egg-info

@@ -1,4 +1,4 @@
-"""Training data: a torch Dataset over a PREP_DIR written by `mdiff-prepare`."""
+"""Training data: torch Datasets over a PREP_DIR (`mdiff-prepare`) and over cached latents."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ import torch
 from torch.utils.data import Dataset
 
 from diffusion_core.prepared import PreparedError, load_manifest, split_arrays
+
+
+def flip_decision(seed: int, epoch: int, name: str) -> bool:
+    """Whether item `name` is mirrored in `epoch`: p = 0.5 from a generator seeded by all three."""
+    key = f"{seed}:{epoch}:{name}".encode()
+    generator = torch.Generator().manual_seed(
+        int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1)
+    return bool(torch.rand((), generator=generator) < 0.5)
 
 
 class PreparedDataset(Dataset):
@@ -54,12 +62,7 @@ class PreparedDataset(Dataset):
         Drawn from a torch.Generator seeded by (seed, epoch, array name), so the flips do not
         depend on the order items are read in, the number of DataLoader workers, or a resume.
         """
-        if not self.flip:
-            return False
-        key = f"{self.seed}:{self.epoch}:{self.names[index]}".encode()
-        generator = torch.Generator().manual_seed(
-            int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1)
-        return bool(torch.rand((), generator=generator) < 0.5)
+        return self.flip and flip_decision(self.seed, self.epoch, self.names[index])
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """Item `index`: float32 (1, D, H, W) in [-1, 1]."""
@@ -76,3 +79,33 @@ class PreparedDataset(Dataset):
         if self.is_flipped(index):
             volume = torch.flip(volume, dims=(-1,))
         return volume
+
+
+class LatentDataset(Dataset):
+    """Cached latents (N, C, d, h, w) with their left-right flipped twins, flipped as the images.
+
+    The VQ-GAN is not equivariant to flips, so the flipped twin is the encoding of the flipped
+    image, not the flipped latent; which of the two an item gives follows `flip_decision`, exactly
+    as `PreparedDataset` flips the images.
+    """
+
+    def __init__(self, latents: torch.Tensor, flipped: torch.Tensor, names: list[str], *,
+                 flip: bool, seed: int = 0) -> None:
+        if latents.shape != flipped.shape or len(names) != latents.shape[0]:
+            raise ValueError("latents, their flipped twins and names must match")
+        self.latents, self.flipped, self.names = latents, flipped, list(names)
+        self.flip, self.seed, self.epoch = flip, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the flips of this epoch."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        """Number of latents."""
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        """Latent `index` (C, d, h, w), the flipped image's latent when this epoch flips it."""
+        if self.flip and flip_decision(self.seed, self.epoch, self.names[index]):
+            return self.flipped[index]
+        return self.latents[index]

@@ -2,7 +2,7 @@
 
 Written once here (numpy-free, torch-free) so the reader, the study builder and the I/O agree:
 the modality list, how a NIfTI header records the modality, the MR percentile window and the CT
-soft-tissue window.
+windows (soft tissue, the default, and the others a reader picks from).
 """
 
 from __future__ import annotations
@@ -20,6 +20,15 @@ MR_PERCENTILES: tuple[float, float] = (0.5, 99.5)
 
 # Soft-tissue CT window as (level, width) in Hounsfield units.
 CT_SOFT_TISSUE: tuple[float, float] = (40.0, 400.0)
+
+# The CT windows radiologists know, as (level, width) in HU; soft tissue first, the default. The
+# reader app offers them on F1-F4 and `mdiff-eval figure --ct-window` by name.
+CT_WINDOWS: dict[str, tuple[float, float]] = {
+    "soft tissue": CT_SOFT_TISSUE,
+    "lung": (-600.0, 1500.0),
+    "bone": (480.0, 2500.0),
+    "brain": (40.0, 80.0),
+}
 
 
 def modality_header(modality: str) -> bytes:

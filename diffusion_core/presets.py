@@ -6,7 +6,7 @@ height x width x depth is derived from it), the anatomical plane of its depth sl
 nominal voxel spacing of its output. It runs its pipeline over a volume (`preprocess`) and maps
 [-1, 1] back to intensities (`to_intensity`, the inverse of its final `MinMax`). The pipeline
 hash is derived from the steps' parameters, so a PREP_DIR records exactly which pipeline made it.
-Later issues add model hyperparameters here.
+Model settings (Supplementary Table 1) are at the end: `vqgan_settings`, `ddpm_settings`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from diffusion_core.modality import MODALITIES
+from diffusion_core.nn.config import UNetConfig, VQGANConfig
 from diffusion_core.preprocess import (
     CentreCropOrPad,
     ClipHU,
@@ -34,6 +35,8 @@ from diffusion_core.preprocess import (
     Step,
     run_steps,
 )
+from diffusion_core.schedulers.config import SchedulerConfig
+from diffusion_core.training.config import DDPMSettings, VQGANLossConfig, VQGANSettings
 
 if TYPE_CHECKING:
     from diffusion_core.io import Volume
@@ -222,3 +225,79 @@ def get_preset(name: str) -> Preset:
     except KeyError:
         raise PresetError(f"unknown preset {name!r}; choose one of: "
                           f"{', '.join(PRESETS)}") from None
+
+
+# --- model settings (Supplementary Table 1; small ones for the CPU) ------------------------------
+
+def _paper_vqgan(compression: tuple[int, int, int]) -> VQGANSettings:
+    """The paper's VQ-GAN: 16384 x 8 codes, lr 3e-4, batch 2, 100,000 steps, GAN from 10,000."""
+    return VQGANSettings(model=VQGANConfig(compression=compression, num_codes=16384,
+                                           embedding_dim=8, base_channels=16),
+                         loss=VQGANLossConfig(gan_start_step=10_000),
+                         learning_rate=3e-4, batch_size=2, steps=100_000)
+
+
+VQGAN_SETTINGS: dict[str, VQGANSettings] = {
+    "mrnet": _paper_vqgan((4, 4, 4)),
+    "adni": _paper_vqgan((2, 2, 2)),
+    "duke": _paper_vqgan((4, 4, 4)),
+    "lidc": _paper_vqgan((4, 4, 4)),
+    # 32x64x64 -> latent 8x16x16 (compression 4). Base width 8 and a codebook the few demo
+    # volumes can fill, a light 3D critic only (16 filters) once reconstructions have formed:
+    # about 0.9 s per step at batch 2 on one CPU thread, 30 minutes in all (demo/train_demo.sh).
+    "demo": VQGANSettings(
+        model=VQGANConfig(compression=(4, 4, 4), num_codes=1024, embedding_dim=8,
+                          base_channels=8),
+        loss=VQGANLossConfig(gan_start_step=1_400, discriminators=("3d",),
+                             discriminator_channels=16, discriminator_layers=2),
+        learning_rate=3e-4, batch_size=2, steps=2_000),
+    # Tests: 8x16x16 -> 4x4x4 latents in well under a second per step.
+    "tiny": VQGANSettings(
+        model=VQGANConfig(compression=(2, 4, 4), num_codes=32, embedding_dim=4,
+                          base_channels=8),
+        loss=VQGANLossConfig(gan_start_step=20, discriminators=("2d", "3d"),
+                             discriminator_channels=8, discriminator_layers=2),
+        learning_rate=1e-3, batch_size=2, steps=60),
+}
+
+
+def vqgan_settings(name: str) -> VQGANSettings:
+    """The VQ-GAN settings of preset `name`; PresetError for an unknown one."""
+    get_preset(name)
+    return VQGAN_SETTINGS[name]
+
+
+def _paper_ddpm(width: int, batch_size: int) -> DDPMSettings:
+    """The paper's DDPM: width = latent in-plane size, (1, 2, 4, 8), T = 300 cosine, lr 1e-4."""
+    return DDPMSettings(unet=UNetConfig(channels=8, base_channels=width,
+                                        channel_multipliers=(1, 2, 4, 8)),
+                        scheduler=SchedulerConfig(num_train_timesteps=300,
+                                                  beta_schedule="cosine"),
+                        learning_rate=1e-4, batch_size=batch_size, steps=150_000)
+
+
+DDPM_SETTINGS: dict[str, DDPMSettings] = {
+    "mrnet": _paper_ddpm(64, 40),  # latent 8 x 8 x 64 x 64
+    "adni": _paper_ddpm(32, 10),  # latent 8 x 32 x 32 x 32
+    "duke": _paper_ddpm(64, 40),
+    "lidc": _paper_ddpm(32, 50),
+    # latent 8 x 8 x 16 x 16: the authors' layout at width 16 (3 M parameters); 3,500 steps of
+    # batch 4 (about 150 passes over the 48 volumes and their flips), EMA from step 500.
+    "demo": DDPMSettings(unet=UNetConfig(channels=8, base_channels=16,
+                                         channel_multipliers=(1, 2, 4, 8)),
+                         scheduler=SchedulerConfig(num_train_timesteps=300,
+                                                   beta_schedule="cosine"),
+                         learning_rate=3e-4, batch_size=4, steps=3_500, ema_start=500),
+    # Tests: latent 4 x 4 x 4 x 4.
+    "tiny": DDPMSettings(unet=UNetConfig(channels=4, base_channels=8, channel_multipliers=(1, 2),
+                                         heads=2, head_channels=8, norm_groups=4),
+                         scheduler=SchedulerConfig(num_train_timesteps=20,
+                                                   beta_schedule="cosine"),
+                         learning_rate=1e-3, batch_size=4, steps=40, ema_every=1, ema_start=5),
+}
+
+
+def ddpm_settings(name: str) -> DDPMSettings:
+    """The DDPM settings of preset `name`; PresetError for an unknown one."""
+    get_preset(name)
+    return DDPM_SETTINGS[name]

@@ -198,7 +198,7 @@ def agreement_from_exports(paths: Sequence[str | os.PathLike], *,
     """
     figure = None if figure is None else Path(figure)
     if figure is not None:
-        from evaluation.figures import check_figure_path
+        from evaluation.slice_panels import check_figure_path
 
         # Before any statistics, so a typo in the path costs nothing.
         check_figure_path(figure)

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from evaluation.errors import EvalError
 from evaluation.ratings_csv import CATEGORIES, CATEGORY_TITLES, LETTERS
+from evaluation.slice_panels import new_figure, save_png
 
 SHORT_OPTION_LABELS: dict[str, tuple[str, str, str, str]] = {
     "realistic_appearance": ("not recognizable", "unrealistic", "minor flaws", "can't tell"),
@@ -114,8 +112,7 @@ def figure2(report: dict) -> Figure:
     ncols = min(2 if panel_width <= 2 * PANEL_INCHES else 1, len(datasets))
     nrows = math.ceil(len(datasets) / ncols)
     height = 3.6 * nrows + FOOTNOTE_INCHES
-    fig = Figure(figsize=(panel_width * ncols, height), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(panel_width * ncols, height)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, dataset in zip(axes, datasets, strict=False):
         draw_dataset(ax, dataset, report["datasets"][dataset])
@@ -130,18 +127,6 @@ def figure2(report: dict) -> Figure:
     return fig
 
 
-def check_figure_path(path: Path) -> None:
-    """EvalError for a figure path that cannot work: not a .png, or in a missing folder."""
-    if path.suffix.lower() != ".png":
-        raise EvalError(f"the figure {path} must be a .png file; give a path ending in .png.")
-    if not path.parent.is_dir():
-        raise EvalError(f"the folder {path.parent} of the figure does not exist; create it first.")
-
-
 def save_figure2(report: dict, path: str | os.PathLike) -> None:
     """Draw `figure2(report)` and write it as a PNG; EvalError when the file cannot be written."""
-    try:
-        figure2(report).savefig(path, format="png", dpi=150)
-    except OSError as err:
-        raise EvalError(f"cannot write the figure {path} ({err.strerror or err}); choose a "
-                        "writable path.") from None
+    save_png(figure2(report), path)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffusion_core.modality import CT_SOFT_TISSUE, MR_PERCENTILES
+from diffusion_core.modality import CT_WINDOWS, MR_PERCENTILES
 
 # How far one screen pixel of left-drag moves width and level, as a fraction of the width at the
 # start of the drag: relative steps feel the same for an 80 HU brain and a 2500 HU bone window.
@@ -42,13 +42,11 @@ class WindowPreset:
     window: Window
 
 
-# Width/level in Hounsfield units as radiologists know them (FACTS.md, viewer conventions).
-CT_PRESETS: tuple[WindowPreset, ...] = (
-    WindowPreset("Soft tissue", "F1", Window(*CT_SOFT_TISSUE)),
-    WindowPreset("Lung", "F2", Window(level=-600.0, width=1500.0)),
-    WindowPreset("Bone", "F3", Window(level=480.0, width=2500.0)),
-    WindowPreset("Brain", "F4", Window(level=40.0, width=80.0)),
-)
+# Width/level in Hounsfield units as radiologists know them (FACTS.md, viewer conventions), on
+# F1 (soft tissue) to F4 in the order of `CT_WINDOWS`.
+CT_PRESETS: tuple[WindowPreset, ...] = tuple(
+    WindowPreset(name.capitalize(), f"F{number}", Window(*window))
+    for number, (name, window) in enumerate(CT_WINDOWS.items(), start=1))
 AUTO_WINDOW_KEY = "F5"
 
 

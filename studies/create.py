@@ -29,6 +29,7 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from diffusion_core.io import Scan, Volume, VolumeError, constant_value, list_sc
 from diffusion_core.modality import MODALITIES
 from diffusion_core.preprocess import PreprocessError
 from diffusion_core.presets import Preset, PresetError, get_preset
+from diffusion_core.samples import SAMPLES_NAME, SamplesError, read_samples
 from studies.blinding import order_leaks
 from studies.case_file import encode_case
 from studies.key import KeyEntry, default_key_path, is_inside, write_key
@@ -231,6 +233,41 @@ def create_study(out: str | Path, *, synthetic: str | Path | None = None,
                         len(staging.cases) - n_real_made, n_real_made, tuple(notes))
 
 
+def create_study_from_model(out: str | Path, *, model: str, n: int, sampler: str = "dpm",
+                            steps: int | None = None, device: str = "auto",
+                            seed: int | None = None, **options) -> CreatedStudy:
+    """Sample `n` volumes from a registered model (or DDPM run), then build the study with them.
+
+    The samples go to a temporary folder beside `out` and take the same road into cases as any
+    other input; each case's model and seed reach the key. The folder is removed afterwards.
+    """
+    from diffusion_core.registry import Registry, RegistryError
+    from diffusion_core.run_files import CheckpointError
+    from diffusion_core.sampling import sample_folder
+
+    out = Path(out)
+    try:
+        entry = Registry().resolve(model)
+    except RegistryError as err:
+        raise StudyError(str(err)) from None
+    if options.get("preset") not in (None, entry.preset):
+        raise StudyError(f"model {model!r} is of preset {entry.preset!r}, not "
+                         f"{options['preset']!r}; leave --preset out or pick another model.")
+    options["preset"] = entry.preset
+    _check_targets(out, Path(options["key"]) if options.get("key") else default_key_path(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    samples = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.samples-"))
+    try:
+        try:
+            sample_folder(model, n, samples, sampler=sampler, steps=steps, device=device,
+                          seed=0 if seed is None else seed, progress=options.get("progress"))
+        except (RegistryError, CheckpointError, SamplesError, ValueError) as err:
+            raise StudyError(str(err)) from None
+        return create_study(out, synthetic=samples, n=n, seed=seed, **options)
+    finally:
+        shutil.rmtree(samples, ignore_errors=True)
+
+
 def _lock_build(build: Path) -> int:
     """Hold an exclusive flock on the build folder; the OS drops it when this process ends."""
     descriptor = os.open(build, os.O_RDONLY)
@@ -373,6 +410,13 @@ def _input(scan: Scan, source: str, folder: Path, part_draw: int) -> _Input:
     path = scan.path
     if source == "real":
         return _Input(scan, source, part_draw=part_draw)
+    if (folder / SAMPLES_NAME).is_file():  # a samples folder written by mdiff-sample
+        try:
+            plan = read_samples(folder)
+        except SamplesError as err:
+            raise StudyError(f"{err}; sample the folder again with mdiff-sample.") from None
+        seeds = {item["file"]: str(item["seed"]) for item in plan.files}
+        return _Input(scan, source, plan.model, seeds.get(path.name, ""), part_draw)
     sidecar = _read_json(path.with_name(_stem(path) + ".json"))
     folder_model = _read_json(folder / MODEL_FILE)
     model = sidecar.get("model") or folder_model.get("name") or folder_model.get("model") \

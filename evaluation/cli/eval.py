@@ -1,7 +1,8 @@
-"""`mdiff-eval msssim|agreement|turing ...`: the paper's evaluation, one subcommand per module.
+"""`mdiff-eval msssim|agreement|turing|recon|figure|memorization ...`: the paper's evaluation.
 
-Each subcommand module of this package has `HELP`, `add_arguments(parser)` and `run(args)`; its
-heavy libraries (torch, pandas, matplotlib) load in `run`, so `--help` answers at once.
+One subcommand per module of this package; each has `HELP`, `add_arguments(parser)` and
+`run(args)`; its heavy libraries (torch, pandas, matplotlib) load in `run`, so `--help` answers
+at once.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ import sys
 from collections.abc import Sequence
 
 from diffusion_core.cli.common import Failure, Subcommand, command_parser, run_command
-from evaluation.cli import agreement, msssim, turing
+from evaluation.cli import agreement, figure, memorization, msssim, recon, turing
 from evaluation.errors import EvalError
 
-SUBCOMMANDS: dict[str, Subcommand] = {"msssim": msssim, "agreement": agreement, "turing": turing}
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "msssim": msssim, "agreement": agreement, "turing": turing, "recon": recon, "figure": figure,
+    "memorization": memorization,
+}
 DESCRIPTION = "Evaluate synthetic volumes and reader studies as in the Medical Diffusion paper."
 
 

@@ -8,13 +8,25 @@ import sys
 from diffusion_core.cli.common import EXIT_OK, add_json_option, print_result
 from diffusion_core.modality import MODALITIES
 
-HELP = "build a blinded study from volume folders"
+HELP = "build a blinded study from volume folders or a trained model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `mdiff-study create`."""
     parser.add_argument("--out", required=True, help="the new study folder (must not exist)")
-    parser.add_argument("--synthetic", metavar="DIR", help="folder of synthetic volumes")
+    parser.add_argument("--synthetic", metavar="DIR",
+                        help="folder of synthetic volumes, or a samples folder of mdiff-sample "
+                             "(its samples.json gives the key's model and seed columns)")
+    parser.add_argument("--model", metavar="NAME|RUN_DIR",
+                        help="sample the --n synthetic cases from this model (mdiff-models, e.g. "
+                             "demo or duke) instead of --synthetic")
+    parser.add_argument("--sampler", choices=("ddpm", "ddim", "dpm"), default="dpm",
+                        help="with --model: the sampler (default dpm, DPM-Solver++)")
+    parser.add_argument("--steps", type=int, metavar="K",
+                        help="with --model: sampling steps (default 20 for dpm, 50 for ddim, "
+                             "all for ddpm)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="with --model: where to sample")
     parser.add_argument("--real", metavar="DIR", help="folder of real volumes")
     parser.add_argument("--n", type=int, metavar="N",
                         help="synthetic cases to pick at random (default: all)")
@@ -40,14 +52,24 @@ def run(args: argparse.Namespace) -> int:
     # The preprocessing (scipy) and progress bar load here, so `mdiff-study --help` is fast.
     from tqdm import tqdm
 
-    from studies.create import create_study
+    from studies.create import create_study, create_study_from_model
+    from studies.study import StudyError
 
-    made = create_study(args.out, synthetic=args.synthetic, real=args.real, n=args.n,
-                        n_real=args.n_real, preset=args.preset, turing=args.turing,
-                        key=args.key, seed=args.seed, title=args.title, dataset=args.dataset,
-                        modality=args.modality, progress=True,
-                        note=lambda text: tqdm.write(f"mdiff-study create: {text}",
-                                                     file=sys.stderr))
+    options = dict(real=args.real, n_real=args.n_real, preset=args.preset, turing=args.turing,
+                   key=args.key, title=args.title, dataset=args.dataset,
+                   modality=args.modality, progress=True,
+                   note=lambda text: tqdm.write(f"mdiff-study create: {text}", file=sys.stderr))
+    if args.model is not None:
+        if args.synthetic is not None or not args.n:
+            raise StudyError("--model samples the synthetic cases: give --n N and leave out "
+                             "--synthetic.")
+        steps = args.steps or {"dpm": 20, "ddim": 50}.get(args.sampler)
+        made = create_study_from_model(args.out, model=args.model, n=args.n,
+                                       sampler=args.sampler, steps=steps, device=args.device,
+                                       seed=args.seed, **options)
+    else:
+        made = create_study(args.out, synthetic=args.synthetic, n=args.n, seed=args.seed,
+                            **options)
     report = {"study": str(made.folder), "key": str(made.key_path), "study_id": made.study_id,
               "dataset": made.dataset, "n_cases": made.n_synthetic + made.n_real,
               "n_synthetic": made.n_synthetic, "n_real": made.n_real, "notes": list(made.notes)}

@@ -1,0 +1,136 @@
+"""Weights as safetensors, configs as JSON, training state without pickle, content hashes.
+
+A run folder (DESIGN.md, "A run folder") holds `run.json`, `model.safetensors` (weights for
+sampling) and `checkpoint_latest/`, `checkpoint_best/` (everything `--resume` needs). Every file is
+written to a temporary name and moved into place with `os.replace`; a checkpoint folder is swapped
+in whole, and lists the sha256 of each of its files, so a truncated or edited file is refused with
+one sentence instead of being loaded. Training state is read with `torch.load(weights_only=True)`,
+which never unpickles an object.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from diffusion_core.run_files import (
+    RUN_NAME,
+    WEIGHTS_NAME,
+    CheckpointError,
+    atomic_path,
+    file_hash,
+    read_json,
+    write_json,
+)
+
+__all__ = ["RUN_NAME", "WEIGHTS_NAME", "CheckpointError", "file_hash", "read_json", "write_json",
+           "save_weights", "load_weights", "load_into", "save_checkpoint", "load_checkpoint",
+           "checkpoint_folder"]
+
+STATE_NAME = "state.pt"
+CHECKPOINT_MANIFEST = "checkpoint.json"
+LATEST, BEST = "checkpoint_latest", "checkpoint_best"
+
+
+def save_weights(path: str | os.PathLike, state: dict[str, torch.Tensor]) -> None:
+    """Write a state dict as safetensors, atomically (tensors made contiguous and unshared)."""
+    path = Path(path)
+    tensors = {key: value.detach().cpu().contiguous().clone() for key, value in state.items()}
+    tmp = atomic_path(path)
+    try:
+        save_file(tensors, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A state dict from a safetensors file; CheckpointError if missing, truncated or foreign."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err}); it may be "
+                              f"truncated or not written by mdiff") from None
+
+
+def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Load `state` into `module`, refusing missing, leftover or mis-shaped tensors."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    leftover = sorted(set(state) - set(expected))
+    if missing or leftover:
+        detail = (f"missing {missing[:3]}" if missing else f"unexpected {leftover[:3]}")
+        raise CheckpointError(f"{source} does not match the model its config describes "
+                              f"({detail}); was it written by another model or version?")
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise CheckpointError(f"{source}: tensor {key} has shape {tuple(value.shape)}, the "
+                                  f"model expects {tuple(expected[key].shape)}")
+    module.load_state_dict(state)
+
+
+def save_checkpoint(run_dir: str | os.PathLike, name: str, weights: dict[str, torch.Tensor],
+                    state: dict) -> None:
+    """Write RUN/name/ (weights + training state + their hashes), swapped in whole."""
+    run_dir = Path(run_dir)
+    final = run_dir / name
+    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{name}.new-"))
+    try:
+        save_weights(staging / WEIGHTS_NAME, weights)
+        torch.save(state, staging / STATE_NAME)
+        write_json(staging / CHECKPOINT_MANIFEST, {
+            "files": {n: file_hash(staging / n) for n in (WEIGHTS_NAME, STATE_NAME)},
+            "step": int(state.get("step", 0)),
+        })
+        old = run_dir / f".{name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(staging, final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def checkpoint_folder(run_dir: str | os.PathLike, name: str) -> Path | None:
+    """RUN/name, or the previous copy a crash during the swap left behind, or None."""
+    run_dir = Path(run_dir)
+    for candidate in (run_dir / name, run_dir / f".{name}.old"):
+        if (candidate / CHECKPOINT_MANIFEST).is_file():
+            return candidate
+    return None
+
+
+def load_checkpoint(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """(weights, training state) from a checkpoint folder, after checking every file's hash."""
+    folder = Path(folder)
+    manifest = read_json(folder / CHECKPOINT_MANIFEST, "checkpoint")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or set(files) != {WEIGHTS_NAME, STATE_NAME}:
+        raise CheckpointError(f"{folder / CHECKPOINT_MANIFEST} does not list the checkpoint's "
+                              f"files; it was not written by mdiff")
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing from the checkpoint")
+        if file_hash(path) != expected:
+            raise CheckpointError(f"{path} does not match the hash its checkpoint recorded: it "
+                                  f"was truncated or changed after it was written")
+    weights = load_weights(folder / WEIGHTS_NAME)
+    try:
+        state = torch.load(folder / STATE_NAME, map_location="cpu", weights_only=True)
+    except Exception as err:  # weights_only raises UnpicklingError and others for foreign data
+        raise CheckpointError(f"{folder / STATE_NAME} is not mdiff training state ({err})") \
+            from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{folder / STATE_NAME} is not mdiff training state")
+    return weights, state

@@ -1,0 +1,75 @@
+"""`mdiff-models`: list, add, show and remove named models (a VQ-GAN run plus a DDPM run)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+
+from diffusion_core.cli.common import (
+    EXIT_OK,
+    Failure,
+    add_json_option,
+    print_result,
+    run_command,
+)
+from diffusion_core.registry import Registry, RegistryError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mdiff-models",
+        description="Named models for mdiff-sample and mdiff-study create --model, kept in "
+                    "$MDIFF_HOME/models.json (default: your data directory, e.g. "
+                    "~/.local/share/mdiff). Run folders are referenced, never copied.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    listing = sub.add_parser("list", help="every registered and bundled model")
+    add_json_option(listing, "the table")
+    add = sub.add_parser("add", help="register a DDPM run and the VQ-GAN run it was trained on")
+    add.add_argument("name", help="the model's name, e.g. the preset (duke)")
+    add.add_argument("--vqgan", required=True, metavar="RUN", help="the VQ-GAN run folder")
+    add.add_argument("--ddpm", required=True, metavar="RUN", help="the DDPM run folder")
+    add.add_argument("--replace", action="store_true", help="replace a model of that name")
+    add_json_option(add, "the confirmation")
+    show = sub.add_parser("show", help="one model's preset and run folders")
+    show.add_argument("name")
+    add_json_option(show, "the text")
+    remove = sub.add_parser("remove", help="forget a model (its run folders are kept)")
+    remove.add_argument("name")
+    return parser
+
+
+def _describe(entry) -> str:
+    origin = "bundled" if entry.bundled else f"added {entry.added}"
+    return (f"{entry.name}: preset {entry.preset}, {origin}\n  vqgan {entry.vqgan}\n"
+            f"  ddpm  {entry.ddpm}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    registry = Registry()
+    if args.command == "list":
+        entries = registry.entries()
+        text = "\n".join(_describe(e) for e in entries.values()) or (
+            f"no models yet in {registry.path}; add one with mdiff-models add NAME --vqgan RUN "
+            f"--ddpm RUN")
+        print_result(args.json, {"models": [asdict(e) for e in entries.values()]}, text)
+    elif args.command == "add":
+        entry = registry.add(args.name, args.vqgan, args.ddpm, replace=args.replace)
+        print_result(args.json, asdict(entry), f"added {_describe(entry)}")
+    elif args.command == "show":
+        entry = registry.get(args.name)
+        print_result(args.json, asdict(entry), _describe(entry))
+    else:
+        registry.remove(args.name)
+        print(f"removed {args.name} (its run folders are untouched)")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of mdiff-models."""
+    args = _parser().parse_args(argv)
+    return run_command("mdiff-models", lambda: _run(args), [Failure(RegistryError)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""`mdiff-train`: train a preset's VQ-GAN, or its latent DDPM on a trained VQ-GAN."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from diffusion_core.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Failure,
+    add_json_option,
+    print_result,
+    run_command,
+)
+from diffusion_core.prepared import PreparedError
+from diffusion_core.run_files import CheckpointError
+
+if TYPE_CHECKING:
+    from diffusion_core.training.config import TrainerConfig
+from diffusion_core.presets import PRESETS, PresetError, ddpm_settings, vqgan_settings
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", required=True, metavar="NAME",
+                        help=f"the model settings and pipeline: {', '.join(PRESETS)}")
+    parser.add_argument("--data", required=True, metavar="PREP_DIR",
+                        help="a folder written by mdiff-prepare with the same preset")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR",
+                        help="the run folder: run.json, model.safetensors, checkpoints, log.csv")
+    parser.add_argument("--steps", type=int, metavar="N", help="total optimisation steps "
+                        "(default: the preset's)")
+    parser.add_argument("--batch-size", type=int, metavar="B", help="volumes per step and "
+                        "process (default: the preset's)")
+    parser.add_argument("--lr", type=float, metavar="RATE",
+                        help="learning rate (default: the preset's)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where to train (default: auto, CUDA when available; bf16 on CUDA)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue RUN_DIR from its latest checkpoint, exactly")
+    parser.add_argument("--seed", type=int, default=0, help="data order and initialisation")
+    parser.add_argument("--log-every", type=int, default=10, metavar="N",
+                        help="write a log.csv row every N steps (default 10)")
+    parser.add_argument("--val-every", type=int, default=500, metavar="N",
+                        help="validate and keep checkpoint_best every N steps (default 500)")
+    parser.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
+                        help="write checkpoint_latest every N steps (default 500)")
+    parser.add_argument("--weights", choices=("best", "latest"), default="best",
+                        help="what model.safetensors holds at the end: the step with the lowest "
+                             "validation loss (default) or the last step")
+    add_json_option(parser, "the summary line (the last logged row)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command's arguments."""
+    parser = argparse.ArgumentParser(
+        prog="mdiff-train",
+        description="Train the Medical Diffusion models on a PREP_DIR. Runs on the CPU or a GPU; "
+                    "under torchrun every process trains on its share of each step.")
+    sub = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
+    vq = sub.add_parser("vqgan", help="the 3D VQ-GAN autoencoder",
+                        description="Train a preset's 3D VQ-GAN (encoder, EMA codebook, "
+                                    "decoder; L1, perceptual and patch-GAN losses).")
+    _common(vq)
+    vq.add_argument("--perceptual-weights", metavar="PATH",
+                    help="VGG16 weights (a state dict in torchvision's key layout, .pth or "
+                         ".safetensors); without it the perceptual loss is off")
+    vq.add_argument("--gan-start", type=int, metavar="STEP",
+                    help="step at which the discriminators start (default: the preset's)")
+    vq.add_argument("--gan-weighting", choices=("adaptive", "fixed"),
+                    help="adaptive: balance the GAN gradient against reconstruction (default); "
+                         "fixed: the authors' constant weight")
+    dd = sub.add_parser("ddpm", help="the latent DDPM (on a trained VQ-GAN's latents)",
+                        description="Train a preset's latent DDPM: the VQ-GAN encodes every "
+                                    "volume once (cached in RUN_DIR/latents), then the in-plane "
+                                    "U-Net learns to denoise the normalised latents.")
+    _common(dd)
+    dd.add_argument("--vqgan", required=True, metavar="VQGAN_RUN",
+                    help="the run folder of a trained VQ-GAN of the same preset")
+    dd.add_argument("--prediction", choices=("epsilon", "v"),
+                    help="what the U-Net predicts: the noise (authors', default) or the velocity")
+    return parser
+
+
+def _trainer_config(args: argparse.Namespace, settings) -> TrainerConfig:
+    from diffusion_core.training.config import TrainerConfig
+
+    return TrainerConfig(steps=args.steps or settings.steps,
+                         batch_size=args.batch_size or settings.batch_size,
+                         learning_rate=args.lr or settings.learning_rate,
+                         log_every=args.log_every, val_every=args.val_every,
+                         checkpoint_every=args.checkpoint_every, seed=args.seed)
+
+
+def _train_ddpm(args: argparse.Namespace) -> dict:
+    from diffusion_core.training.ddpm import train_ddpm
+
+    settings = ddpm_settings(args.preset)
+    if args.prediction is not None:
+        kind = "epsilon" if args.prediction == "epsilon" else "v_prediction"
+        settings = replace(settings, scheduler=replace(settings.scheduler, prediction_type=kind))
+    return train_ddpm(args.preset, args.data, args.vqgan, args.out, settings=settings,
+                      trainer=_trainer_config(args, settings), device=args.device,
+                      resume=args.resume, weights=args.weights)
+
+
+def _train_vqgan(args: argparse.Namespace) -> dict:
+    from diffusion_core.training.vqgan import train_vqgan
+
+    settings = vqgan_settings(args.preset)
+    loss = settings.loss
+    if args.gan_start is not None:
+        loss = replace(loss, gan_start_step=args.gan_start)
+    if args.gan_weighting is not None:
+        loss = replace(loss, gan_weighting=args.gan_weighting)
+    settings = replace(settings, loss=loss)
+    return train_vqgan(args.preset, args.data, args.out, settings=settings,
+                       trainer=_trainer_config(args, settings), weights=args.weights,
+                       device=args.device, resume=args.resume,
+                       perceptual_weights=args.perceptual_weights)
+
+
+def _run(args: argparse.Namespace) -> int:
+    last = _train_vqgan(args) if args.model == "vqgan" else _train_ddpm(args)
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items()
+                      if k.startswith("val_") or k in ("step", "loss"))
+    print_result(args.json, last, f"trained {args.out}: {shown}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of mdiff-train: 2 for a usage mistake, 1 when training itself fails."""
+    args = _parser().parse_args(argv)
+    from diffusion_core.nn.perceptual import PerceptualWeightsError
+    from diffusion_core.training.trainer import TrainingError
+
+    usage = (PresetError, PreparedError, CheckpointError, PerceptualWeightsError, ValueError)
+    return run_command("mdiff-train", lambda: _run(args),
+                       [Failure(usage), Failure(TrainingError, EXIT_FAILED)],
+                       interrupted="interrupted; run the same command with --resume to "
+                                   "continue from the latest checkpoint")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Networks only (no noise schedules, samplers or training loops): blocks, VQ-GAN, U-Net."""

@@ -1,0 +1,155 @@
+"""Sampling a latent DDPM: a pipeline that composes and does no maths of its own.
+
+noise (one generator per volume) -> loop(U-Net, scheduler.step) -> de-normalise by the codebook
+range -> snap to the nearest code -> decode (in exact tiles for big volumes) -> the preset's
+intensities (`Preset.to_intensity`, HU for CT). A volume's seed fixes it whatever the batch
+size: its initial noise and every noise of the sampler come from its own generator.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffusion_core import run_files
+from diffusion_core.diffusion import LatentScale
+from diffusion_core.presets import Preset, get_preset
+from diffusion_core.samples import (
+    SamplesPlan,
+    case_name,
+    open_samples_folder,
+    write_samples,
+)
+from diffusion_core.schedulers import make_scheduler
+
+# Decode in 2 x 2 tiles from this many output voxels on (a 128^3 CT is 2.1 M voxels).
+TILED_DECODE_VOXELS = 1 << 22
+
+
+@dataclass
+class SampledVolume:
+    """One sampled volume: its seed, the model's [-1, 1] output and the preset's intensities."""
+
+    seed: int
+    normalised: np.ndarray  # (D, H, W) float32, the decoder's output in the pipeline's scale
+    intensity: np.ndarray  # (D, H, W) float32, HU for CT, [0, 1] for MR
+
+
+class LatentDiffusionPipeline:
+    """A trained VQ-GAN and DDPM, ready to sample volumes of their preset."""
+
+    def __init__(self, vqgan: torch.nn.Module, unet: torch.nn.Module, scheduler_config,
+                 scale: LatentScale, latent_shape: Sequence[int], preset: Preset,
+                 device: torch.device) -> None:
+        self.vqgan, self.unet = vqgan.to(device).eval(), unet.to(device).eval()
+        self.scheduler_config, self.scale = scheduler_config, scale
+        self.latent_shape, self.preset, self.device = tuple(latent_shape), preset, device
+
+    @classmethod
+    def from_runs(cls, vqgan_run: str, ddpm_run: str,
+                  device: torch.device) -> LatentDiffusionPipeline:
+        """Load both runs (the DDPM's record of its VQ-GAN is checked)."""
+        from diffusion_core.models import load_ddpm, load_vqgan
+
+        unet, scheduler_config, info = load_ddpm(ddpm_run)
+        vqgan, _ = load_vqgan(vqgan_run)
+        return cls(vqgan, unet, scheduler_config, LatentScale(*info["latent_range"]),
+                   info["latent_shape"], get_preset(info["preset"]), device)
+
+    def _noise(self, seeds: Sequence[int]) -> tuple[torch.Tensor, list[torch.Generator]]:
+        generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
+        noise = torch.stack([torch.randn(self.latent_shape, generator=g, device=self.device)
+                             for g in generators])
+        return noise, generators
+
+    def scheduler(self, sampler: str, steps: int | None, eta: float = 0.0):
+        """The sampler's scheduler set to `steps` (all trained steps by default); ValueError for
+        an unknown sampler or more steps than the model was trained with."""
+        options = {"eta": eta} if sampler == "ddim" else {}
+        scheduler = make_scheduler(sampler, self.scheduler_config, **options)
+        scheduler.set_timesteps(steps or self.scheduler_config.num_train_timesteps)
+        return scheduler
+
+    @torch.no_grad()
+    def sample(self, seeds: Sequence[int], sampler: str = "ddpm", steps: int | None = None,
+               *, eta: float = 0.0, progress: bool = False) -> list[SampledVolume]:
+        """Sample one volume per seed, all in one batch."""
+        from tqdm.auto import tqdm
+
+        scheduler = self.scheduler(sampler, steps, eta)
+        x, generators = self._noise(seeds)
+        for t in tqdm(scheduler.timesteps, desc=f"{sampler} steps", unit="step", leave=False,
+                      file=sys.stderr, disable=not progress):
+            t_batch = torch.full((len(seeds),), int(t), device=self.device, dtype=torch.long)
+            x = scheduler.step(self.unet(x, t_batch), t, x, generator=generators).prev_sample
+        z_q = self.vqgan.quantize(self.scale.denormalise(x))
+        voxels = int(np.prod(self.preset.shape))
+        tiles = (2, 2) if voxels >= TILED_DECODE_VOXELS else None
+        images = self.vqgan.decode(z_q, tiles=tiles).float().cpu().numpy()[:, 0]
+        return [SampledVolume(int(seed), image, self.preset.to_intensity(image))
+                for seed, image in zip(seeds, images, strict=True)]
+
+    def stream(self, seeds: Sequence[int], batch_size: int, **kwargs) -> Iterator[SampledVolume]:
+        """`sample` in batches of `batch_size`, yielding volumes as they are done."""
+        for start in range(0, len(seeds), batch_size):
+            yield from self.sample(seeds[start:start + batch_size], **kwargs)
+
+
+def sample_folder(model: str, n: int, out: str | os.PathLike, *, sampler: str = "dpm",
+                  steps: int | None = None, eta: float = 0.0, seed: int = 0,
+                  batch_size: int = 4, device: str = "auto", progress: bool = True) -> dict:
+    """Write `n` sampled volumes of a registered model (or DDPM run) into a samples folder."""
+    from diffusion_core.io import Volume, canonical_affine, write_nifti
+    from diffusion_core.models import vqgan_fingerprint
+    from diffusion_core.registry import Registry
+    from diffusion_core.training import distributed
+    from diffusion_core.training.trainer import resolve_device
+
+    entry = Registry().resolve(model)
+    folder = Path(out)
+    ddpm_hash = {"path": entry.ddpm,
+                 "hash": run_files.file_hash(Path(entry.ddpm) / run_files.WEIGHTS_NAME)}
+    plan = SamplesPlan(model=entry.name, preset=entry.preset,
+                       vqgan=vqgan_fingerprint(entry.vqgan), ddpm=ddpm_hash, sampler=sampler,
+                       steps=int(steps or 0), eta=float(eta),
+                       files=[{"file": case_name(i + 1), "seed": seed + i} for i in range(n)])
+    distributed.setup()
+    rank, world = distributed.rank(), distributed.world_size()
+    pipeline = LatentDiffusionPipeline.from_runs(entry.vqgan, entry.ddpm, resolve_device(device))
+    pipeline.scheduler(sampler, steps, eta)  # refuse impossible settings before writing anything
+    if rank == 0:
+        open_samples_folder(folder, plan)  # rank 0 creates or checks the folder first
+    distributed.barrier()
+    remaining = open_samples_folder(folder, plan)
+    todo = remaining[rank::world]
+    spacing = pipeline.preset.spacing
+    affine = canonical_affine(spacing)
+    by_seed = {item["seed"]: item["file"] for item in todo}
+    started = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(todo), desc="sample", unit="volume", file=sys.stderr,
+              disable=not (progress and rank == 0)) as bar:
+        for volume in pipeline.stream(list(by_seed), batch_size, sampler=sampler, steps=steps,
+                                      eta=eta):
+            name = by_seed[volume.seed]
+            tmp = folder / f".{name}.partial.nii.gz"
+            write_nifti(Volume(volume.intensity, spacing, affine, pipeline.preset.modality,
+                               f"sample seed {volume.seed}"), tmp)
+            os.replace(tmp, folder / name)
+            bar.update(1)
+    seconds = time.perf_counter() - started
+    distributed.barrier()
+    if rank == 0:
+        plan.complete = all((folder / item["file"]).is_file() for item in plan.files)
+        write_samples(folder, plan)
+    return {"folder": str(folder), "model": entry.name, "sampler": sampler, "steps": steps,
+            "written": len(todo), "kept": n - len(remaining),
+            "seconds_per_volume": seconds / max(1, len(todo))}

@@ -1,0 +1,1 @@
+"""One trainer shared by every model (`trainer.py`); each model's losses plug into it."""

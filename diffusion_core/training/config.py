@@ -1,0 +1,105 @@
+"""Training settings as frozen dataclasses; torch-free, so presets can hold them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from diffusion_core.nn.config import UNetConfig, VQGANConfig
+from diffusion_core.schedulers.config import SchedulerConfig
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """How long and how fast to train, and how often to log, validate and checkpoint."""
+
+    steps: int
+    batch_size: int
+    learning_rate: float
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    log_every: int = 10
+    val_every: int = 500
+    checkpoint_every: int = 500
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "val_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', ' ')} must be at least 1")
+        if not self.learning_rate > 0:
+            raise ValueError("the learning rate must be positive")
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields."""
+        return asdict(self)
+
+
+DISCRIMINATOR_KINDS = ("2d", "3d")
+GAN_WEIGHTINGS = ("adaptive", "fixed")
+
+
+@dataclass(frozen=True)
+class VQGANLossConfig:
+    """Loss weights of the VQ-GAN (authors' values, FACTS.md) and when the GAN terms start.
+
+    `gan_weighting`: "adaptive" (default) scales the generator's adversarial term so its gradient
+    at the decoder's last layer matches the reconstruction's (Esser et al., eq. 7), times
+    `gan_weight`: when the discriminator starts, its term cannot swamp reconstruction, the
+    collapse the authors' users reported with their fixed weight of 1. "fixed" uses `gan_weight`
+    as is, as the authors did.
+    """
+
+    l1_weight: float = 4.0
+    perceptual_weight: float = 4.0
+    gan_weight: float = 1.0
+    feature_matching_weight: float = 4.0
+    gan_start_step: int = 10_000
+    gan_weighting: str = "adaptive"
+    discriminators: tuple[str, ...] = ("2d", "3d")
+    discriminator_channels: int = 64
+    discriminator_layers: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "discriminators", tuple(self.discriminators))
+        unknown = [d for d in self.discriminators if d not in DISCRIMINATOR_KINDS]
+        if unknown:
+            raise ValueError(f"unknown discriminator {unknown[0]!r}; choose from 2d, 3d")
+        if self.gan_weighting not in GAN_WEIGHTINGS:
+            raise ValueError(f"gan weighting must be adaptive or fixed, not "
+                             f"{self.gan_weighting!r}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields."""
+        data = asdict(self)
+        data["discriminators"] = list(self.discriminators)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> VQGANLossConfig:
+        """Rebuild from `to_dict()`."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass(frozen=True)
+class VQGANSettings:
+    """A preset's VQ-GAN: network, losses and the training schedule (Supplementary Table 1)."""
+
+    model: VQGANConfig
+    loss: VQGANLossConfig
+    learning_rate: float
+    batch_size: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class DDPMSettings:
+    """A preset's latent DDPM: U-Net, noise schedule, training schedule and weight EMA."""
+
+    unet: UNetConfig
+    scheduler: SchedulerConfig
+    learning_rate: float
+    batch_size: int
+    steps: int
+    ema_decay: float = 0.995
+    ema_every: int = 10
+    ema_start: int = 2_000

@@ -1,0 +1,408 @@
+"""The one training loop every model shares; a model plugs in as a `TrainingTask`.
+
+The trainer owns what is the same for the VQ-GAN, the DDPM and the baselines: the device, bf16
+autocast on CUDA (fp32 on the CPU), torchrun / DistributedDataParallel, the data order, the
+learning rate as a pure function of the step, gradient clipping, the NaN guard, validation, atomic
+checkpoints, exact resume, the progress bar and `log.csv`. A task owns its networks, optimisers
+and losses.
+
+Exact resume: the batch of every step is a pure function of (seed, step) (a stream of seeded
+per-epoch permutations), the learning rate is a pure function of the step, and a checkpoint holds
+every module, optimiser, the task's extra state and the torch RNG states. Validation runs under
+`torch.random.fork_rng` in eval mode, so it changes nothing the next step sees. Hence N steps,
+a resume, and M more give the same weights as N + M steps in one go.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset as TorchDataset
+
+from diffusion_core import checkpoints
+from diffusion_core.training import distributed
+from diffusion_core.training.config import TrainerConfig
+
+LOG_NAME = "log.csv"
+
+
+class TrainingError(Exception):
+    """Training cannot go on; the message says why in one sentence."""
+
+
+class RunSetupError(ValueError):
+    """A user mistake in how a run was asked for (device, run folder, resume, data)."""
+
+
+class NonFiniteLoss(TrainingError):
+    """A loss became NaN or infinite."""
+
+
+def learning_rate(step: int, base: float, warmup_steps: int) -> float:
+    """The learning rate at `step`: linear warm-up over `warmup_steps`, then constant (authors)."""
+    if warmup_steps and step < warmup_steps:
+        return base * (step + 1) / warmup_steps
+    return base
+
+
+def seed_run(seed: int) -> None:
+    """Seed torch before a run builds its networks, so a fresh run is fixed by its --seed.
+
+    A resumed run is not re-seeded in effect: its weights and RNG states come from the checkpoint.
+    """
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is a TrainingError."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise RunSetupError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RunSetupError("--device cuda was asked for but torch sees no CUDA GPU; use "
+                            "--device cpu or auto")
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", distributed.local_rank())
+
+
+class StepContext:
+    """What a task's `train_step` may use: wrapped modules, autocast and the guarded backward."""
+
+    def __init__(self, trainer: Trainer, step: int) -> None:
+        self._trainer = trainer
+        self.step = step
+        self.device = trainer.device
+
+    def module(self, name: str) -> nn.Module:
+        """The module as it should be called for a gradient step (DDP-wrapped when distributed)."""
+        return self._trainer.wrapped[name]
+
+    def autocast(self) -> AbstractContextManager:
+        """bf16 autocast on CUDA; nothing on the CPU."""
+        return self._trainer.autocast()
+
+    def backward(self, loss: torch.Tensor, optimizer: str, name: str = "loss") -> None:
+        """Check `loss` is finite, backpropagate, clip, step `optimizer` and clear its grads."""
+        if not bool(torch.isfinite(loss.detach())):
+            raise NonFiniteLoss(f"step {self.step + 1}: the {name} became "
+                                f"{float(loss.detach())}")
+        opt = self._trainer.optimizers[optimizer]
+        loss.backward()
+        params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        if self._trainer.config.grad_clip > 0 and params:
+            torch.nn.utils.clip_grad_norm_(params, self._trainer.config.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+
+class TrainingTask(ABC):
+    """A model plugged into the trainer: its modules, optimisers, step and validation."""
+
+    kind: str  # "vqgan", "ddpm", ...
+    log_columns: tuple[str, ...]  # metric names train_step and validate may return
+
+    @abstractmethod
+    def modules(self) -> dict[str, nn.Module]:
+        """Every module whose state is trained (all are saved in checkpoints)."""
+
+    @abstractmethod
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """One optimiser per independently stepped group; `lr` is reset every step."""
+
+    @abstractmethod
+    def train_step(self, batch: torch.Tensor, ctx: StepContext) -> dict[str, float]:
+        """One optimisation step on `batch`; returns metrics to log."""
+
+    @abstractmethod
+    def validate(self, batches: Iterator[torch.Tensor], device: torch.device) -> dict[str, float]:
+        """Metrics on the validation data; must include `val_loss` (lower is better)."""
+
+    @abstractmethod
+    def sampling_weights(self) -> dict[str, torch.Tensor]:
+        """The weights `model.safetensors` holds (what sampling or encoding needs)."""
+
+    def extra_state(self) -> dict:
+        """Task state beyond modules and optimisers (e.g. EMA weights), saved in checkpoints."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:  # noqa: B027 - an optional hook
+        """Restore `extra_state()`."""
+
+    def after_step(self, step: int) -> None:  # noqa: B027 - an optional hook
+        """Called after every optimisation step with the number of steps done (EMA updates)."""
+
+
+def batch_indices(step: int, size: int, batch_size: int, seed: int,
+                  world_size: int = 1, rank: int = 0) -> list[tuple[int, int]]:
+    """(epoch, index) pairs of this rank's batch at `step`: a stream of seeded permutations."""
+    if size < 1:
+        raise RunSetupError("the training split is empty: the PREP_DIR needs more scans")
+    start = (step * world_size + rank) * batch_size
+    out = []
+    cached: dict[int, list[int]] = {}
+    for position in range(start, start + batch_size):
+        epoch, offset = divmod(position, size)
+        if epoch not in cached:
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            cached[epoch] = torch.randperm(size, generator=generator).tolist()
+        out.append((epoch, cached[epoch][offset]))
+    return out
+
+
+def _stack(dataset: TorchDataset, pairs: list[tuple[int, int]]) -> torch.Tensor:
+    items = []
+    for epoch, index in pairs:
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        items.append(dataset[index])
+    return torch.stack(items)
+
+
+class Trainer:
+    """Runs a `TrainingTask` over a dataset into a run folder (DESIGN.md, "A run folder")."""
+
+    def __init__(self, task: TrainingTask, config: TrainerConfig, run_dir: str | os.PathLike,
+                 train_data: TorchDataset, val_data: TorchDataset, *, device: str = "auto",
+                 run_info: dict | None = None, progress: bool = True) -> None:
+        self.task, self.config = task, config
+        self.run_dir = Path(run_dir)
+        self.train_data, self.val_data = train_data, val_data
+        distributed.setup()
+        self.device = resolve_device(device)
+        self.world_size, self.rank = distributed.world_size(), distributed.rank()
+        self.run_info = dict(run_info or {})
+        self.progress = progress and self.rank == 0
+        for module in task.modules().values():
+            module.to(self.device)
+        self.wrapped = {name: distributed.wrap(module, self.device)
+                        for name, module in task.modules().items()}
+        self.optimizers = task.build_optimizers()
+        self.step = 0
+        self.best_val = math.inf
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def autocast(self) -> AbstractContextManager:
+        """bf16 on CUDA (fp16 overflows, FACTS.md); fp32 on the CPU."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _set_learning_rate(self, step: int) -> float:
+        rate = learning_rate(step, self.config.learning_rate, self.config.warmup_steps)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = rate * group.get("lr_scale", 1.0)
+        return rate
+
+    def _batch(self, step: int) -> torch.Tensor:
+        pairs = batch_indices(step, len(self.train_data), self.config.batch_size,
+                              self.config.seed, self.world_size, self.rank)
+        return _stack(self.train_data, pairs).to(self.device, non_blocking=True)
+
+    def _val_batches(self) -> Iterator[torch.Tensor]:
+        for start in range(0, len(self.val_data), self.config.batch_size):
+            stop = min(start + self.config.batch_size, len(self.val_data))
+            yield torch.stack([self.val_data[i] for i in range(start, stop)]).to(self.device)
+
+    # --- state -------------------------------------------------------------------------------
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        return {f"{name}.{key}": value for name, module in self.task.modules().items()
+                for key, value in module.state_dict().items()}
+
+    def _state(self) -> dict:
+        state = {
+            "step": self.step,
+            "best_val": self.best_val,
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "task": self.task.extra_state(),
+            "rng_cpu": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def save(self, name: str) -> None:
+        """Write checkpoint `name`, model.safetensors and run.json (rank 0 only)."""
+        if self.rank == 0:
+            checkpoints.save_checkpoint(self.run_dir, name, self._weights(), self._state())
+            checkpoints.save_weights(self.run_dir / checkpoints.WEIGHTS_NAME,
+                                     self.task.sampling_weights())
+            info = dict(self.run_info, kind=self.task.kind, steps_done=self.step,
+                        trainer=self.config.to_dict())
+            checkpoints.write_json(self.run_dir / checkpoints.RUN_NAME, info)
+        distributed.barrier()
+
+    def restore(self, name: str) -> int:
+        """Load checkpoint `name`'s modules and task state (not the optimisers); its step."""
+        folder = checkpoints.checkpoint_folder(self.run_dir, name)
+        if folder is None:
+            raise RunSetupError(f"{self.run_dir} has no {name}")
+        weights, state = checkpoints.load_checkpoint(folder)
+        for module_name, module in self.task.modules().items():
+            prefix = f"{module_name}."
+            part = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+            checkpoints.load_into(module, part, folder / checkpoints.WEIGHTS_NAME)
+        self.task.load_extra_state(state.get("task", {}))
+        return int(state["step"])
+
+    def export_best(self) -> int | None:
+        """Write model.safetensors from checkpoint_best (the lowest validation loss); its step.
+
+        The run's latest state stays in checkpoint_latest for --resume; run.json records which
+        step the sampling weights come from.
+        """
+        if self.rank != 0 or checkpoints.checkpoint_folder(self.run_dir, checkpoints.BEST) is None:
+            return None
+        step = self.restore(checkpoints.BEST)
+        checkpoints.save_weights(self.run_dir / checkpoints.WEIGHTS_NAME,
+                                 self.task.sampling_weights())
+        info = checkpoints.read_json(self.run_dir / checkpoints.RUN_NAME)
+        info["weights_step"] = step
+        checkpoints.write_json(self.run_dir / checkpoints.RUN_NAME, info)
+        return step
+
+    def resume(self) -> int:
+        """Load checkpoint_latest; returns the step it was written at."""
+        folder = checkpoints.checkpoint_folder(self.run_dir, checkpoints.LATEST)
+        if folder is None:
+            raise RunSetupError(f"{self.run_dir} has no checkpoint to resume from; start without "
+                                f"--resume")
+        weights, state = checkpoints.load_checkpoint(folder)
+        for name, module in self.task.modules().items():
+            prefix = f"{name}."
+            part = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+            checkpoints.load_into(module, part, folder / checkpoints.WEIGHTS_NAME)
+        leftover = [k for k in weights if k.split(".", 1)[0] not in self.task.modules()]
+        if leftover:
+            raise checkpoints.CheckpointError(f"{folder} holds modules this model does not have "
+                                              f"({leftover[0]}); it belongs to another run")
+        try:
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+            self.task.load_extra_state(state.get("task", {}))
+            torch.set_rng_state(state["rng_cpu"])
+            if self.device.type == "cuda" and "rng_cuda" in state:
+                torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+            self.step = int(state["step"])
+            self.best_val = float(state["best_val"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as err:
+            raise checkpoints.CheckpointError(f"{folder} does not hold this model's training "
+                                              f"state ({err})") from None
+        if self.step > self.config.steps:
+            raise RunSetupError(f"the checkpoint is at step {self.step}, past --steps "
+                                f"{self.config.steps}; ask for more steps")
+        self._truncate_log(self.step)
+        return self.step
+
+    # --- logging -----------------------------------------------------------------------------
+
+    @property
+    def _columns(self) -> list[str]:
+        return ["step", "lr", "seconds", *self.task.log_columns]
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop log rows written after the checkpoint a resume starts from."""
+        path = self.run_dir / LOG_NAME
+        if self.rank != 0 or not path.is_file():
+            return
+        with open(path, newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= step]
+        self._write_log(rows, mode="w")
+
+    def _write_log(self, rows: list[dict], mode: str = "a") -> None:
+        path = self.run_dir / LOG_NAME
+        new = mode == "w" or not path.is_file()
+        with open(path, mode, newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self._columns, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def validate(self) -> dict[str, float]:
+        """Validation metrics, leaving RNG state and training mode as they were."""
+        modules = self.task.modules().values()
+        modes = [m.training for m in modules]
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            for m in modules:
+                m.eval()
+            try:
+                with torch.no_grad(), self.autocast():
+                    metrics = self.task.validate(self._val_batches(), self.device)
+            finally:
+                for m, mode in zip(modules, modes, strict=True):
+                    m.train(mode)
+        return metrics
+
+    def fit(self) -> dict[str, float]:
+        """Train from `self.step` to `config.steps`; returns the last logged row."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        cfg = self.config
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.task.kind}",
+                       unit="step", file=sys.stderr, dynamic_ncols=True)
+        for module in self.task.modules().values():
+            module.train()
+        last: dict[str, float] = {}
+        started = time.perf_counter()
+        pending: list[dict] = []
+        try:
+            while self.step < cfg.steps:
+                step = self.step
+                rate = self._set_learning_rate(step)
+                batch = self._batch(step)
+                metrics = self.task.train_step(batch, StepContext(self, step))
+                self.step = step + 1
+                self.task.after_step(self.step)
+                done = self.step == cfg.steps
+                if self.step % cfg.val_every == 0 or done:
+                    if len(self.val_data):
+                        metrics.update(self.validate())
+                if self.step % cfg.log_every == 0 or done or "val_loss" in metrics:
+                    last = {"step": self.step, "lr": rate,
+                            "seconds": round(time.perf_counter() - started, 3), **metrics}
+                    pending.append(last)
+                    if bar is not None:
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
+                                         if k in self.task.log_columns[:4]})
+                if bar is not None:
+                    bar.update(1)
+                if "val_loss" in metrics and metrics["val_loss"] < self.best_val:
+                    self.best_val = float(metrics["val_loss"])
+                    self._flush(pending)
+                    self.save(checkpoints.BEST)
+                if self.step % cfg.checkpoint_every == 0 or done:
+                    self._flush(pending)
+                    self.save(checkpoints.LATEST)
+        except NonFiniteLoss as err:
+            self._flush(pending)
+            kept = checkpoints.checkpoint_folder(self.run_dir, checkpoints.LATEST)
+            where = (f"the last good checkpoint is kept in {kept}" if kept else
+                     "no checkpoint had been written yet")
+            raise TrainingError(f"{err}; training stopped and {where} (try a lower learning "
+                                f"rate, or --resume to continue from it)") from None
+        finally:
+            if bar is not None:
+                bar.close()
+        self._flush(pending)
+        return last
+
+    def _flush(self, pending: list[dict]) -> None:
+        if pending and self.rank == 0:
+            self._write_log(pending)
+        pending.clear()

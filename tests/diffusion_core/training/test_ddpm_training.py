@@ -1,0 +1,111 @@
+"""The latent DDPM on the shared trainer: the latent cache, exact resume, EMA, VQ-GAN checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from diffusion_core import checkpoints
+from diffusion_core.checkpoints import load_weights
+from diffusion_core.presets import ddpm_settings, vqgan_settings
+from diffusion_core.run_files import CheckpointError
+from diffusion_core.training.config import TrainerConfig
+from diffusion_core.training.ddpm import CACHE_DIR, WeightEMA, train_ddpm
+from diffusion_core.training.trainer import RunSetupError
+from diffusion_core.training.vqgan import train_vqgan
+
+SETTINGS = ddpm_settings("tiny")
+
+
+def _trainer(steps: int) -> TrainerConfig:
+    return TrainerConfig(steps=steps, batch_size=4, learning_rate=1e-3, log_every=1,
+                         val_every=3, checkpoint_every=3, seed=1)
+
+
+@pytest.fixture
+def vqgan_run(tiny_prep_dir, tmp_path):
+    """A tiny VQ-GAN trained for a few steps."""
+    run = tmp_path / "vqgan"
+    train_vqgan("tiny", tiny_prep_dir, run, settings=vqgan_settings("tiny"),
+                trainer=TrainerConfig(steps=4, batch_size=2, learning_rate=1e-3, val_every=4,
+                                      checkpoint_every=4), device="cpu", progress=False)
+    return run
+
+
+def _train(data, vqgan, out, steps, resume=False):
+    return train_ddpm("tiny", data, vqgan, out, settings=SETTINGS, trainer=_trainer(steps),
+                      device="cpu", resume=resume, progress=False)
+
+
+def test_weight_ema_copies_then_averages():
+    module = torch.nn.Linear(1, 1, bias=False)
+    module.weight.data.fill_(1.0)
+    ema = WeightEMA(module, decay=0.5, every=2, start=4)
+    module.weight.data.fill_(3.0)
+    ema.update(module, 1)  # not a multiple of `every`: nothing
+    assert float(ema.shadow["weight"]) == 1.0
+    ema.update(module, 2)  # before `start`: a copy
+    assert float(ema.shadow["weight"]) == 3.0
+    module.weight.data.fill_(5.0)
+    ema.update(module, 4)  # 0.5 * 3 + 0.5 * 5
+    assert float(ema.shadow["weight"]) == 4.0
+
+
+def test_n_plus_resume_plus_m_equals_n_plus_m(tiny_prep_dir, vqgan_run, tmp_path):
+    _train(tiny_prep_dir, vqgan_run, tmp_path / "straight", 6)
+    _train(tiny_prep_dir, vqgan_run, tmp_path / "split", 3)
+    torch.manual_seed(99)
+    _train(tiny_prep_dir, vqgan_run, tmp_path / "split", 6, resume=True)
+    for name in (checkpoints.WEIGHTS_NAME,):
+        a = load_weights(tmp_path / "straight" / name)  # the EMA weights
+        b = load_weights(tmp_path / "split" / name)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    run = json.loads((tmp_path / "split" / "run.json").read_text())
+    assert run["kind"] == "ddpm" and run["vqgan"]["hash"] and run["steps_done"] == 6
+    low, high = run["latent_range"]
+    assert low < high and run["latent_shape"] == [4, 4, 4, 4]
+
+
+def test_the_latent_cache_is_rebuilt_when_the_vqgan_changes(tiny_prep_dir, vqgan_run, tmp_path):
+    _train(tiny_prep_dir, vqgan_run, tmp_path / "a", 2)
+    cache = list((tmp_path / "a" / CACHE_DIR).glob("*.safetensors"))
+    assert len(cache) == 1
+    latents = load_weights(cache[0])
+    assert latents["train.plain"].shape[1:] == (4, 4, 4, 4)
+    assert not torch.equal(latents["train.plain"], latents["train.flipped"])
+    # Retrain the VQ-GAN further: its hash changes, so a new DDPM run (same folder name for the
+    # cache) must not read the old latents.
+    train_vqgan("tiny", tiny_prep_dir, vqgan_run, settings=vqgan_settings("tiny"),
+                trainer=TrainerConfig(steps=6, batch_size=2, learning_rate=1e-3, val_every=6,
+                                      checkpoint_every=6), device="cpu", resume=True,
+                progress=False)
+    (tmp_path / "a" / "run.json").unlink()
+    for folder in ("checkpoint_latest", "checkpoint_best"):
+        import shutil
+        shutil.rmtree(tmp_path / "a" / folder, ignore_errors=True)
+    _train(tiny_prep_dir, vqgan_run, tmp_path / "a", 2)
+    rebuilt = list((tmp_path / "a" / CACHE_DIR).glob("*.safetensors"))
+    assert len(rebuilt) == 1 and rebuilt[0].name != cache[0].name
+
+
+def test_a_missing_or_changed_vqgan_is_one_clear_error(tiny_prep_dir, vqgan_run, tmp_path):
+    _train(tiny_prep_dir, vqgan_run, tmp_path / "dd", 2)
+    from diffusion_core.models import load_ddpm
+    (vqgan_run / checkpoints.WEIGHTS_NAME).write_bytes(b"changed")
+    with pytest.raises(CheckpointError, match="has changed since this DDPM was trained"):
+        load_ddpm(tmp_path / "dd")
+    (vqgan_run / checkpoints.WEIGHTS_NAME).unlink()
+    with pytest.raises(CheckpointError, match="is missing"):
+        load_ddpm(tmp_path / "dd")
+    with pytest.raises(CheckpointError, match="not a run folder"):
+        _train(tiny_prep_dir, tmp_path / "nowhere", tmp_path / "dd2", 2)
+
+
+def test_a_vqgan_of_another_preset_is_refused(tiny_prep_dir, vqgan_run, tmp_path):
+    info = json.loads((vqgan_run / "run.json").read_text())
+    info["preset"] = "demo"
+    (vqgan_run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(RunSetupError, match="VQ-GAN of preset 'demo'"):
+        _train(tiny_prep_dir, vqgan_run, tmp_path / "dd", 2)

@@ -1,0 +1,104 @@
+"""Training the VQ-GAN on the shared trainer: exact resume, the NaN guard, the run folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from diffusion_core import checkpoints
+from diffusion_core.checkpoints import load_weights
+from diffusion_core.presets import vqgan_settings
+from diffusion_core.training.config import TrainerConfig
+from diffusion_core.training.trainer import RunSetupError, TrainingError, batch_indices
+from diffusion_core.training.vqgan import train_vqgan
+
+SETTINGS = vqgan_settings("tiny")  # GAN (2D + 3D critics) from step 20
+
+
+def _trainer(steps: int, **kw) -> TrainerConfig:
+    values = dict(steps=steps, batch_size=2, learning_rate=1e-3, log_every=1, val_every=4,
+                  checkpoint_every=4, seed=3)
+    values.update(kw)
+    return TrainerConfig(**values)
+
+
+def _train(data, out, steps, *, resume=False, settings=SETTINGS, **kw):
+    return train_vqgan("tiny", data, out, settings=settings, trainer=_trainer(steps, **kw),
+                       device="cpu", resume=resume, progress=False)
+
+
+def test_batches_are_a_pure_function_of_the_step():
+    a = [batch_indices(s, 5, 2, seed=1) for s in range(6)]
+    b = [batch_indices(s, 5, 2, seed=1) for s in range(6)]
+    assert a == b
+    # Every epoch is a permutation of the 5 items.
+    flat = [index for batch in a for _, index in batch]
+    assert sorted(flat[:5]) == list(range(5)) and sorted(flat[5:10]) == list(range(5))
+    # Two ranks split each global batch without overlap.
+    r0 = batch_indices(0, 8, 2, seed=0, world_size=2, rank=0)
+    r1 = batch_indices(0, 8, 2, seed=0, world_size=2, rank=1)
+    assert not {i for _, i in r0} & {i for _, i in r1}
+
+
+def test_n_plus_resume_plus_m_equals_n_plus_m(tiny_prep_dir, tmp_path):
+    from dataclasses import replace
+    settings = replace(SETTINGS, loss=replace(SETTINGS.loss, gan_start_step=3))
+    torch.manual_seed(0)
+    _train(tiny_prep_dir, tmp_path / "straight", 8, settings=settings)
+    torch.manual_seed(0)
+    _train(tiny_prep_dir, tmp_path / "split", 4, settings=settings)
+    torch.manual_seed(123)  # a resume must not depend on the process's RNG state
+    _train(tiny_prep_dir, tmp_path / "split", 8, resume=True, settings=settings)
+    a = load_weights(tmp_path / "straight" / checkpoints.LATEST / checkpoints.WEIGHTS_NAME)
+    b = load_weights(tmp_path / "split" / checkpoints.LATEST / checkpoints.WEIGHTS_NAME)
+    assert set(a) == set(b) and any(k.startswith("disc3d.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # The log has one row per step, none duplicated by the resume.
+    with open(tmp_path / "split" / "log.csv") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert steps == list(range(1, 9))
+
+
+def test_the_run_folder_records_what_it_was_trained_on(tiny_prep_dir, tmp_path):
+    last = _train(tiny_prep_dir, tmp_path / "run", 8)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["kind"] == "vqgan" and run["preset"] == "tiny" and run["steps_done"] == 8
+    assert run["data"]["pipeline_hash"] and run["vqgan"]["num_codes"] == 32
+    weights = load_weights(tmp_path / "run" / "model.safetensors")
+    assert "codebook.initialised" in weights and not any(k.startswith("disc") for k in weights)
+    assert bool(weights["codebook.initialised"])
+    assert math.isfinite(last["val_psnr"]) and -1 <= last["val_ssim"] <= 1
+    assert (tmp_path / "run" / checkpoints.BEST / checkpoints.CHECKPOINT_MANIFEST).is_file()
+    with open(tmp_path / "run" / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[-1]["val_psnr"] != "" and float(rows[0]["usage"]) > 0
+    # model.safetensors holds the step with the lowest validation loss, and says which.
+    validated = [(float(r["val_loss"]), int(r["step"])) for r in rows if r["val_loss"]]
+    assert run["weights_step"] == min(validated)[1]
+    best, _ = checkpoints.load_checkpoint(tmp_path / "run" / checkpoints.BEST)
+    assert all(torch.equal(weights[k], best[f"vqgan.{k}"]) for k in weights)
+
+
+def test_a_nan_loss_stops_with_one_sentence_and_keeps_the_last_checkpoint(tiny_prep_dir,
+                                                                           tmp_path):
+    _train(tiny_prep_dir, tmp_path / "run", 4)
+    before = (tmp_path / "run" / checkpoints.LATEST / checkpoints.CHECKPOINT_MANIFEST).read_text()
+    with pytest.raises(TrainingError, match=r"step \d+: the loss became nan.*checkpoint"):
+        _train(tiny_prep_dir, tmp_path / "run", 8, resume=True, learning_rate=float("1e30"))
+    after = (tmp_path / "run" / checkpoints.LATEST / checkpoints.CHECKPOINT_MANIFEST).read_text()
+    assert before == after
+
+
+def test_run_folder_mistakes_are_refused(tiny_prep_dir, tmp_path):
+    _train(tiny_prep_dir, tmp_path / "run", 2)
+    with pytest.raises(RunSetupError, match="already holds a run"):
+        _train(tiny_prep_dir, tmp_path / "run", 2)
+    with pytest.raises(RunSetupError, match="no run to resume"):
+        _train(tiny_prep_dir, tmp_path / "empty", 2, resume=True)
+    with pytest.raises(RunSetupError, match="past --steps"):
+        _train(tiny_prep_dir, tmp_path / "run", 1, resume=True)
