@@ -73,9 +73,12 @@ def open_source(folder: str | Path, option: str) -> VolumeSource:
     if (folder / SAMPLES_NAME).is_file():
         return _samples_source(folder, option)
     try:
-        scans = list_scans(folder)
+        scans = list_scans(folder).scans
     except VolumeError as err:
         raise EvalError(f"{option} {folder}: {brief_error(err)}.") from None
+    if not scans:
+        raise EvalError(f"{option} {folder} holds no volumes; give a samples folder, a PREP_DIR "
+                        "or a folder of scans.")
     preset = None
     if scans[0].prepared_by is not None:
         preset = get_preset(scans[0].prepared_by)
