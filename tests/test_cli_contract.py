@@ -16,8 +16,11 @@ import numpy as np
 import pytest
 
 from diffusion_core.cli import common
+from diffusion_core.cli.models import _parser as models_parser
 from diffusion_core.cli.prepare import _parser as prepare_parser
 from diffusion_core.cli.prepare import main as prepare_main
+from diffusion_core.cli.sample import _parser as sample_parser
+from diffusion_core.cli.train import _parser as train_parser
 from diffusion_core.io import Volume, canonical_affine, write_nifti
 from evaluation.cli.eval import SUBCOMMANDS as EVAL_SUBCOMMANDS
 from evaluation.cli.eval import main as eval_main
@@ -85,7 +88,10 @@ def test_every_subcommand_has_json():
                                     ("eval", "mdiff-eval", EVAL_SUBCOMMANDS)):
         parsers += [common.command_parser(prog, name, subcommands)._subparsers._group_actions[0]
                     .choices[sub] for sub in subcommands]
-    assert len(parsers) == 1 + 5 + 3
+    assert len(parsers) == 1 + len(STUDY_SUBCOMMANDS) + len(EVAL_SUBCOMMANDS)
+    parsers.append(sample_parser())
+    for build in (train_parser, models_parser):
+        parsers += list(build()._subparsers._group_actions[0].choices.values())
     for parser in parsers:
         assert "--json" in parser.format_help(), parser.prog
 

@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     add_json_option(show, "the text")
     remove = sub.add_parser("remove", help="forget a model (its run folders are kept)")
     remove.add_argument("name")
+    add_json_option(remove, "the confirmation")
     return parser
 
 
@@ -61,7 +62,8 @@ def _run(args: argparse.Namespace) -> int:
         print_result(args.json, asdict(entry), _describe(entry))
     else:
         registry.remove(args.name)
-        print(f"removed {args.name} (its run folders are untouched)")
+        print_result(args.json, {"removed": args.name},
+                     f"removed {args.name} (its run folders are untouched)")
     return EXIT_OK
 
 
