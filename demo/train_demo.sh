@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Train the bundled demo model on the CPU from the committed demo data, then bundle it.
 #
-#   bash demo/train_demo.sh [RUNS_DIR]        (default: build/demo_runs; about 50 minutes)
+#   bash demo/train_demo.sh [RUNS_DIR]        (default: build/demo_runs; about an hour)
 #
-# 1. prepare demo/data/train with the demo preset; 2. the VQ-GAN (2,000 steps, GAN from 1,400);
-# 3. the latent DDPM on its cached latents; 4. copy both runs' run.json, weights and logs into
+# 1. prepare demo/data/train with the demo preset; 2. the VQ-GAN (2,000 steps, GAN from 1,400;
+#    model.safetensors = the best validation step);
+# 3. the latent DDPM on its cached latents (3,500 steps); 4. copy both runs' run.json, weights and logs into
 # diffusion_core/bundled/demo/, where the registry finds them as the model "demo".
 # One thread per process: on a shared 2-core machine it is faster than two contended ones.
 set -euo pipefail
