@@ -209,9 +209,4 @@ def train_ddpm(preset_name: str, data: str | Path, vqgan_run: str | Path, out: s
     task = DDPMTask(UNet(settings.unet), DDPMScheduler(settings.scheduler), settings)
     loop = Trainer(task, trainer, run_dir, train, val, device=device, run_info=info,
                    progress=progress)
-    if resume:
-        loop.resume()
-    last = loop.fit()
-    if weights == "best":
-        loop.export_best()
-    return last
+    return loop.run(resume=resume, weights=weights)

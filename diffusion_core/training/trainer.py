@@ -402,6 +402,17 @@ class Trainer:
         self._flush(pending)
         return last
 
+    def run(self, *, resume: bool, weights: str = "best") -> dict[str, float]:
+        """Resume if asked, train to the end, then keep the best or the latest weights."""
+        if weights not in ("best", "latest"):
+            raise RunSetupError(f"weights must be best or latest, not {weights!r}")
+        if resume:
+            self.resume()
+        last = self.fit()
+        if weights == "best":
+            self.export_best()
+        return last
+
     def _flush(self, pending: list[dict]) -> None:
         if pending and self.rank == 0:
             self._write_log(pending)

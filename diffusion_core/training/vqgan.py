@@ -196,9 +196,4 @@ def train_vqgan(preset_name: str, data: str | Path, out: str | Path, *,
     task = VQGANTask(VQGAN(settings.model), settings.loss, trainer.learning_rate, perceptual)
     loop = Trainer(task, trainer, run_dir, PreparedDataset(data, "train"),
                    PreparedDataset(data, "val"), device=device, run_info=info, progress=progress)
-    if resume:
-        loop.resume()
-    last = loop.fit()
-    if weights == "best":
-        loop.export_best()
-    return last
+    return loop.run(resume=resume, weights=weights)
