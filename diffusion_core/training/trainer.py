@@ -249,13 +249,22 @@ class Trainer:
         folder = checkpoints.checkpoint_folder(self.run_dir, name)
         if folder is None:
             raise RunSetupError(f"{self.run_dir} has no {name}")
-        weights, state = checkpoints.load_checkpoint(folder)
-        for module_name, module in self.task.modules().items():
-            prefix = f"{module_name}."
-            part = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-            checkpoints.load_into(module, part, folder / checkpoints.WEIGHTS_NAME)
+        state = self._load_modules(folder)
         self.task.load_extra_state(state.get("task", {}))
         return int(state["step"])
+
+    def _load_modules(self, folder: Path) -> dict:
+        """Load every module's weights from a checkpoint folder; returns its training state."""
+        weights, state = checkpoints.load_checkpoint(folder)
+        for name, module in self.task.modules().items():
+            prefix = f"{name}."
+            part = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+            checkpoints.load_into(module, part, folder / checkpoints.WEIGHTS_NAME)
+        leftover = [k for k in weights if k.split(".", 1)[0] not in self.task.modules()]
+        if leftover:
+            raise checkpoints.CheckpointError(f"{folder} holds modules this model does not have "
+                                              f"({leftover[0]}); it belongs to another run")
+        return state
 
     def export_best(self) -> int | None:
         """Write model.safetensors from checkpoint_best (the lowest validation loss); its step.
@@ -279,15 +288,7 @@ class Trainer:
         if folder is None:
             raise RunSetupError(f"{self.run_dir} has no checkpoint to resume from; start without "
                                 f"--resume")
-        weights, state = checkpoints.load_checkpoint(folder)
-        for name, module in self.task.modules().items():
-            prefix = f"{name}."
-            part = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-            checkpoints.load_into(module, part, folder / checkpoints.WEIGHTS_NAME)
-        leftover = [k for k in weights if k.split(".", 1)[0] not in self.task.modules()]
-        if leftover:
-            raise checkpoints.CheckpointError(f"{folder} holds modules this model does not have "
-                                              f"({leftover[0]}); it belongs to another run")
+        state = self._load_modules(folder)
         try:
             for name, opt in self.optimizers.items():
                 opt.load_state_dict(state["optimizers"][name])
