@@ -1,7 +1,7 @@
 """U-Net speed on the CPU: ours (SDPA) against the same network with explicit softmax attention.
 
     .venv/bin/python benchmarks/bench_unet.py [--threads 2] [--repeats 15] [--skip-paper]
-                                              [--skip-convs] [--profile]
+                                              [--skip-convs] [--profile] [--stock-malloc]
 
 - `width 16`: the authors' layout at base width 16 (3.0 M parameters) on a (1, 8, 16, 16, 16)
   latent (a 64^3 image at compression 4): one forward (a sampling step) and one training step
@@ -15,6 +15,9 @@
 - `conv`: a (1, 3, 3) convolution as Conv3d against `SliceConv` (a Conv2d over slices), each on
   contiguous and channels-last-3d input, at the shapes of the width-16 U-Net.
 - `--profile`: torch.profiler's busiest operators over three width-16 forwards.
+- Memory: as the command-line tools do, the run first keeps freed memory in the process
+  (`diffusion_core.runtime.retain_freed_memory`); `--stock-malloc` leaves glibc's defaults,
+  which return and re-fault activations on every call. Each row gives the page faults per call.
 The machine may be shared: the load average is printed before and after the run, with the time
 of a 1024 x 1024 matmul to compare runs by.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -34,6 +38,7 @@ from torch import nn
 from diffusion_core.nn.blocks import SliceConv
 from diffusion_core.nn.config import UNetConfig
 from diffusion_core.nn.unet import UNet
+from diffusion_core.runtime import retain_freed_memory
 
 AUTHORS = {"width 16 forward": 0.095, "width 16 train step": 0.27, "mrnet forward": 1.67}
 GOALS = {"width 16 forward": (0.040, 0.047), "width 16 train step": (0.12, 0.135)}
@@ -49,13 +54,17 @@ def _interleaved(fns: dict[str, Callable[[], object]], repeats: int,
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {key: [] for name in fns for key in (name, f"{name} cpu")}
+    times: dict[str, list[float]] = {
+        key: [] for name in fns for key in (name, f"{name} cpu", f"{name} faults")}
     for _ in range(repeats):
         for name, fn in fns.items():
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             wall, cpu = time.perf_counter(), time.process_time()
             fn()
             times[f"{name} cpu"].append(time.process_time() - cpu)
             times[name].append(time.perf_counter() - wall)
+            times[f"{name} faults"].append(
+                resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
     return times
 
 
@@ -86,7 +95,8 @@ def _row(label: str, times: dict[str, list[float]]) -> None:
     ratio = statistics.median(a / b for a, b in zip(ours, ref, strict=True))
     line = (f"{label:20s} ours {statistics.median(ours) * 1e3:8.1f} ms (min {min(ours) * 1e3:7.1f})"
             f"   reference {statistics.median(ref) * 1e3:8.1f} ms (min {min(ref) * 1e3:7.1f})"
-            f"   ours/reference {ratio:.2f}")
+            f"   ours/reference {ratio:.2f}"
+            f"   page faults/call {statistics.median(times['ours faults']):.0f}")
     if torch.get_num_threads() == 1:
         line += (f"   cpu: ours {statistics.median(times['ours cpu']) * 1e3:.1f}, reference "
                  f"{statistics.median(times['reference cpu']) * 1e3:.1f} ms")
@@ -140,7 +150,7 @@ def bench_convs(repeats: int) -> None:
                 "SliceConv channels-last": lambda conv=slice_conv, x=last: conv(x),
             }, repeats)
         cells = "   ".join(f"{name} {statistics.median(v) * 1e3:6.2f}" for name, v in times.items()
-                           if not name.endswith(" cpu"))
+                           if not name.endswith((" cpu", " faults")))
         print(f"conv {channels:3d} ch {size:2d}x{size:<2d} (ms)  {cells}", flush=True)
 
 
@@ -176,9 +186,13 @@ def main() -> None:
     parser.add_argument("--skip-paper", action="store_true", help="no mrnet-size forward")
     parser.add_argument("--skip-convs", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--stock-malloc", action="store_true",
+                        help="leave glibc's malloc settings as they are (see the docstring)")
     args = parser.parse_args()
+    retained = not args.stock_malloc and retain_freed_memory()
     torch.set_num_threads(args.threads)
-    print(f"threads {args.threads}; {_load()}; 1024^2 matmul {_matmul_ms():.1f} ms", flush=True)
+    print(f"threads {args.threads}; {_load()}; 1024^2 matmul {_matmul_ms():.1f} ms; "
+          f"freed memory {'retained' if retained else 'returned (stock malloc)'}", flush=True)
     bench_width16(args.repeats)
     if not args.skip_paper:
         bench_mrnet(max(2, args.repeats // 5))

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from diffusion_core.runtime import retain_freed_memory
+
 EXIT_OK = 0
 EXIT_FAILED = 1       # the command ran but its outcome is a failure (e.g. an audit that fails)
 EXIT_USAGE = 2        # a user mistake, as argparse uses it
@@ -69,6 +71,7 @@ def run_command(prog: str, action: Callable[[], int], failures: Sequence[Failure
     A closed output pipe ends it quietly (EXIT_CLOSED_PIPE). An error no failure matches is a bug
     and keeps its traceback.
     """
+    retain_freed_memory()  # the networks' activations are reused, not re-faulted, each call
     try:
         status = action()
         # Piped output is block-buffered: flush here, so a reader that went away is noticed now

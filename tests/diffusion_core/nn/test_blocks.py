@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffusion_core.nn import blocks
 from diffusion_core.nn.blocks import (
     Attention,
     DepthAttention,
@@ -69,6 +70,24 @@ def test_linear_attention_matches_the_plain_formula_on_both_routes(channels, len
     tokens = torch.randn(3, length, channels)
     expected = _plain_attention(att, tokens, linear=True)
     assert torch.allclose(att(tokens), expected, atol=1e-5)
+
+
+def test_linear_attention_in_cache_sized_groups_matches_the_whole_batch(monkeypatch):
+    torch.manual_seed(3)
+    att = LinearAttention(8, heads=2, head_channels=8)
+    tokens = torch.randn(7, 40, 8, requires_grad=True)
+    whole = att(tokens)
+    # 640 values per item (40 tokens x 2 heads x 8): groups of 3 items, the last one of 1.
+    monkeypatch.setattr(blocks, "CACHE_ELEMENTS", 3 * 640)
+    sizes = []
+    attend = att._attend
+    monkeypatch.setattr(att, "_attend", lambda part: sizes.append(len(part)) or attend(part))
+    grouped = att(tokens)
+    assert sizes == [3, 3, 1]
+    assert torch.allclose(grouped, whole, atol=1e-6)
+    (grad_whole,) = torch.autograd.grad(whole.square().sum(), tokens)
+    (grad_grouped,) = torch.autograd.grad(grouped.square().sum(), tokens)
+    assert torch.allclose(grad_grouped, grad_whole, atol=1e-5)
 
 
 @pytest.mark.parametrize("channels", [8, 40])
