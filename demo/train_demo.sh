@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Train the bundled demo model on the CPU from the committed demo data, then bundle it.
 #
-#   bash demo/train_demo.sh [RUNS_DIR]        (default: build/demo_runs; about an hour)
+#   bash demo/train_demo.sh [RUNS_DIR]        (default: build/demo_runs; about 75 minutes)
 #
-# 1. prepare demo/data/train with the demo preset; 2. the VQ-GAN (2,000 steps, GAN from 1,400;
-#    model.safetensors = the best validation step);
-# 3. the latent DDPM on its cached latents (3,500 steps); 4. copy both runs' run.json, weights and logs into
-# diffusion_core/bundled/demo/, where the registry finds them as the model "demo".
+# 1. prepare demo/data/train with the demo preset;
+# 2. the VQ-GAN (2,000 steps, GAN from 1,400; model.safetensors = the best validation step)
+#    -> RUNS/vqgan_base;
+# 3. its decoder fine-tuned on the fixed latent space (encoder and codebook frozen) for 300
+#    steps, L1 with the background learned 0.15 below the floor and decoded volumes clamped
+#    there, so that background comes out exact, as in the scans -> RUNS/vqgan;
+# 4. the latent DDPM on RUNS/vqgan's cached latents (the preset's 6,000 steps) -> RUNS/ddpm;
+# 5. copy both runs' run.json, weights and logs into diffusion_core/bundled/demo/, where the
+#    registry finds them as the model "demo".
 # One thread per process: on a shared 2-core machine it is faster than two contended ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +20,12 @@ BIN=.venv/bin
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$RUNS"
 $BIN/mdiff-prepare --preset demo --data demo/data/train --out "$RUNS/prep"
-$BIN/mdiff-train vqgan --preset demo --data "$RUNS/prep" --out "$RUNS/vqgan" --device cpu \
+$BIN/mdiff-train vqgan --preset demo --data "$RUNS/prep" --out "$RUNS/vqgan_base" --device cpu \
     --steps 2000 --gan-start 1400 --val-every 250 --checkpoint-every 250 --log-every 25 \
+    $( [ -f "$RUNS/vqgan_base/run.json" ] && echo --resume )
+$BIN/mdiff-train vqgan --preset demo --data "$RUNS/prep" --out "$RUNS/vqgan" --device cpu \
+    --init "$RUNS/vqgan_base" --freeze-encoder --floor-margin 0.15 --steps 300 \
+    --gan-start 100000 --val-every 100 --checkpoint-every 100 --log-every 25 \
     $( [ -f "$RUNS/vqgan/run.json" ] && echo --resume )
 $BIN/mdiff-train ddpm --preset demo --vqgan "$RUNS/vqgan" --data "$RUNS/prep" \
     --out "$RUNS/ddpm" --device cpu --val-every 250 --checkpoint-every 250 --log-every 25 \

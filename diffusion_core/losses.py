@@ -19,6 +19,18 @@ def l1_reconstruction(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     return (x - x_hat).abs().mean()
 
 
+def floored_l1(x: torch.Tensor, x_hat: torch.Tensor, floor: float,
+               margin: float) -> torch.Tensor:
+    """L1 where the input is above `floor`; where it is at the floor, only what the
+    reconstruction puts above `floor - margin` counts (a hinge), so the decoder learns the
+    background with room below the floor and a clamp there returns it exactly."""
+    if x.shape != x_hat.shape:
+        raise ValueError(f"reconstruction has shape {tuple(x_hat.shape)}, input {tuple(x.shape)}")
+    at_floor = x <= floor
+    above = torch.relu(x_hat - (floor - margin))
+    return torch.where(at_floor, above, (x - x_hat).abs()).mean()
+
+
 def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """0.5 * (mean(relu(1 - real)) + mean(relu(1 + fake))): Esser et al.'s discriminator loss."""
     return 0.5 * (F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean())

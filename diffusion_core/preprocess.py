@@ -367,6 +367,9 @@ class SplitLeftRight(Step):
                 _crop(part, (slice(None), slice(None), slice(middle, width)), label="left")]
 
 
+PREPARED_FLOOR = -1.0  # the least value of every prepared volume: every pipeline ends in [-1, 1]
+
+
 @dataclass(frozen=True)
 class MinMax(Step):
     """Min-max scale to [-1, 1]: by a fixed `window` (CT: HU keep their meaning) or per volume.

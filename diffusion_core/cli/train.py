@@ -16,6 +16,7 @@ from diffusion_core.cli.common import (
     run_command,
 )
 from diffusion_core.prepared import PreparedError
+from diffusion_core.preprocess import PREPARED_FLOOR
 from diffusion_core.run_files import CheckpointError
 
 if TYPE_CHECKING:
@@ -72,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
     vq.add_argument("--gan-weighting", choices=("adaptive", "fixed"),
                     help="adaptive: balance the GAN gradient against reconstruction (default); "
                          "fixed: the authors' constant weight")
+    vq.add_argument("--init", metavar="VQGAN_RUN",
+                    help="start from this VQ-GAN run's weights (a new run, new optimiser)")
+    vq.add_argument("--freeze-encoder", action="store_true",
+                    help="with --init: keep its encoder and codebook (the latent space) fixed "
+                         "and train the decoder only")
+    vq.add_argument("--floor-margin", type=float, metavar="M",
+                    help="learn the background (voxels at the data's floor, -1) at least M "
+                         "below the floor and clamp decoded volumes there, so background is "
+                         "exact floor as in the scans (default: the preset's; the paper: off)")
     dd = sub.add_parser("ddpm", help="the latent DDPM (on a trained VQ-GAN's latents)",
                         description="Train a preset's latent DDPM: the VQ-GAN encodes every "
                                     "volume once (cached in RUN_DIR/latents), then the in-plane "
@@ -115,11 +125,17 @@ def _train_vqgan(args: argparse.Namespace) -> dict:
         loss = replace(loss, gan_start_step=args.gan_start)
     if args.gan_weighting is not None:
         loss = replace(loss, gan_weighting=args.gan_weighting)
-    settings = replace(settings, loss=loss)
+    model = settings.model
+    if args.floor_margin is not None:
+        # The prepared data's floor is -1 for every preset (MR min-max, CT window clip).
+        loss = replace(loss, floor_margin=args.floor_margin)
+        model = replace(model, output_floor=PREPARED_FLOOR)
+    settings = replace(settings, model=model, loss=loss)
     return train_vqgan(args.preset, args.data, args.out, settings=settings,
                        trainer=_trainer_config(args, settings), weights=args.weights,
                        device=args.device, resume=args.resume,
-                       perceptual_weights=args.perceptual_weights)
+                       perceptual_weights=args.perceptual_weights, init=args.init,
+                       freeze_encoder=args.freeze_encoder)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -77,6 +77,7 @@ class Codebook(nn.Module):
         self.register_buffer("ema_count", torch.ones(num_codes))
         self.register_buffer("ema_sum", self.embedding.clone())
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+        self.frozen = False  # True: no EMA updates or restarts even in training mode
 
     # --- lookups -----------------------------------------------------------------------------
 
@@ -108,12 +109,13 @@ class Codebook(nn.Module):
                              f"channels")
         spatial = z.shape[2:]
         flat = rearrange(z, "n d ... -> (n ...) d").float()
-        if self.training and not bool(self.initialised):
+        updating = self.training and not self.frozen
+        if updating and not bool(self.initialised):
             self._initialise(flat.detach())
         indices = nearest_codes(flat.detach(), self.embedding)
         counts = torch.bincount(indices, minlength=self.num_codes).float()
         codes = self.embedding[indices]  # the codes before this batch's update (VQ-VAE, A.1)
-        if self.training:
+        if updating:
             self._ema_update(flat.detach(), indices, counts.clone())
         commitment = self.commitment * F.mse_loss(flat, codes.detach())
         # Straight-through: the forward value is the code, the gradient goes to z unchanged.

@@ -35,6 +35,11 @@ class VQGANConfig:
     codebook_decay: float = 0.99
     commitment: float = 0.25
     restart_threshold: float = 1.0
+    # The prepared data's floor (-1: an MR scan's background after min-max, CT air after its
+    # window), or None. Set, `VQGAN.decode` sets what the decoder puts below it to the floor, so
+    # a background learned with room below the floor (VQGANLossConfig.floor_margin) comes out
+    # as exact floor, as in the scans, not as noise around it. None: the paper's open decoder.
+    output_floor: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compression", tuple(int(c) for c in self.compression))

@@ -135,16 +135,27 @@ class VQGAN(nn.Module):
         return self.codebook.quantize(z)
 
     def decode(self, z_q: torch.Tensor, tiles: tuple[int, int] | None = None) -> torch.Tensor:
-        """z_q (N, embedding_dim, *latent) -> x (N, C, *S).
+        """z_q (N, embedding_dim, *latent) -> x (N, C, *S), no lower than `output_floor`.
 
         With `tiles` (pieces along H and W), decode exactly in overlapping tiles with whole-volume
         GroupNorm statistics, keeping activations on the CPU (`nn.tiled`): for volumes whose
         decode does not fit on the GPU. Inference only.
         """
         if tiles is None:
-            return self.decoder(z_q)
+            return self.floored(self.decoder(z_q))
         from diffusion_core.nn.tiled import tiled_decode
-        return tiled_decode(self.decoder, z_q, tiles).to(z_q.device)
+        return self.floored(tiled_decode(self.decoder, z_q, tiles).to(z_q.device))
+
+    def floored(self, x: torch.Tensor) -> torch.Tensor:
+        """x with every value below the config's `output_floor` set to it (x itself if None)."""
+        floor = self.config.output_floor
+        return x if floor is None else x.clamp_min(floor)
+
+    def freeze_latent_space(self) -> None:
+        """Fix the encoder and the codebook (no gradients, no EMA updates): train the decoder
+        alone, so that the latents, and a DDPM trained on them, stay what they were."""
+        self.encoder.requires_grad_(False)
+        self.codebook.frozen = True
 
     @property
     def last_layer(self) -> torch.Tensor:
@@ -152,6 +163,10 @@ class VQGAN(nn.Module):
         return self.decoder.conv_out.weight
 
     def forward(self, x: torch.Tensor) -> VQGANOutput:
-        """Encode, quantise (updating the codebook in training mode) and decode."""
+        """Encode, quantise (updating the codebook in training mode) and decode.
+
+        The reconstruction is the decoder's open output, below `output_floor` too: the floored
+        loss needs it there (`floored` gives what `decode` would).
+        """
         quantized = self.codebook(self.encode(x))
-        return VQGANOutput(self.decode(quantized.z_q), quantized)
+        return VQGANOutput(self.decoder(quantized.z_q), quantized)

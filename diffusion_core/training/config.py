@@ -58,6 +58,9 @@ class VQGANLossConfig:
     discriminators: tuple[str, ...] = ("2d", "3d")
     discriminator_channels: int = 64
     discriminator_layers: int = 3
+    # With the model's `output_floor`: how far below the floor the background is learned
+    # (`losses.floored_l1`); None: plain L1 everywhere (the paper).
+    floor_margin: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "discriminators", tuple(self.discriminators))
@@ -67,6 +70,8 @@ class VQGANLossConfig:
         if self.gan_weighting not in GAN_WEIGHTINGS:
             raise ValueError(f"gan weighting must be adaptive or fixed, not "
                              f"{self.gan_weighting!r}")
+        if self.floor_margin is not None and not self.floor_margin > 0:
+            raise ValueError(f"the floor margin must be positive, not {self.floor_margin}")
 
     def to_dict(self) -> dict:
         """JSON-ready fields."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,13 @@ from diffusion_core.nn.perceptual import PerceptualLoss
 from diffusion_core.nn.vqgan import VQGAN
 from diffusion_core.training import distributed, runs
 from diffusion_core.training.config import TrainerConfig, VQGANLossConfig, VQGANSettings
-from diffusion_core.training.trainer import StepContext, Trainer, TrainingTask, seed_run
+from diffusion_core.training.trainer import (
+    RunSetupError,
+    StepContext,
+    Trainer,
+    TrainingTask,
+    seed_run,
+)
 
 DATA_RANGE = 2.0  # prepared volumes live in [-1, 1]
 
@@ -59,6 +66,8 @@ class VQGANTask(TrainingTask):
             perceptual.requires_grad_(False).eval()
         if model.config.spatial_dims == 2 and "3d" in loss.discriminators:
             raise ValueError("a 2D VQ-GAN cannot have a 3D discriminator")
+        if loss.floor_margin is not None and model.config.output_floor is None:
+            raise ValueError("a floor margin needs a VQ-GAN with an output floor")
         self.discriminators = {
             f"disc{kind}": PatchDiscriminator(int(kind[0]), in_channels=model.config.in_channels,
                                               channels=loss.discriminator_channels,
@@ -97,8 +106,12 @@ class VQGANTask(TrainingTask):
         metrics: dict[str, float] = {}
         with ctx.autocast():
             out = ctx.module("vqgan")(batch)
-            rec = out.reconstruction
-            l1 = losses.l1_reconstruction(batch, rec)
+            raw = out.reconstruction
+            # What decode gives a user: the critics and the perceptual net judge that.
+            rec = self.model.floored(raw)
+            l1 = (losses.l1_reconstruction(batch, raw) if cfg.floor_margin is None else
+                  losses.floored_l1(batch, raw, self.model.config.output_floor,
+                                    cfg.floor_margin))
             rec_loss = cfg.l1_weight * l1
             if self.perceptual is not None and cfg.perceptual_weight > 0:
                 real2d = _slices(batch, slices) if volumetric else batch
@@ -152,7 +165,7 @@ class VQGANTask(TrainingTask):
         l1s, psnrs, ssims, used = [], [], [], []
         for batch in batches:
             out = self.model(batch)
-            rec = out.reconstruction.float().clamp(-1, 1)
+            rec = self.model.floored(out.reconstruction).float().clamp(-1, 1)
             used.append(out.quantized.indices.flatten())
             for x, y in zip(batch, rec, strict=True):
                 l1s.append(float(torch.mean(torch.abs(x - y))))
@@ -177,14 +190,28 @@ def _slices(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def train_vqgan(preset_name: str, data: str | Path, out: str | Path, *,
                 settings: VQGANSettings, trainer: TrainerConfig, device: str = "auto",
                 resume: bool = False, perceptual_weights: str | Path | None = None,
-                weights: str = "best", progress: bool = True) -> dict[str, float]:
-    """Train a preset's VQ-GAN on a PREP_DIR into a run folder; returns the last logged row."""
+                weights: str = "best", progress: bool = True, init: str | Path | None = None,
+                freeze_encoder: bool = False) -> dict[str, float]:
+    """Train a preset's VQ-GAN on a PREP_DIR into a run folder; returns the last logged row.
+
+    `init`: start from another VQ-GAN run's weights (the same network, its output floor
+    aside), recorded in run.json by folder and content hash. `freeze_encoder` (with `init`):
+    train the decoder alone on that run's fixed latent space.
+    """
     from diffusion_core.data import PreparedDataset
 
     run_dir = Path(out)
     data_info = runs.check_data(data, preset_name)
     info = {"preset": preset_name, "data": data_info,
             "vqgan": settings.model.to_dict(), "loss": settings.loss.to_dict()}
+    if freeze_encoder and init is None:
+        raise RunSetupError("freezing the encoder needs a trained one to start from (--init)")
+    model = VQGAN(settings.model)
+    if init is not None:
+        info["init"] = _start_from(model, init)
+    if freeze_encoder:
+        model.freeze_latent_space()
+        info["frozen"] = ["encoder", "codebook"]
     perceptual = None
     if perceptual_weights is not None and settings.loss.perceptual_weight > 0:
         perceptual = PerceptualLoss(perceptual_weights)
@@ -193,7 +220,19 @@ def train_vqgan(preset_name: str, data: str | Path, out: str | Path, *,
         print("mdiff-train: no --perceptual-weights given, so the perceptual loss is off "
               "(reconstruction is L1 only)", file=sys.stderr)
     seed_run(trainer.seed)
-    task = VQGANTask(VQGAN(settings.model), settings.loss, trainer.learning_rate, perceptual)
+    task = VQGANTask(model, settings.loss, trainer.learning_rate, perceptual)
     loop = Trainer(task, trainer, run_dir, PreparedDataset(data, "train"),
                    PreparedDataset(data, "val"), device=device, run_info=info, progress=progress)
     return loop.run(resume=resume, weights=weights)
+
+
+def _start_from(model: VQGAN, init: str | Path) -> dict:
+    """Load another run's VQ-GAN weights into `model`; what run.json records of that run."""
+    from diffusion_core.models import load_vqgan, vqgan_fingerprint
+
+    source, _ = load_vqgan(init)
+    if replace(source.config, output_floor=None) != replace(model.config, output_floor=None):
+        raise RunSetupError(f"the VQ-GAN in {init} was built with other settings than this "
+                            f"preset's, so it cannot start this run")
+    model.load_state_dict(source.state_dict())
+    return vqgan_fingerprint(init)

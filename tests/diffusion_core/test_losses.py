@@ -109,3 +109,11 @@ def test_adaptive_weight_is_clamped():
 def test_gan_factor(step, start, factor):
     """The GAN terms are off before the start step and on from it."""
     assert gan_factor(step, start) == factor
+
+
+def test_floored_l1_is_l1_above_the_floor_and_a_hinge_at_it():
+    from diffusion_core.losses import floored_l1
+    x = torch.tensor([-1.0, -1.0, -1.0, 0.5])
+    x_hat = torch.tensor([-1.5, -1.1, -0.9, 0.25])
+    # At the floor only what lies above -1 - 0.2 = -1.2 counts: 0, 0.1, 0.3; above it, |0.25|.
+    assert torch.isclose(floored_l1(x, x_hat, -1.0, 0.2), torch.tensor((0.1 + 0.3 + 0.25) / 4))

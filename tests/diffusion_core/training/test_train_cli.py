@@ -40,6 +40,12 @@ def test_user_mistakes_exit_2_with_one_sentence(tiny_prep_dir, tmp_path, capsys)
         (["--preset", "tiny", "--data", str(tiny_prep_dir), "--resume"], "no run to resume"),
         (["--preset", "tiny", "--data", str(tiny_prep_dir), "--perceptual-weights",
           str(tmp_path / "vgg.pth")], "vgg.pth"),
+        (["--preset", "tiny", "--data", str(tiny_prep_dir), "--freeze-encoder"],
+         "needs a trained one to start from (--init)"),
+        (["--preset", "tiny", "--data", str(tiny_prep_dir), "--init", str(tmp_path / "none")],
+         "none"),
+        (["--preset", "tiny", "--data", str(tiny_prep_dir), "--floor-margin", "0"],
+         "floor margin must be positive"),
     ]
     for argv, message in cases:
         code = main(["vqgan", *argv, "--out", str(tmp_path / "run"), *FAST])

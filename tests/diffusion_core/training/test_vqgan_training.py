@@ -102,3 +102,55 @@ def test_run_folder_mistakes_are_refused(tiny_prep_dir, tmp_path):
         _train(tiny_prep_dir, tmp_path / "empty", 2, resume=True)
     with pytest.raises(RunSetupError, match="past --steps"):
         _train(tiny_prep_dir, tmp_path / "run", 1, resume=True)
+
+
+def _floored(settings=SETTINGS, margin=0.2):
+    from dataclasses import replace
+    return replace(settings, model=replace(settings.model, output_floor=-1.0),
+                   loss=replace(settings.loss, floor_margin=margin, gan_start_step=10_000))
+
+
+def test_a_decoder_fine_tuned_on_a_frozen_latent_space_learns_an_exact_floor(tiny_prep_dir,
+                                                                              tmp_path):
+    from diffusion_core.data import PreparedDataset
+    from diffusion_core.models import load_vqgan, vqgan_fingerprint
+
+    _train(tiny_prep_dir, tmp_path / "base", 12)
+    base, _ = load_vqgan(tmp_path / "base")
+    train_vqgan("tiny", tiny_prep_dir, tmp_path / "floor", settings=_floored(),
+                trainer=_trainer(30, learning_rate=3e-3), device="cpu", progress=False,
+                init=tmp_path / "base", freeze_encoder=True)
+    tuned, run = load_vqgan(tmp_path / "floor")
+    assert run["init"] == vqgan_fingerprint(tmp_path / "base")
+    assert run["frozen"] == ["encoder", "codebook"] and run["vqgan"]["output_floor"] == -1.0
+    # The latent space is the base run's, code for code; only the decoder moved.
+    weights, start = tuned.state_dict(), base.state_dict()
+    for key in weights:
+        same = torch.equal(weights[key], start[key])
+        assert same == (not key.startswith("decoder.")), key
+    volume = torch.as_tensor(PreparedDataset(tiny_prep_dir, "train")[0])[None]
+    background = volume <= -1.0
+    assert background.float().mean() > 0.2  # the blobs sit on an exact -1 background
+    with torch.no_grad():
+        before = base.decode(base.quantize(base.encode(volume)))
+        after = tuned.decode(tuned.quantize(tuned.encode(volume)))
+    assert after.min() >= -1.0  # decode clamps at the floor
+    exact_before = float((before[background] == -1.0).float().mean())
+    exact_after = float((after[background] == -1.0).float().mean())
+    assert exact_before < 0.6 < exact_after, (exact_before, exact_after)
+
+
+def test_floor_options_that_cannot_work_are_refused(tiny_prep_dir, tmp_path):
+    from dataclasses import replace
+    no_floor = replace(SETTINGS, loss=replace(SETTINGS.loss, floor_margin=0.1))
+    with pytest.raises(ValueError, match="floor margin needs a VQ-GAN with an output floor"):
+        _train(tiny_prep_dir, tmp_path / "a", 2, settings=no_floor)
+    with pytest.raises(RunSetupError, match="needs a trained one to start from"):
+        train_vqgan("tiny", tiny_prep_dir, tmp_path / "b", settings=SETTINGS,
+                    trainer=_trainer(2), device="cpu", progress=False, freeze_encoder=True)
+    _train(tiny_prep_dir, tmp_path / "base", 2)
+    wider = replace(SETTINGS, model=replace(SETTINGS.model, base_channels=16))
+    with pytest.raises(RunSetupError, match="built with other settings"):
+        train_vqgan("tiny", tiny_prep_dir, tmp_path / "c", settings=wider,
+                    trainer=_trainer(2), device="cpu", progress=False,
+                    init=tmp_path / "base")
