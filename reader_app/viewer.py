@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QLineF, QObject, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
+    QGraphicsLineItem,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -92,6 +94,47 @@ class SliceViewBox(pg.ViewBox):
         self.window_dragged.emit(moved.x(), moved.y(), ev.isStart())
 
 
+class CursorMark:
+    """The linked cursor's mark: four line segments through the cursor across the image,
+    stopping short of the cursor voxel.
+
+    Four items, not one path: each has a thin bounding box, so when the mark moves the view
+    repaints thin strips of the image (pyqtgraph's views update only what changed) instead of
+    the whole image, which keeps a step in one plane cheap for the other two.
+    """
+
+    def __init__(self, view_box: pg.ViewBox) -> None:
+        pen = QPen(QColor(*CURSOR_COLOUR))
+        pen.setCosmetic(True)  # one screen pixel wide at every zoom
+        self._lines = [QGraphicsLineItem() for _ in range(4)]
+        for line in self._lines:
+            line.setPen(pen)
+            # Outside the auto-range bounds: moving the mark must never move the view.
+            view_box.addItem(line, ignoreBounds=True)
+        self._visible = True
+        self.setVisible(False)
+
+    def setVisible(self, visible: bool) -> None:  # noqa: N802 (Qt's naming, as its items)
+        """Show or hide the mark."""
+        self._visible = visible
+        for line in self._lines:
+            line.setVisible(visible)
+
+    def isVisible(self) -> bool:  # noqa: N802 (Qt's naming, as its items)
+        """Whether the mark is shown."""
+        return self._visible
+
+    def set_segments(self, segments: list[tuple[float, float, float, float]]) -> None:
+        """The four segments (x1, y1, x2, y2) in mm: left, right, above and below the cursor."""
+        for line, segment in zip(self._lines, segments, strict=True):
+            line.setLine(QLineF(*segment))
+
+    def segments(self) -> list[tuple[float, float, float, float]]:
+        """The four segments (x1, y1, x2, y2) in mm."""
+        return [(ln.line().x1(), ln.line().y1(), ln.line().x2(), ln.line().y2())
+                for ln in self._lines]
+
+
 class PlaneView(QFrame):
     """One plane of the shared `DisplayModel`: its image sized in mm, the cursor mark, the
     orientation letters at the image's edges and, in the three views, its name and slice.
@@ -116,10 +159,7 @@ class PlaneView(QFrame):
         self.graphics.setCentralItem(self.view_box)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
-        self.cursor_mark = pg.PlotCurveItem(pen=pg.mkPen(CURSOR_COLOUR, width=1))
-        # Outside the auto-range bounds: moving the mark must never move or rescale the view.
-        self.view_box.addItem(self.cursor_mark, ignoreBounds=True)
-        self.cursor_mark.hide()
+        self.cursor_mark = CursorMark(self.view_box)
         self.edge_labels = [self._overlay_label(letter, LETTER_STYLE)
                             for letter in EDGE_LABELS[orientation]]
         self.title = self._overlay_label("", TITLE_STYLE)
@@ -180,7 +220,6 @@ class PlaneView(QFrame):
         """No volume: no image, letters, mark or title."""
         self._shown_slice = None
         self.image_item.clear()
-        self.cursor_mark.setData([], [])
         for label in (*self.edge_labels, self.title):
             label.hide()
 
@@ -227,9 +266,10 @@ class PlaneView(QFrame):
         x, y = pixel_centre(*display.cursor_pixel(self.orientation), pixel)
         per_px_x, per_px_y = self.view_box.viewPixelSize()
         gap_x, gap_y = CURSOR_GAP_PX * per_px_x, CURSOR_GAP_PX * per_px_y
-        xs = [0.0, max(0.0, x - gap_x), min(width, x + gap_x), width, x, x, x, x]
-        ys = [y, y, y, y, 0.0, max(0.0, y - gap_y), min(height, y + gap_y), height]
-        self.cursor_mark.setData(xs, ys, connect="pairs")
+        self.cursor_mark.set_segments([(0.0, y, max(0.0, x - gap_x), y),
+                                       (min(width, x + gap_x), y, width, y),
+                                       (x, 0.0, x, max(0.0, y - gap_y)),
+                                       (x, min(height, y + gap_y), x, height)])
 
     def _on_transform_changed(self, _box: object) -> None:
         """Zoom, pan or resize: the letters follow the image's edges, the mark's gap its

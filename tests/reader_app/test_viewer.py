@@ -250,10 +250,12 @@ def test_a_click_moves_the_other_views_to_the_clicked_voxel(qtbot, three):
     assert coronal.title.text() == f"Coronal  {MARKER[1] + 1} / 11"
     # The cursor mark crosses at the centre of the marker's pixel in every view.
     for plane in (axial, coronal, sagittal):
-        xs, ys = plane.cursor_mark.getData()
+        left, right, above, below = plane.cursor_mark.segments()
         row, col = three.display.cursor_pixel(plane.orientation)
         x, y = pixel_centre(row, col, three.display.pixel_size(plane.orientation))
-        assert (xs[4], ys[0]) == (pytest.approx(x), pytest.approx(y))
+        assert left[1] == right[1] == pytest.approx(y) and left[0] == 0.0
+        assert above[0] == below[0] == pytest.approx(x) and above[1] == 0.0
+        assert left[2] < x < right[0] and above[3] < y < below[1]  # a gap at the voxel
         assert plane.image_item.image[row, col] == MARKER_VALUE
     click_pixel(qtbot, sagittal, depth - 1 - 5, 1)  # superior row of d = 5, anterior h = 1
     assert three.display.cursor == (5, 1, MARKER[2])
@@ -269,12 +271,13 @@ def test_a_step_re_renders_only_the_stepped_view(three):
     their images and only move their cursor marks."""
     axial, coronal, sagittal = (three.planes[o] for o in Orientation)
     images = {plane: plane.image_item.image for plane in (axial, coronal, sagittal)}
-    marks = {plane: plane.cursor_mark.getData()[1].copy() for plane in (coronal, sagittal)}
+    marks = {plane: plane.cursor_mark.segments()[0][1] for plane in (coronal, sagittal)}
     three.display.step(1)
     assert axial.image_item.image is not images[axial]
     for plane in (coronal, sagittal):
         assert plane.image_item.image is images[plane]
-        assert plane.cursor_mark.getData()[1][0] == pytest.approx(marks[plane][0] - 4.0)
+        # One slice up (4 mm) is one row higher on screen.
+        assert plane.cursor_mark.segments()[0][1] == pytest.approx(marks[plane] - 4.0)
 
 
 def test_one_window_for_the_three_views(qtbot, three):
