@@ -112,17 +112,18 @@ class CursorMark:
             # Outside the auto-range bounds: moving the mark must never move the view.
             view_box.addItem(line, ignoreBounds=True)
         self._visible = True
-        self.setVisible(False)
+        self.set_visible(False)
 
-    def setVisible(self, visible: bool) -> None:  # noqa: N802 (Qt's naming, as its items)
+    @property
+    def visible(self) -> bool:
+        """Whether the mark is shown."""
+        return self._visible
+
+    def set_visible(self, visible: bool) -> None:
         """Show or hide the mark."""
         self._visible = visible
         for line in self._lines:
             line.setVisible(visible)
-
-    def isVisible(self) -> bool:  # noqa: N802 (Qt's naming, as its items)
-        """Whether the mark is shown."""
-        return self._visible
 
     def set_segments(self, segments: list[tuple[float, float, float, float]]) -> None:
         """The four segments (x1, y1, x2, y2) in mm: left, right, above and below the cursor."""
@@ -191,7 +192,7 @@ class PlaneView(QFrame):
         self.view_box.autoRange(padding=0.0)
         for label in self.edge_labels:
             label.show()
-        self.title.setVisible(self.cursor_mark.isVisible())
+        self.title.setVisible(self.cursor_mark.visible)
         self._place_overlays()
 
     def show_cursor(self) -> None:
@@ -207,7 +208,7 @@ class PlaneView(QFrame):
             self.title.setText(f"{self.orientation.label}  {index + 1} / "
                                f"{display.slice_total_of(self.orientation)}")
             self.title.adjustSize()
-        if self.cursor_mark.isVisible():
+        if self.cursor_mark.visible:
             self._place_cursor_mark()
 
     def show_window(self) -> None:
@@ -225,7 +226,7 @@ class PlaneView(QFrame):
 
     def set_cursor_mark_visible(self, visible: bool) -> None:
         """The cursor mark and the plane's title, shown in the three views only."""
-        self.cursor_mark.setVisible(visible)
+        self.cursor_mark.set_visible(visible)
         self.title.setVisible(visible and self.display.has_volume)
         if visible and self.display.has_volume:
             self._place_cursor_mark()
@@ -275,7 +276,7 @@ class PlaneView(QFrame):
         """Zoom, pan or resize: the letters follow the image's edges, the mark's gap its
         screen size."""
         self._place_overlays()
-        if self.cursor_mark.isVisible():
+        if self.cursor_mark.visible:
             self._place_cursor_mark()
 
     def _image_on_screen(self) -> QRectF:

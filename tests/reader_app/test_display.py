@@ -16,11 +16,13 @@ CASE_WINDOW = Window(level=500.0, width=1000.0)
 
 
 class Recorder:
-    """Every event a model emits, in order, as (name, args)."""
+    """The named events a model emits, in order, as (name, args)."""
 
-    def __init__(self, model: DisplayModel) -> None:
+    def __init__(self, model: DisplayModel,
+                 names: tuple[str, ...] = ("volume_changed", "plane_changed", "slice_changed",
+                                           "window_changed")) -> None:
         self.seen: list[tuple] = []
-        for name in ("volume_changed", "plane_changed", "slice_changed", "window_changed"):
+        for name in names:
             getattr(model, name).connect(lambda *args, n=name: self.seen.append((n, *args)))
 
 
@@ -153,13 +155,9 @@ def marked_volume() -> np.ndarray:
     return volume
 
 
-class CursorRecorder:
-    """The cursor, slice, plane and layout events a model emits, in order."""
-
-    def __init__(self, model: DisplayModel) -> None:
-        self.seen: list[tuple] = []
-        for name in ("cursor_changed", "slice_changed", "plane_changed", "layout_changed"):
-            getattr(model, name).connect(lambda *args, n=name: self.seen.append((n, *args)))
+def cursor_recorder(model: DisplayModel) -> Recorder:
+    """A recorder of the cursor, slice, plane and layout events."""
+    return Recorder(model, ("cursor_changed", "slice_changed", "plane_changed", "layout_changed"))
 
 
 @pytest.fixture
@@ -187,7 +185,7 @@ def test_a_click_moves_the_other_planes_to_the_clicked_voxel(three, orientation)
     three.set_slice({Orientation.AXIAL: MARKER[0], Orientation.CORONAL: MARKER[1],
                      Orientation.SAGITTAL: MARKER[2]}[orientation])
     row, col = np.argwhere(three.image(orientation) == MARKER_VALUE)[0]
-    events = CursorRecorder(three)
+    events = cursor_recorder(three)
     three.set_orientation(Orientation.AXIAL if orientation is not Orientation.AXIAL
                           else Orientation.CORONAL)
     events.seen.clear()
@@ -204,7 +202,7 @@ def test_a_click_moves_the_other_planes_to_the_clicked_voxel(three, orientation)
 def test_a_step_moves_the_cursor_along_the_current_plane_only(three):
     """Stepping the axial plane changes d: the coronal and sagittal slices stay (only their
     cursor marks move); slice_changed speaks of the current plane alone."""
-    events = CursorRecorder(three)
+    events = cursor_recorder(three)
     three.step(2)
     assert three.cursor == (5, 5, 6)
     assert events.seen == [("cursor_changed", (5, 5, 6)), ("slice_changed", 5)]
@@ -222,7 +220,7 @@ def test_the_single_view_ignores_clicks_and_switches_planes_through_the_cursor()
     cursor, so after the three views the single view shows the point the reader chose."""
     display = DisplayModel("CT")
     display.set_volume(marked_volume(), (3.0, 0.8, 0.9), CASE_WINDOW)
-    events = CursorRecorder(display)
+    events = cursor_recorder(display)
     display.click(Orientation.AXIAL, 8, 3)
     assert events.seen == [] and display.cursor == (3, 5, 6)
     display.toggle_layout()

@@ -228,7 +228,7 @@ def test_the_three_views_show_the_three_planes_through_the_centre(three):
         index = three.display.slice_index_of(plane.orientation)
         np.testing.assert_array_equal(plane.image_item.image,
                                       reslice(three.display.volume, plane.orientation, index))
-        assert plane.cursor_mark.isVisible() and plane.title.isVisible()
+        assert plane.cursor_mark.visible and plane.title.isVisible()
     assert [p.title.text() for p in planes] == ["Axial  4 / 7", "Coronal  6 / 11",
                                                 "Sagittal  7 / 13"]
     assert three.layout_button.isChecked()
@@ -264,6 +264,23 @@ def test_a_click_moves_the_other_views_to_the_clicked_voxel(qtbot, three):
     assert three.display.slice_index_of(Orientation.CORONAL) == 1
     assert sagittal.styleSheet().count("#3d7cc9") == 1  # framed: the keys step it now
     assert "transparent" in axial.styleSheet()
+
+
+def test_the_wheel_steps_the_view_under_it_and_makes_it_current(three):
+    """Two notches towards the reader over the sagittal view: two sagittal slices on (w), the
+    sagittal view framed, the slider and label now its; the other views' slices stay."""
+    sagittal = three.planes[Orientation.SAGITTAL]
+    viewport = sagittal.graphics.viewport()
+    centre = QPointF(viewport.width() / 2, viewport.height() / 2)
+    QApplication.sendEvent(viewport, QWheelEvent(
+        centre, viewport.mapToGlobal(centre), QPoint(0, 0), QPoint(0, -240),
+        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase,
+        False))
+    assert three.display.orientation is Orientation.SAGITTAL
+    assert three.display.cursor == (3, 5, 8)
+    assert three.slider.maximum() == 12 and three.slider.value() == 8
+    assert three.slice_label.text() == "slice 9 / 13"
+    assert [b.text() for b in three.plane_buttons.buttons() if b.isChecked()] == ["Sagittal"]
 
 
 def test_a_step_re_renders_only_the_stepped_view(three):
@@ -339,7 +356,7 @@ def test_the_layout_button_toggles_back_to_the_single_view(qtbot, three):
     assert three.display.layout is Layout.SINGLE and not three.layout_button.isChecked()
     visible = [o for o, plane in three.planes.items() if plane.isVisible()]
     assert visible == [Orientation.AXIAL]
-    assert not three.planes[Orientation.AXIAL].cursor_mark.isVisible()
+    assert not three.planes[Orientation.AXIAL].cursor_mark.visible
     assert not three.planes[Orientation.AXIAL].title.isVisible()
     three.display.cycle_orientation()
     assert [o for o, plane in three.planes.items() if plane.isVisible()] == [Orientation.CORONAL]
