@@ -7,6 +7,9 @@ Rows, all in one run on this machine:
 - slice step of the full reading window at 512x512 (key press -> the image's viewport painted,
   slider and label with it), next to a bare pyqtgraph ImageItem's `setImage` -> painted, for the
   same slices in a view of the same size (target p95 under 10 ms);
+- slice step at 256x256x32 in the single view and in the three views side by side (L), stepping
+  the axial view, then the coronal one: key press -> every view shown has painted again (the
+  stepped one its new slice, the other two their moved cursor marks; target p95 under 10 ms);
 - case switch at 256x256x32 (the paper's MRNet/DUKE size) from pressing Next to the next case's
   image on screen: "preloaded" waits for the background read of the next case first (a reader
   spends seconds on a case), "at once" presses Next immediately (target under 150 ms);
@@ -155,6 +158,36 @@ def until_painted(counter, before: int) -> None:
     run_until(lambda: counter.count != before)
 
 
+def sweep_key(i: int, total: int):
+    """Down through all `total` slices, then up, and so on: every step changes the image."""
+    from PySide6.QtCore import Qt
+
+    return Qt.Key.Key_Down if (i // (total - 1)) % 2 == 0 else Qt.Key.Key_Up
+
+
+def time_window_steps(window, steps: int) -> dict:
+    """Key press -> every shown view's viewport painted again, in ms, over `steps` steps of the
+    current plane, running the event loop as the app does (no forced repaint)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    viewer = window.viewer
+    total = viewer.display.slice_total
+    QTest.keyClick(window, Qt.Key.Key_Home)  # the sweep starts at slice 1, like the bare one
+    QApplication.processEvents()
+    counters = [paint_counter(plane.graphics.viewport())
+                for plane in viewer.planes.values() if plane.live]
+    samples = []
+    for i in range(steps):
+        before = [counter.count for counter in counters]
+        start = time.perf_counter()
+        QTest.keyClick(window, sweep_key(i, total))
+        run_until(lambda b=before: all(c.count != n for c, n in zip(counters, b, strict=True)))
+        samples.append((time.perf_counter() - start) * 1e3)
+    return percentiles(samples)
+
+
 def time_slice_steps(study_folder: Path, steps: int) -> tuple[dict, dict]:
     """Full window: key press -> image painted; bare ImageItem: setImage -> painted; in ms.
 
@@ -163,29 +196,15 @@ def time_slice_steps(study_folder: Path, steps: int) -> tuple[dict, dict]:
     """
     import pyqtgraph as pg
     from PySide6.QtCore import Qt
-    from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
     window = open_window(study_folder, reader=None)
     viewer = window.viewer
-    total = viewer.slice_total
+    display = viewer.display
+    total = display.slice_total
+    full = time_window_steps(window, steps)
 
-    def key_for(i: int) -> Qt.Key:
-        # Sweep down and up through all slices, so every step really changes the image.
-        return Qt.Key.Key_Down if (i // (total - 1)) % 2 == 0 else Qt.Key.Key_Up
-
-    QTest.keyClick(window, Qt.Key.Key_Home)  # the sweep starts at slice 1, like the bare one
-    QApplication.processEvents()
-    counter = paint_counter(viewer.graphics.viewport())
-    full = []
-    for i in range(steps):
-        before = counter.count
-        start = time.perf_counter()
-        QTest.keyClick(window, key_for(i))
-        until_painted(counter, before)
-        full.append((time.perf_counter() - start) * 1e3)
-
-    volume, window_levels = viewer._volume, (viewer.window.low, viewer.window.high)
+    volume, window_levels = display.volume, (display.window.low, display.window.high)
     bare_view = pg.GraphicsView()
     box = pg.ViewBox(lockAspect=True, invertY=True)
     bare_view.setCentralItem(box)
@@ -200,7 +219,7 @@ def time_slice_steps(study_folder: Path, steps: int) -> tuple[dict, dict]:
     bare = []
     index = 0
     for i in range(steps):
-        index += 1 if key_for(i) == Qt.Key.Key_Down else -1
+        index += 1 if sweep_key(i, total) == Qt.Key.Key_Down else -1
         index = min(max(index, 0), total - 1)
         before = bare_counter.count
         start = time.perf_counter()
@@ -209,7 +228,33 @@ def time_slice_steps(study_folder: Path, steps: int) -> tuple[dict, dict]:
         bare.append((time.perf_counter() - start) * 1e3)
     bare_view.close()
     window.close()
-    return percentiles(full), percentiles(bare)
+    return full, percentiles(bare)
+
+
+def time_layout_steps(study_folder: Path, steps: int) -> dict[str, dict]:
+    """Slice steps of one window in the single view, then (L) in the three views, stepping the
+    axial plane and then (V) the coronal one."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from reader_app.windowing import Layout, Orientation
+
+    window = open_window(study_folder, reader=None)
+    display = window.viewer.display
+    rows = {"single": time_window_steps(window, steps)}
+    QTest.keyClick(window, Qt.Key.Key_L)
+    QApplication.processEvents()
+    if display.layout is not Layout.THREE:
+        raise RuntimeError("the layout key did not show the three views")
+    rows["three_axial"] = time_window_steps(window, steps)
+    QTest.keyClick(window, Qt.Key.Key_V)
+    QApplication.processEvents()
+    if display.orientation is not Orientation.CORONAL:
+        raise RuntimeError("the plane key did not make the coronal view current")
+    rows["three_coronal"] = time_window_steps(window, steps)
+    window.close()
+    return rows
 
 
 def time_case_switches(study_folder: Path, switches: int, wait_for_preload: bool) -> dict:
@@ -298,6 +343,7 @@ def main() -> None:
         small = build_study(folder, SWITCH_SHAPE, args.switches + 1, "Head CT phantom")
         print("timing ...", file=sys.stderr)
         full, bare = time_slice_steps(big, args.steps)
+        layouts = time_layout_steps(small, args.steps)
         preloaded = time_case_switches(small, args.switches, wait_for_preload=True)
         at_once = time_case_switches(small, args.switches, wait_for_preload=False)
         startup = time_startup(small, args.startup_runs)
@@ -305,6 +351,12 @@ def main() -> None:
     results = {
         "slice_step_full_window_512": {**full, "target_p95_ms": STEP_TARGET_MS},
         "slice_step_bare_imageitem_512": bare,
+        "slice_step_single_view_256x256x32": {**layouts["single"],
+                                              "target_p95_ms": STEP_TARGET_MS},
+        "slice_step_three_views_axial_256x256x32": {**layouts["three_axial"],
+                                                    "target_p95_ms": STEP_TARGET_MS},
+        "slice_step_three_views_coronal_256x256x32": {**layouts["three_coronal"],
+                                                      "target_p95_ms": STEP_TARGET_MS},
         "case_switch_preloaded_256x256x32": {**preloaded, "target_ms": SWITCH_TARGET_MS},
         "case_switch_at_once_256x256x32": at_once,
         "startup_screenshot": {**startup, "target_s": STARTUP_TARGET_S},
@@ -316,6 +368,12 @@ def main() -> None:
     labels = [("slice step, full window, 512x512", "slice_step_full_window_512",
                f"p95 < {STEP_TARGET_MS:.0f} ms"),
               ("slice step, bare ImageItem, 512x512", "slice_step_bare_imageitem_512", ""),
+              ("slice step, single view, 256x256x32", "slice_step_single_view_256x256x32",
+               f"p95 < {STEP_TARGET_MS:.0f} ms"),
+              ("slice step, three views, axial stepped", "slice_step_three_views_axial_256x256x32",
+               f"p95 < {STEP_TARGET_MS:.0f} ms"),
+              ("slice step, three views, coronal stepped",
+               "slice_step_three_views_coronal_256x256x32", f"p95 < {STEP_TARGET_MS:.0f} ms"),
               ("case switch, preloaded, 256x256x32", "case_switch_preloaded_256x256x32",
                f"< {SWITCH_TARGET_MS:.0f} ms"),
               ("case switch, Next at once, 256x256x32", "case_switch_at_once_256x256x32", "")]

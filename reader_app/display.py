@@ -1,6 +1,10 @@
-"""What the slice view shows, without Qt: the volume, its plane, slice and display window.
+"""What the slice view shows, without Qt: the volume, the linked cursor, the current plane, the
+layout and the display window.
 
-Setters validate, store, then emit, as napari's `components/dims.py` does; the widget
+One cursor voxel (d, h, w) places all three planes: the axial view shows slice d, the coronal
+slice h, the sagittal slice w, so the planes always meet at that voxel. Stepping a plane moves the
+cursor along that plane's axis; a click in the three-view layout moves it within the clicked
+plane. Setters validate, store, then emit, as napari's `components/dims.py` does; the widget
 (`reader_app.viewer.SliceView`) only renders this state and forwards the reader's input here.
 """
 
@@ -11,6 +15,8 @@ import numpy as np
 from reader_app.events import Event
 from reader_app.windowing import (
     CT_PRESETS,
+    SLICE_AXIS,
+    Layout,
     Orientation,
     Window,
     drag_window,
@@ -18,29 +24,38 @@ from reader_app.windowing import (
     pixel_size,
     reslice,
     slice_count,
+    view_to_voxel,
+    voxel_to_view,
 )
 
 
 class DisplayModel:
-    """The display state of one slice view; it knows nothing of studies or widgets.
+    """The display state of the slice view; it knows nothing of studies or widgets.
 
     Events: `volume_changed()` (a new volume or none: everything may have changed),
-    `plane_changed(orientation)` (another plane, at its middle slice), `slice_changed(index)`
-    and `window_changed(window)`. A change that stores the value already held emits nothing.
+    `plane_changed(orientation)` (another current plane: the one shown in the single layout,
+    the one the keys step in the three-view layout), `cursor_changed(voxel)` (the linked cursor
+    moved: a plane whose slice index changed shows another image, every other plane only moves
+    its cursor mark), `slice_changed(index)` (the current plane's slice), `window_changed(window)`
+    and `layout_changed(layout)`. A change that stores the value already held emits nothing.
     """
 
-    def __init__(self, modality: str, study_window: Window | None = None) -> None:
+    def __init__(self, modality: str, study_window: Window | None = None,
+                 layout: Layout = Layout.SINGLE) -> None:
         self.modality = modality
         self.study_window = study_window
         self.volume_changed = Event()
         self.plane_changed = Event()
+        self.cursor_changed = Event()
         self.slice_changed = Event()
         self.window_changed = Event()
+        self.layout_changed = Event()
         self._volume: np.ndarray | None = None
         self._spacing = (1.0, 1.0, 1.0)
         self._auto_window = Window(level=0.0, width=1.0)
         self._orientation = Orientation.AXIAL
-        self._index = 0
+        self._layout = Layout(layout)
+        self._cursor = (0, 0, 0)
         self._window = study_window or Window(level=0.0, width=1.0)
         self._window_is_custom = False
         self._drag_start = self._window
@@ -68,14 +83,39 @@ class DisplayModel:
         return self._orientation
 
     @property
+    def layout(self) -> Layout:
+        """One plane at a time, or the three planes side by side."""
+        return self._layout
+
+    @property
+    def cursor(self) -> tuple[int, int, int]:
+        """The linked cursor's voxel (d, h, w), where the three planes meet."""
+        return self._cursor
+
+    @property
     def slice_index(self) -> int:
         """The 0-based slice shown in the current plane."""
-        return self._index
+        return self.slice_index_of(self._orientation)
 
     @property
     def slice_total(self) -> int:
         """How many slices the current plane has (0 without a volume)."""
-        return 0 if self._volume is None else slice_count(self._volume.shape, self._orientation)
+        return self.slice_total_of(self._orientation)
+
+    def slice_index_of(self, orientation: Orientation) -> int:
+        """The 0-based slice shown in `orientation`: the cursor's coordinate on its axis."""
+        return self._cursor[SLICE_AXIS[orientation]]
+
+    def slice_total_of(self, orientation: Orientation) -> int:
+        """How many slices `orientation` has (0 without a volume)."""
+        return 0 if self._volume is None else slice_count(self._volume.shape, orientation)
+
+    def cursor_pixel(self, orientation: Orientation) -> tuple[int, int]:
+        """The (row, column) of the cursor voxel in the image of `orientation`."""
+        if self._volume is None:
+            raise RuntimeError("no volume is shown")
+        _, row, col = voxel_to_view(self._volume.shape, orientation, self._cursor)
+        return row, col
 
     @property
     def window(self) -> Window:
@@ -96,21 +136,25 @@ class DisplayModel:
             return CT_PRESETS[0].window
         return self._auto_window
 
-    def image(self) -> np.ndarray:
-        """The current slice as a 2D image in display order."""
+    def image(self, orientation: Orientation | None = None) -> np.ndarray:
+        """The slice of `orientation` (default: the current plane) as a 2D image in display
+        order."""
         if self._volume is None:
             raise RuntimeError("no volume is shown")
-        return reslice(self._volume, self._orientation, self._index)
+        orientation = orientation or self._orientation
+        return reslice(self._volume, orientation, self.slice_index_of(orientation))
 
-    def pixel_size(self) -> tuple[float, float]:
-        """The (row, column) size in mm of one displayed pixel of the current plane."""
-        return pixel_size(self._spacing, self._orientation)
+    def pixel_size(self, orientation: Orientation | None = None) -> tuple[float, float]:
+        """The (row, column) size in mm of one displayed pixel of `orientation` (default: the
+        current plane)."""
+        return pixel_size(self._spacing, orientation or self._orientation)
 
     # --- actions ---------------------------------------------------------------------------
 
     def set_volume(self, volume: np.ndarray, spacing: tuple[float, float, float],
                    auto_window: Window) -> None:
-        """Show a new case at its middle slice; a window the reader chose is kept."""
+        """Show a new case with the cursor at its centre voxel, so every plane opens at its
+        middle slice; a window the reader chose is kept, and so are the layout and plane."""
         if volume.ndim != 3 or min(volume.shape) < 1:
             raise ValueError(f"a case volume is a non-empty (D, H, W) array, not {volume.shape}")
         if len(spacing) != 3 or min(spacing) <= 0:
@@ -120,7 +164,8 @@ class DisplayModel:
         self._auto_window = auto_window
         if not self._window_is_custom:
             self._window = self.default_window()
-        self._index = middle_slice(volume.shape, self._orientation)
+        self._cursor = tuple(middle_slice(volume.shape, orientation)
+                             for orientation in SLICE_AXIS)
         self.volume_changed.emit()
 
     def clear(self) -> None:
@@ -128,19 +173,46 @@ class DisplayModel:
         self._volume = None
         self.volume_changed.emit()
 
+    def set_cursor(self, voxel: tuple[int, int, int]) -> None:
+        """Move the linked cursor to `voxel` (d, h, w), clamped to the volume."""
+        if self._volume is None:
+            return
+        if len(voxel) != 3:
+            raise ValueError(f"a voxel is three indices (d, h, w), not {voxel}")
+        voxel = tuple(int(np.clip(v, 0, n - 1)) for v, n in zip(voxel, self._volume.shape,
+                                                               strict=True))
+        if voxel == self._cursor:
+            return
+        before = self.slice_index
+        self._cursor = voxel
+        self.cursor_changed.emit(voxel)
+        if self.slice_index != before:
+            self.slice_changed.emit(self.slice_index)
+
     def set_slice(self, index: int) -> None:
         """Show slice `index` of the current plane (clamped to the volume)."""
         if self._volume is None:
             return
-        index = int(np.clip(index, 0, self.slice_total - 1))
-        if index == self._index:
+        voxel = list(self._cursor)
+        voxel[SLICE_AXIS[self._orientation]] = int(np.clip(index, 0, self.slice_total - 1))
+        self.set_cursor(tuple(voxel))
+
+    def click(self, orientation: Orientation, row: int, col: int) -> None:
+        """A click on pixel (`row`, `col`) of `orientation`'s image: in the three-view layout
+        that plane becomes the current one and the cursor moves to the clicked voxel, so the
+        other two planes show the slices through it. The single view has no cursor to move:
+        a stray click there changes nothing."""
+        if self._volume is None or self._layout is not Layout.THREE:
             return
-        self._index = index
-        self.slice_changed.emit(index)
+        orientation = Orientation(orientation)
+        voxel = view_to_voxel(self._volume.shape, orientation, self.slice_index_of(orientation),
+                              row, col)
+        self.set_orientation(orientation)
+        self.set_cursor(voxel)
 
     def step(self, slices: int) -> None:
         """Move `slices` slices forward (positive) or back (negative)."""
-        self.set_slice(self._index + slices)
+        self.set_slice(self.slice_index + slices)
 
     def first_slice(self) -> None:
         """Go to the first slice."""
@@ -151,18 +223,29 @@ class DisplayModel:
         self.set_slice(self.slice_total - 1)
 
     def set_orientation(self, orientation: Orientation) -> None:
-        """Show another plane of the same volume, at its middle slice."""
+        """Make `orientation` the current plane, at the slice through the cursor (its middle
+        slice until the reader moves the cursor out of that plane)."""
         orientation = Orientation(orientation)
         if orientation is self._orientation:
             return
         self._orientation = orientation
-        if self._volume is not None:
-            self._index = middle_slice(self._volume.shape, orientation)
         self.plane_changed.emit(orientation)
 
     def cycle_orientation(self) -> None:
         """Axial -> coronal -> sagittal -> axial."""
         self.set_orientation(self._orientation.following())
+
+    def set_layout(self, layout: Layout) -> None:
+        """Show one plane, or the three planes side by side."""
+        layout = Layout(layout)
+        if layout is self._layout:
+            return
+        self._layout = layout
+        self.layout_changed.emit(layout)
+
+    def toggle_layout(self) -> None:
+        """Single view <-> three views."""
+        self.set_layout(self._layout.toggled())
 
     def set_window(self, window: Window, custom: bool = False) -> None:
         """Display with `window`; `custom` marks the reader's own choice, kept across cases."""

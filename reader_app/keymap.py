@@ -1,8 +1,8 @@
 """The keyboard scheme of the reader, without Qt: the one table of what each key does, which
 key answers which option, and the help line.
 
-Keys that steer the viewer or the case (R reset, V plane, N/P next/previous) are never answer
-keys, so a reader who means to reset the view can never record an answer by accident.
+Keys that steer the viewer or the case (R reset, V plane, L layout, N/P next/previous) are never
+answer keys, so a reader who means to reset the view can never record an answer by accident.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from reader_app.windowing import AUTO_WINDOW_KEY, CT_PRESETS
 PAGE_STEP = 5  # slices per PgUp/PgDn
 RESET_KEY = "R"
 PLANE_KEY = "V"
+LAYOUT_KEY = "L"
 NEXT_CASE_KEY = "N"
 PREVIOUS_CASE_KEY = "P"
 
@@ -31,6 +32,7 @@ class Command(enum.Enum):
     AUTO_WINDOW = "auto window"
     RESET_VIEW = "reset view"
     CYCLE_PLANE = "next plane"
+    TOGGLE_LAYOUT = "one or three views"
     NEXT_CASE = "next case"
     PREVIOUS_CASE = "previous case"
     NEXT_QUESTION = "next question"
@@ -61,6 +63,7 @@ KEY_BINDINGS: dict[str, Binding] = {
     AUTO_WINDOW_KEY: Binding(Command.AUTO_WINDOW),
     RESET_KEY: Binding(Command.RESET_VIEW),
     PLANE_KEY: Binding(Command.CYCLE_PLANE),
+    LAYOUT_KEY: Binding(Command.TOGGLE_LAYOUT),
     "Return": Binding(Command.NEXT_CASE),
     "Enter": Binding(Command.NEXT_CASE),
     NEXT_CASE_KEY: Binding(Command.NEXT_CASE),
@@ -121,6 +124,7 @@ def help_text(modality: str) -> str:
                if modality == "CT" else f"{AUTO_WINDOW_KEY} auto window")
     return "\n".join([
         f"Slices: wheel · ↑ ↓ · PgUp PgDn (±{PAGE_STEP}) · Home End · {PLANE_KEY} plane",
+        f"Views: {LAYOUT_KEY} one or three planes · in three, a click moves the others there",
         "Mouse: left drag window/level · right drag zoom · middle drag pan",
         f"Window: {windows} · {RESET_KEY} reset view",
         "Answer: the key beside an option, for the framed question · Tab next question",

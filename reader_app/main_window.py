@@ -39,7 +39,7 @@ from reader_app.prefetch import prefetch_plan
 from reader_app.questions_panel import QuestionsPanel
 from reader_app.session import ReadingSession
 from reader_app.viewer import SliceView
-from reader_app.windowing import study_percentiles, study_window
+from reader_app.windowing import Layout, study_layout, study_percentiles, study_window
 from studies.ratings import RatingStoreError
 
 # `keymap.KEY_BINDINGS` by Qt key code.
@@ -52,6 +52,16 @@ COMPLETE_TEXT = "Study complete — thank you"
 UNREADABLE_TEXT = "This case could not be read."
 # Failures of the ratings database that must reach the reader instead of crashing the app.
 SAVE_ERRORS = (RatingStoreError, OSError)
+
+
+def _layout_or_single(viewer_defaults: dict) -> Layout:
+    """The study's layout; a value the app does not know is reported on stderr, for the study's
+    administrator, and the reader gets the single view rather than no study at all."""
+    try:
+        return study_layout(viewer_defaults)
+    except ValueError as err:
+        print(f"mdiff-reader: {err}; showing the single view.", file=sys.stderr)
+        return Layout.SINGLE
 
 
 class ReaderWindow(QMainWindow):
@@ -73,7 +83,8 @@ class ReaderWindow(QMainWindow):
         # which could tear pyqtgraph's items down in an order that crashes.
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
-        self.viewer = SliceView(modality, study_window(viewer_defaults))
+        self.viewer = SliceView(modality, study_window(viewer_defaults),
+                                _layout_or_single(viewer_defaults))
         self.questions = QuestionsPanel(session.questions)
         self.case_label = QLabel()
         self.case_label.setStyleSheet("font-size: 20px; font-weight: bold;")
@@ -261,6 +272,8 @@ class ReaderWindow(QMainWindow):
             self.viewer.reset()
         elif command is Command.CYCLE_PLANE:
             display.cycle_orientation()
+        elif command is Command.TOGGLE_LAYOUT:
+            display.toggle_layout()
         elif command is Command.NEXT_CASE:
             self.go_next()
         elif command is Command.PREVIOUS_CASE:

@@ -1,13 +1,17 @@
-"""The slice view: one plane of a volume in a pyqtgraph ViewBox, with reading-workstation mouse
-and keyboard conventions, a slice slider and plane/window controls."""
+"""The slice view: one plane of a volume, or the three planes side by side with a linked cursor,
+each in a pyqtgraph ViewBox with reading-workstation mouse and keyboard conventions, under one
+slice slider and the plane, layout and window controls."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QLineF, QObject, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QFrame,
+    QGraphicsLineItem,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -18,19 +22,31 @@ from PySide6.QtWidgets import (
 
 from reader_app.blocking import signals_blocked
 from reader_app.display import DisplayModel
-from reader_app.keymap import RESET_KEY
-from reader_app.windowing import AUTO_WINDOW_KEY, CT_PRESETS, Orientation, Window
+from reader_app.keymap import LAYOUT_KEY, RESET_KEY
+from reader_app.windowing import (
+    AUTO_WINDOW_KEY,
+    CT_PRESETS,
+    EDGE_LABELS,
+    Layout,
+    Orientation,
+    Window,
+    pixel_at,
+    pixel_centre,
+)
 
 IMAGE_BACKGROUND = "#000000"
 TOOLBAR_STYLE = ("QPushButton { padding: 4px 10px; }"
                  " QPushButton:checked { background: #3d7cc9; color: white; border: none; }")
 WHEEL_NOTCH = 120  # angle delta of one wheel notch
-# Letters at the top, bottom, left and right edge of each plane (radiological convention).
-EDGE_LABELS = {
-    Orientation.AXIAL: ("A", "P", "R", "L"),
-    Orientation.CORONAL: ("S", "I", "R", "L"),
-    Orientation.SAGITTAL: ("S", "I", "A", "P"),
-}
+OVERLAY_MARGIN = 6  # screen pixels between an overlay label and the edge it sits at
+LETTER_STYLE = ("color: #e0c060; font-size: 14px; font-weight: bold; background: transparent;")
+TITLE_STYLE = "color: #b8b8b8; font-size: 12px; background: transparent;"
+# The cursor mark: thin lines across the image that stop short of the cursor voxel, so the
+# voxel itself stays visible; the gap is in screen pixels, the same at every zoom.
+CURSOR_COLOUR = (80, 190, 255, 200)
+CURSOR_GAP_PX = 7
+ACTIVE_FRAME = "#3d7cc9"  # around the plane the keys and the slider step, in the three views
+PLANES_SPACING = 6
 
 
 class SliceViewBox(pg.ViewBox):
@@ -43,6 +59,7 @@ class SliceViewBox(pg.ViewBox):
 
     slices_stepped = Signal(int)            # +n = n slices forward
     window_dragged = Signal(float, float, bool)  # (dx, dy) pixels since the press; True at start
+    clicked = Signal(float, float)          # a left click at (x, y) in mm from the image corner
 
     def __init__(self) -> None:
         super().__init__(invertY=True, lockAspect=True, enableMenu=False)
@@ -58,6 +75,15 @@ class SliceViewBox(pg.ViewBox):
             self.slices_stepped.emit(-steps)
         ev.accept()
 
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 (Qt naming)
+        """Left click (pressed and released without a drag): the linked cursor's point."""
+        if ev.button() != Qt.MouseButton.LeftButton:
+            super().mouseClickEvent(ev)
+            return
+        ev.accept()
+        point = self.mapSceneToView(ev.scenePos())
+        self.clicked.emit(point.x(), point.y())
+
     def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 (Qt naming)
         """Left drag: window (horizontal) and level (vertical); other buttons as pyqtgraph."""
         if ev.button() != Qt.MouseButton.LeftButton:
@@ -68,35 +94,266 @@ class SliceViewBox(pg.ViewBox):
         self.window_dragged.emit(moved.x(), moved.y(), ev.isStart())
 
 
-class SliceView(QWidget):
-    """A volume shown plane by plane, with its slider, plane buttons and window controls.
+class CursorMark:
+    """The linked cursor's mark: four line segments through the cursor across the image,
+    stopping short of the cursor voxel.
 
-    The display state (plane, slice, window) lives in `display`, a Qt-free `DisplayModel`:
-    the widget renders it on the model's events and forwards the reader's input to it; zoom and
-    pan stay pyqtgraph's. Every control is kept out of the keyboard focus chain so the window's
-    keys always reach the main window's handler.
+    Four items, not one path: each has a thin bounding box, so when the mark moves the view
+    repaints thin strips of the image (pyqtgraph's views update only what changed) instead of
+    the whole image, which keeps a step in one plane cheap for the other two.
     """
 
-    def __init__(self, modality: str, default_window: Window | None = None,
+    def __init__(self, view_box: pg.ViewBox) -> None:
+        pen = QPen(QColor(*CURSOR_COLOUR))
+        pen.setCosmetic(True)  # one screen pixel wide at every zoom
+        self._lines = [QGraphicsLineItem() for _ in range(4)]
+        for line in self._lines:
+            line.setPen(pen)
+            # Outside the auto-range bounds: moving the mark must never move the view.
+            view_box.addItem(line, ignoreBounds=True)
+        self._visible = True
+        self.set_visible(False)
+
+    @property
+    def visible(self) -> bool:
+        """Whether the mark is shown."""
+        return self._visible
+
+    def set_visible(self, visible: bool) -> None:
+        """Show or hide the mark."""
+        self._visible = visible
+        for line in self._lines:
+            line.setVisible(visible)
+
+    def set_segments(self, segments: list[tuple[float, float, float, float]]) -> None:
+        """The four segments (x1, y1, x2, y2) in mm: left, right, above and below the cursor."""
+        for line, segment in zip(self._lines, segments, strict=True):
+            line.setLine(QLineF(*segment))
+
+    def segments(self) -> list[tuple[float, float, float, float]]:
+        """The four segments (x1, y1, x2, y2) in mm."""
+        return [(ln.line().x1(), ln.line().y1(), ln.line().x2(), ln.line().y2())
+                for ln in self._lines]
+
+
+class PlaneView(QFrame):
+    """One plane of the shared `DisplayModel`: its image sized in mm, the cursor mark, the
+    orientation letters at the image's edges and, in the three views, its name and slice.
+
+    It renders only what `SliceView` tells it to and forwards the reader's wheel, click and
+    drag to the model. A plane hidden by the layout is not kept up to date: it is rendered
+    afresh when it is shown again (`show_volume`).
+    """
+
+    def __init__(self, display: DisplayModel, orientation: Orientation,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.display = display = DisplayModel(modality, default_window)
-
+        self.display = display
+        self.orientation = orientation
+        self.live = False  # shown by the layout, so kept in step with the model
+        self._shown_slice: int | None = None  # the slice the image item holds
+        self.setObjectName("plane")
         self.graphics = pg.GraphicsView(background=IMAGE_BACKGROUND)
         self.graphics.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.view_box = SliceViewBox()
-        self.view_box.slices_stepped.connect(self.display.step)
-        self.view_box.window_dragged.connect(self.display.drag_window)
         self.view_box.setBackgroundColor(IMAGE_BACKGROUND)
         self.graphics.setCentralItem(self.view_box)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
-        self._edge_labels = [self._overlay_label() for _ in range(4)]
-        self._message = QLabel(self.graphics)
+        self.cursor_mark = CursorMark(self.view_box)
+        self.edge_labels = [self._overlay_label(letter, LETTER_STYLE)
+                            for letter in EDGE_LABELS[orientation]]
+        self.title = self._overlay_label("", TITLE_STYLE)
+        self.view_box.slices_stepped.connect(self._on_wheel)
+        self.view_box.window_dragged.connect(display.drag_window)
+        self.view_box.clicked.connect(self._on_click)
+        self.view_box.sigTransformChanged.connect(self._on_transform_changed)
+        self.graphics.installEventFilter(self)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.graphics)
+        self.set_active(False)
+        self.show_nothing()
+
+    # --- rendering what SliceView asks for ---------------------------------------------------
+
+    def show_volume(self) -> None:
+        """Everything afresh: a new volume, or the plane shown again by the layout."""
+        display = self.display
+        if not display.has_volume:
+            self.show_nothing()
+            return
+        rows, cols = display.image(self.orientation).shape
+        row_mm, col_mm = display.pixel_size(self.orientation)
+        self._shown_slice = None
+        self.show_cursor()
+        # The image spans its physical size in mm, so the locked 1:1 aspect is the true one.
+        self.image_item.setRect(QRectF(0.0, 0.0, cols * col_mm, rows * row_mm))
+        self.view_box.autoRange(padding=0.0)
+        for label in self.edge_labels:
+            label.show()
+        self.title.setVisible(self.cursor_mark.visible)
+        self._place_overlays()
+
+    def show_cursor(self) -> None:
+        """The cursor moved: a new image only if this plane's slice changed, else the mark only
+        (cheap: runs on every slice step of any plane)."""
+        display = self.display
+        index = display.slice_index_of(self.orientation)
+        if index != self._shown_slice:
+            window = display.window
+            self.image_item.setImage(display.image(self.orientation), autoLevels=False,
+                                     levels=(window.low, window.high))
+            self._shown_slice = index
+            self.title.setText(f"{self.orientation.label}  {index + 1} / "
+                               f"{display.slice_total_of(self.orientation)}")
+            self.title.adjustSize()
+        if self.cursor_mark.visible:
+            self._place_cursor_mark()
+
+    def show_window(self) -> None:
+        """The shared display window changed."""
+        if self.display.has_volume:
+            window = self.display.window
+            self.image_item.setLevels((window.low, window.high))
+
+    def show_nothing(self) -> None:
+        """No volume: no image, letters, mark or title."""
+        self._shown_slice = None
+        self.image_item.clear()
+        for label in (*self.edge_labels, self.title):
+            label.hide()
+
+    def set_cursor_mark_visible(self, visible: bool) -> None:
+        """The cursor mark and the plane's title, shown in the three views only."""
+        self.cursor_mark.set_visible(visible)
+        self.title.setVisible(visible and self.display.has_volume)
+        if visible and self.display.has_volume:
+            self._place_cursor_mark()
+
+    def set_active(self, active: bool) -> None:
+        """Frame the plane that the keys and the slider step."""
+        colour = ACTIVE_FRAME if active else "transparent"
+        self.setStyleSheet(f"#plane {{ border: 2px solid {colour}; }}")
+
+    def reset_zoom(self) -> None:
+        """The whole image in view."""
+        self.view_box.autoRange(padding=0.0)
+
+    # --- input -------------------------------------------------------------------------------
+
+    def _on_wheel(self, slices: int) -> None:
+        self.display.set_orientation(self.orientation)
+        self.display.step(slices)
+
+    def _on_click(self, x_mm: float, y_mm: float) -> None:
+        if not self.display.has_volume:
+            return
+        shape = self.display.image(self.orientation).shape
+        pixel = pixel_at(x_mm, y_mm, self.display.pixel_size(self.orientation), shape)
+        if pixel is not None:
+            self.display.click(self.orientation, *pixel)
+
+    # --- overlays ----------------------------------------------------------------------------
+
+    def _place_cursor_mark(self) -> None:
+        """Lines through the cursor voxel across the image, with a gap around the voxel."""
+        display = self.display
+        if not display.has_volume:
+            return
+        pixel = display.pixel_size(self.orientation)
+        rows, cols = display.image(self.orientation).shape
+        width, height = cols * pixel[1], rows * pixel[0]
+        x, y = pixel_centre(*display.cursor_pixel(self.orientation), pixel)
+        per_px_x, per_px_y = self.view_box.viewPixelSize()
+        gap_x, gap_y = CURSOR_GAP_PX * per_px_x, CURSOR_GAP_PX * per_px_y
+        self.cursor_mark.set_segments([(0.0, y, max(0.0, x - gap_x), y),
+                                       (min(width, x + gap_x), y, width, y),
+                                       (x, 0.0, x, max(0.0, y - gap_y)),
+                                       (x, min(height, y + gap_y), x, height)])
+
+    def _on_transform_changed(self, _box: object) -> None:
+        """Zoom, pan or resize: the letters follow the image's edges, the mark's gap its
+        screen size."""
+        self._place_overlays()
+        if self.cursor_mark.visible:
+            self._place_cursor_mark()
+
+    def _image_on_screen(self) -> QRectF:
+        """The image's rectangle in the graphics widget's pixels."""
+        bounds = self.image_item.mapRectToParent(self.image_item.boundingRect())
+        scene = self.view_box.mapViewToScene(bounds)
+        return QRectF(self.graphics.mapFromScene(scene).boundingRect())
+
+    def _place_overlays(self) -> None:
+        """Each letter just outside its edge of the image where the view has room, else just
+        inside it at the view's edge; centred on the part of that edge in view."""
+        width, height = self.graphics.width(), self.graphics.height()
+        view = QRectF(0.0, 0.0, width, height)
+        image = self._image_on_screen() if self.display.has_volume else view
+        seen = image.intersected(view)
+        if seen.isEmpty():
+            image = seen = view
+        centre_x, centre_y = seen.center().x(), seen.center().y()
+        top, bottom, left, right = self.edge_labels
+        m = OVERLAY_MARGIN
+
+        def clamp(value: float, low: float, high: float) -> int:
+            return int(min(max(value, low), max(low, high)))
+
+        top.move(clamp(centre_x - top.width() / 2, m, width - top.width() - m),
+                 clamp(image.top() - top.height() - m, m, height - top.height() - m))
+        bottom.move(clamp(centre_x - bottom.width() / 2, m, width - bottom.width() - m),
+                    clamp(image.bottom() + m, m, height - bottom.height() - m))
+        left.move(clamp(image.left() - left.width() - m, m, width - left.width() - m),
+                  clamp(centre_y - left.height() / 2, m, height - left.height() - m))
+        right.move(clamp(image.right() + m, m, width - right.width() - m),
+                   clamp(centre_y - right.height() / 2, m, height - right.height() - m))
+        self.title.move(m, m)
+
+    def _overlay_label(self, text: str, style: str) -> QLabel:
+        label = QLabel(text, self.graphics)
+        label.setStyleSheet(style)
+        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        label.adjustSize()
+        return label
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
+        """Keep the letters at the edges of the resized image area."""
+        if watched is self.graphics and event.type() == QEvent.Type.Resize:
+            self._place_overlays()
+        return super().eventFilter(watched, event)
+
+
+class SliceView(QWidget):
+    """A volume in one plane or in all three side by side, with the slider of the current
+    plane, the plane and layout buttons and the window controls.
+
+    The display state (cursor, plane, layout, window) lives in `display`, a Qt-free
+    `DisplayModel`: the widget renders it on the model's events and forwards the reader's input
+    to it; zoom and pan stay pyqtgraph's, per plane. Every control is kept out of the keyboard
+    focus chain so the window's keys always reach the main window's handler.
+    """
+
+    def __init__(self, modality: str, default_window: Window | None = None,
+                 layout: Layout = Layout.SINGLE, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.display = display = DisplayModel(modality, default_window, layout)
+
+        self.planes_area = QWidget()
+        planes_row = QHBoxLayout(self.planes_area)
+        planes_row.setContentsMargins(0, 0, 0, 0)
+        planes_row.setSpacing(PLANES_SPACING)
+        self.planes = {orientation: PlaneView(display, orientation)
+                       for orientation in Orientation}
+        for plane in self.planes.values():
+            planes_row.addWidget(plane, 1)
+        self._message = QLabel(self.planes_area)
         self._message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._message.setStyleSheet("color: #d0d0d0; font-size: 15px; background: transparent;")
+        self._message.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self._message.hide()
-        self.graphics.installEventFilter(self)
+        self.planes_area.installEventFilter(self)
 
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -106,7 +363,8 @@ class SliceView(QWidget):
         self.slice_label.setFixedWidth(110)
         self.slice_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.window_label = QLabel()
-        self.window_label.setFixedWidth(150)
+        self.window_label.setFixedWidth(130)
+        self.window_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
         self.plane_buttons = QButtonGroup(self)
         self.plane_buttons.setExclusive(True)
@@ -118,6 +376,10 @@ class SliceView(QWidget):
             button.clicked.connect(lambda _=False, o=orientation: display.set_orientation(o))
             self.plane_buttons.addButton(button)
             toolbar.addWidget(button)
+        toolbar.addSpacing(8)
+        self.layout_button = self._tool_button(f"3 views ({LAYOUT_KEY})", checkable=True)
+        self.layout_button.clicked.connect(lambda _=False: display.toggle_layout())
+        toolbar.addWidget(self.layout_button)
         toolbar.addSpacing(16)
         self.preset_buttons: list[QPushButton] = []
         if modality == "CT":
@@ -134,33 +396,60 @@ class SliceView(QWidget):
         reset.clicked.connect(self.reset)
         toolbar.addWidget(reset)
         toolbar.addStretch(1)
-        toolbar.addWidget(self.window_label)
         self.setStyleSheet(TOOLBAR_STYLE)
 
+        # The readouts sit under the image: the toolbar has no room left for them beside the
+        # CT presets in a 1400-pixel window.
         bottom = QHBoxLayout()
         bottom.addWidget(self.slider, 1)
+        bottom.addWidget(self.window_label)
         bottom.addWidget(self.slice_label)
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(6)
-        layout.addLayout(toolbar)
-        layout.addWidget(self.graphics, 1)
-        layout.addLayout(bottom)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(6)
+        box.addLayout(toolbar)
+        box.addWidget(self.planes_area, 1)
+        box.addLayout(bottom)
 
         self.display.volume_changed.connect(self._on_volume_changed)
         self.display.plane_changed.connect(self._on_plane_changed)
+        self.display.cursor_changed.connect(self._on_cursor_changed)
         self.display.slice_changed.connect(self._on_slice_changed)
         self.display.window_changed.connect(self._on_window_changed)
+        self.display.layout_changed.connect(self._on_layout_changed)
         self._check_plane_button()
+        self._apply_layout()
         self._update_labels()
-        self._update_edges()
+
+    # --- the current plane's parts (the single view's, or the framed one of the three) -----
+
+    @property
+    def current_plane(self) -> PlaneView:
+        """The plane the keys and the slider step."""
+        return self.planes[self.display.orientation]
+
+    @property
+    def graphics(self) -> pg.GraphicsView:
+        """The current plane's graphics view."""
+        return self.current_plane.graphics
+
+    @property
+    def view_box(self) -> SliceViewBox:
+        """The current plane's view box."""
+        return self.current_plane.view_box
+
+    @property
+    def image_item(self) -> pg.ImageItem:
+        """The current plane's image item."""
+        return self.current_plane.image_item
 
     # --- actions that are the view's own ---------------------------------------------------
 
     def set_volume(self, volume: np.ndarray, spacing: tuple[float, float, float],
                    auto_window: Window) -> None:
-        """Show a new case at its middle slice; a window the reader chose is kept."""
+        """Show a new case with every plane at its middle slice; a window the reader chose is
+        kept."""
         self._message.hide()
         self.display.set_volume(volume, spacing, auto_window)
 
@@ -168,60 +457,69 @@ class SliceView(QWidget):
         """Show no image, only `message` (e.g. while a case loads or when it cannot be read)."""
         self._message.setText(message)
         self._message.show()
+        self._message.raise_()
         self.display.clear()
 
     def reset(self) -> None:
-        """Back to the default window and the whole image in view."""
+        """Back to the default window and the whole image in view in every plane shown."""
         self.display.reset_window()
-        self.view_box.autoRange(padding=0.0)
+        for plane in self._live_planes():
+            plane.reset_zoom()
 
     # --- rendering the model ---------------------------------------------------------------
 
+    def _live_planes(self) -> list[PlaneView]:
+        return [plane for plane in self.planes.values() if plane.live]
+
     def _on_volume_changed(self) -> None:
-        if self.display.has_volume:
-            self._show_plane()
-        else:
-            self.image_item.clear()
-            self._update_labels()
-            self._update_edges()
+        for plane in self._live_planes():
+            plane.show_volume()
+        self._update_slider()
+
+    def _on_cursor_changed(self, _voxel: tuple[int, int, int]) -> None:
+        for plane in self._live_planes():
+            plane.show_cursor()
+
+    def _on_slice_changed(self, _index: int) -> None:
+        # The slider is the view of the slice too: moving it here must not echo back.
+        with signals_blocked(self.slider):
+            self.slider.setValue(self.display.slice_index)
+        self._update_labels()
+
+    def _on_window_changed(self, _window: Window) -> None:
+        for plane in self._live_planes():
+            plane.show_window()
+        self._update_labels()
 
     def _on_plane_changed(self, _orientation: Orientation) -> None:
         self._check_plane_button()
-        if self.display.has_volume:
-            self._show_plane()
-        else:
-            self._update_labels()
-            self._update_edges()
+        self._apply_layout()
+        self._update_slider()
 
-    def _on_slice_changed(self, _index: int) -> None:
-        self._render()
+    def _on_layout_changed(self, _layout: Layout) -> None:
+        self._apply_layout()
 
-    def _on_window_changed(self, window: Window) -> None:
-        if self.display.has_volume:
-            self.image_item.setLevels((window.low, window.high))
-        self._update_labels()
-
-    def _show_plane(self) -> None:
-        """A new volume or plane: the image, its physical size, the slider range, the view."""
+    def _apply_layout(self) -> None:
+        """Show the planes of the layout (rendering afresh the ones that were hidden), the
+        cursor marks in the three views and the frame around the current plane."""
         display = self.display
-        rows, cols = display.image().shape
-        row_mm, col_mm = display.pixel_size()
-        with signals_blocked(self.slider):
-            self.slider.setRange(0, display.slice_total - 1)
-        self._render()
-        # The image spans its physical size in mm, so the locked 1:1 aspect is the true one.
-        self.image_item.setRect(QRectF(0.0, 0.0, cols * col_mm, rows * row_mm))
-        self.view_box.autoRange(padding=0.0)
-        self._update_edges()
+        three = display.layout is Layout.THREE
+        self.layout_button.setChecked(three)
+        for orientation, plane in self.planes.items():
+            live = three or orientation is display.orientation
+            plane.setVisible(live)
+            plane.set_active(three and orientation is display.orientation)
+            plane.set_cursor_mark_visible(three)
+            if live and not plane.live:
+                plane.live = True
+                plane.show_volume()
+            plane.live = live
+        self._message.raise_()
 
-    def _render(self) -> None:
-        """The current slice with the current window (cheap: runs on every slice step)."""
+    def _update_slider(self) -> None:
         display = self.display
-        window = display.window
-        self.image_item.setImage(display.image(), autoLevels=False,
-                                 levels=(window.low, window.high))
-        # The slider is the view of the slice too: moving it here must not echo back.
         with signals_blocked(self.slider):
+            self.slider.setRange(0, max(display.slice_total - 1, 0))
             self.slider.setValue(display.slice_index)
         self._update_labels()
 
@@ -238,32 +536,6 @@ class SliceView(QWidget):
         self.window_label.setText(f"W {display.window.width:.0f}   L {display.window.level:.0f}"
                                   if display.has_volume else "")
 
-    def _update_edges(self) -> None:
-        """The orientation letters at the image edges, for a new plane or volume."""
-        letters = EDGE_LABELS[self.display.orientation]
-        for label, letter in zip(self._edge_labels, letters, strict=True):
-            label.setText(letter)
-            label.setVisible(self.display.has_volume)
-            label.adjustSize()
-        self._place_overlays()
-
-    def _overlay_label(self) -> QLabel:
-        label = QLabel(self.graphics)
-        label.setStyleSheet("color: #e0c060; font-size: 14px; font-weight: bold;"
-                            " background: transparent;")
-        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        return label
-
-    def _place_overlays(self) -> None:
-        width, height = self.graphics.width(), self.graphics.height()
-        top, bottom, left, right = self._edge_labels
-        margin = 6
-        top.move((width - top.width()) // 2, margin)
-        bottom.move((width - bottom.width()) // 2, height - bottom.height() - margin)
-        left.move(margin, (height - left.height()) // 2)
-        right.move(width - right.width() - margin, (height - right.height()) // 2)
-        self._message.setGeometry(0, 0, width, height)
-
     def _tool_button(self, text: str, checkable: bool = False) -> QPushButton:
         button = QPushButton(text)
         button.setCheckable(checkable)
@@ -271,7 +543,7 @@ class SliceView(QWidget):
         return button
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
-        """Keep the edge letters and the message at the edges of the resized image area."""
-        if watched is self.graphics and event.type() == QEvent.Type.Resize:
-            self._place_overlays()
+        """Keep the message over the whole resized image area."""
+        if watched is self.planes_area and event.type() == QEvent.Type.Resize:
+            self._message.setGeometry(self.planes_area.rect())
         return super().eventFilter(watched, event)

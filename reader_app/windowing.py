@@ -1,8 +1,10 @@
-"""Display maths without Qt: window/level, CT presets, percentile auto-window and reslicing."""
+"""Display maths without Qt: window/level, CT presets, percentile auto-window, reslicing, the
+voxel <-> (plane, slice, row, column) mapping of the linked cursor and the view layouts."""
 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +78,17 @@ def study_window(viewer: dict) -> Window | None:
     return None
 
 
+def study_layout(viewer: dict) -> Layout:
+    """The layout a study's viewer defaults set (`{"layout": "single" | "three"}`), the single
+    view when absent; ValueError for any other value."""
+    value = viewer.get("layout", Layout.SINGLE.value)
+    try:
+        return Layout(value)
+    except ValueError:
+        allowed = " or ".join(f'"{layout.value}"' for layout in Layout)
+        raise ValueError(f"the study's viewer layout {value!r} is not {allowed}") from None
+
+
 def study_percentiles(viewer: dict) -> tuple[float, float]:
     """The auto-window percentiles a study's viewer defaults set (`{"percentile": [lo, hi]}`),
     else the MR percentiles (0.5 and 99.5)."""
@@ -117,6 +130,30 @@ class Orientation(enum.Enum):
         return order[(order.index(self) + 1) % len(order)]
 
 
+class Layout(enum.Enum):
+    """How the reading window shows a volume: one plane at a time, or the three side by side."""
+
+    SINGLE = "single"
+    THREE = "three"
+
+    def toggled(self) -> Layout:
+        """The other layout."""
+        return Layout.THREE if self is Layout.SINGLE else Layout.SINGLE
+
+
+# Letters at the top, bottom, left and right edge of each plane's image as `reslice` orders it
+# (radiological convention; tests/reader_app/test_windowing.py checks them against the affine).
+EDGE_LABELS = {
+    Orientation.AXIAL: ("A", "P", "R", "L"),
+    Orientation.CORONAL: ("S", "I", "R", "L"),
+    Orientation.SAGITTAL: ("S", "I", "A", "P"),
+}
+
+# The volume axis each plane steps through: a plane's slice index is the cursor voxel's
+# coordinate on that axis, so the three planes always pass through one point.
+SLICE_AXIS = {Orientation.AXIAL: 0, Orientation.CORONAL: 1, Orientation.SAGITTAL: 2}
+
+
 def slice_count(shape: tuple[int, ...], orientation: Orientation) -> int:
     """How many slices the volume has in `orientation`."""
     depth, height, width = shape
@@ -141,6 +178,57 @@ def reslice(volume: np.ndarray, orientation: Orientation, index: int) -> np.ndar
     if orientation is Orientation.CORONAL:
         return volume[::-1, index, :]
     return volume[::-1, :, index]
+
+
+def voxel_to_view(shape: tuple[int, ...], orientation: Orientation,
+                  voxel: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Where voxel (d, h, w) of a canonical volume of `shape` appears in `orientation`:
+    (slice, row, column) of `reslice`'s image."""
+    _check_inside(voxel, shape, "voxel")
+    depth = shape[0]
+    d, h, w = voxel
+    if orientation is Orientation.AXIAL:
+        return d, h, w
+    # Coronal and sagittal rows run superior -> inferior: `reslice` flips D.
+    if orientation is Orientation.CORONAL:
+        return h, depth - 1 - d, w
+    return w, depth - 1 - d, h
+
+
+def view_to_voxel(shape: tuple[int, ...], orientation: Orientation, slice_index: int,
+                  row: int, col: int) -> tuple[int, int, int]:
+    """The voxel (d, h, w) shown at (`row`, `col`) of slice `slice_index` in `orientation`;
+    the inverse of `voxel_to_view`."""
+    depth = shape[0]
+    if orientation is Orientation.AXIAL:
+        voxel = (slice_index, row, col)
+    elif orientation is Orientation.CORONAL:
+        voxel = (depth - 1 - row, slice_index, col)
+    else:
+        voxel = (depth - 1 - row, col, slice_index)
+    _check_inside(voxel, shape, f"the {orientation.value} point (slice {slice_index}, row {row}, "
+                                f"column {col}), voxel")
+    return voxel
+
+
+def _check_inside(voxel: tuple[int, int, int], shape: tuple[int, ...], what: str) -> None:
+    if len(voxel) != 3 or not all(0 <= v < n for v, n in zip(voxel, shape, strict=True)):
+        raise IndexError(f"{what} {tuple(voxel)} is outside the volume of shape {tuple(shape)}")
+
+
+def pixel_at(x_mm: float, y_mm: float, pixel: tuple[float, float],
+             image_shape: tuple[int, int]) -> tuple[int, int] | None:
+    """The (row, column) of the displayed pixel under the point (x, y) in mm from the image's
+    top-left corner, for pixels of `pixel` (row, column) mm; None outside the image."""
+    row, col = math.floor(y_mm / pixel[0]), math.floor(x_mm / pixel[1])
+    if 0 <= row < image_shape[0] and 0 <= col < image_shape[1]:
+        return row, col
+    return None
+
+
+def pixel_centre(row: int, col: int, pixel: tuple[float, float]) -> tuple[float, float]:
+    """The (x, y) in mm of the centre of displayed pixel (`row`, `col`); inverse of `pixel_at`."""
+    return (col + 0.5) * pixel[1], (row + 0.5) * pixel[0]
 
 
 def pixel_size(spacing: tuple[float, float, float], orientation: Orientation

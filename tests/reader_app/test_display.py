@@ -1,4 +1,5 @@
-"""The slice view's display state without Qt: plane, slice, window and the default-window rule."""
+"""The slice view's display state without Qt: plane, slice, window and the default-window rule,
+the linked cursor and the layout."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from diffusion_core.modality import CT_SOFT_TISSUE
 from reader_app.display import DisplayModel
-from reader_app.windowing import CT_PRESETS, Orientation, Window, reslice
+from reader_app.windowing import CT_PRESETS, Layout, Orientation, Window, reslice
 
 SPACING = (3.0, 1.0, 1.5)
 VOLUME = (np.arange(8 * 24 * 20) % 997).reshape(8, 24, 20).astype(np.int16)
@@ -15,11 +16,13 @@ CASE_WINDOW = Window(level=500.0, width=1000.0)
 
 
 class Recorder:
-    """Every event a model emits, in order, as (name, args)."""
+    """The named events a model emits, in order, as (name, args)."""
 
-    def __init__(self, model: DisplayModel) -> None:
+    def __init__(self, model: DisplayModel,
+                 names: tuple[str, ...] = ("volume_changed", "plane_changed", "slice_changed",
+                                           "window_changed")) -> None:
         self.seen: list[tuple] = []
-        for name in ("volume_changed", "plane_changed", "slice_changed", "window_changed"):
+        for name in names:
             getattr(model, name).connect(lambda *args, n=name: self.seen.append((n, *args)))
 
 
@@ -137,3 +140,107 @@ def test_clear_leaves_no_image_and_slices_do_nothing(model):
     assert not model.has_volume and model.slice_total == 0
     with pytest.raises(RuntimeError):
         model.image()
+
+
+# An asymmetric volume (distinct sizes on every axis) with one marked voxel.
+ASYMMETRIC = (7, 11, 13)
+MARKER = (2, 8, 3)                 # (d, h, w)
+MARKER_VALUE = 1000
+
+
+def marked_volume() -> np.ndarray:
+    """Zeros but for MARKER_VALUE at MARKER."""
+    volume = np.zeros(ASYMMETRIC, np.int16)
+    volume[MARKER] = MARKER_VALUE
+    return volume
+
+
+def cursor_recorder(model: DisplayModel) -> Recorder:
+    """A recorder of the cursor, slice, plane and layout events."""
+    return Recorder(model, ("cursor_changed", "slice_changed", "plane_changed", "layout_changed"))
+
+
+@pytest.fixture
+def three() -> DisplayModel:
+    """A model in the three-view layout showing the marked asymmetric volume."""
+    display = DisplayModel("CT", layout=Layout.THREE)
+    display.set_volume(marked_volume(), (3.0, 0.8, 0.9), CASE_WINDOW)
+    return display
+
+
+def test_the_cursor_opens_at_the_centre_so_every_plane_is_at_its_middle(three):
+    """One voxel places all three planes: axial slice d, coronal h, sagittal w."""
+    assert three.cursor == (3, 5, 6)
+    assert [three.slice_index_of(o) for o in Orientation] == [3, 5, 6]
+    assert [three.slice_total_of(o) for o in Orientation] == [7, 11, 13]
+    assert three.cursor_pixel(Orientation.CORONAL) == (3, 6)   # row 6 - d, column w
+    assert three.cursor_pixel(Orientation.SAGITTAL) == (3, 5)  # row 6 - d, column h
+
+
+@pytest.mark.parametrize("orientation", list(Orientation))
+def test_a_click_moves_the_other_planes_to_the_clicked_voxel(three, orientation):
+    """With the plane through the marker, a click on the marker's pixel puts the cursor on the
+    marker, and each of the other planes then shows the marker at the cursor's pixel."""
+    three.set_orientation(orientation)
+    three.set_slice({Orientation.AXIAL: MARKER[0], Orientation.CORONAL: MARKER[1],
+                     Orientation.SAGITTAL: MARKER[2]}[orientation])
+    row, col = np.argwhere(three.image(orientation) == MARKER_VALUE)[0]
+    events = cursor_recorder(three)
+    three.set_orientation(Orientation.AXIAL if orientation is not Orientation.AXIAL
+                          else Orientation.CORONAL)
+    events.seen.clear()
+    three.click(orientation, int(row), int(col))
+    assert three.cursor == MARKER
+    assert three.orientation is orientation  # the clicked plane is the one the keys step now
+    assert [three.slice_index_of(o) for o in Orientation] == list(MARKER)
+    for other in Orientation:
+        assert three.image(other)[three.cursor_pixel(other)] == MARKER_VALUE
+    assert events.seen[0] == ("plane_changed", orientation)
+    assert ("cursor_changed", MARKER) in events.seen
+
+
+def test_a_step_moves_the_cursor_along_the_current_plane_only(three):
+    """Stepping the axial plane changes d: the coronal and sagittal slices stay (only their
+    cursor marks move); slice_changed speaks of the current plane alone."""
+    events = cursor_recorder(three)
+    three.step(2)
+    assert three.cursor == (5, 5, 6)
+    assert events.seen == [("cursor_changed", (5, 5, 6)), ("slice_changed", 5)]
+    assert three.slice_index_of(Orientation.CORONAL) == 5
+    assert three.slice_index_of(Orientation.SAGITTAL) == 6
+    events.seen.clear()
+    three.set_cursor((5, 9, 6))  # moving within the axial plane: its slice stays
+    assert events.seen == [("cursor_changed", (5, 9, 6))]
+    three.set_cursor((99, -4, 6))
+    assert three.cursor == (6, 0, 6)  # clamped to the volume
+
+
+def test_the_single_view_ignores_clicks_and_switches_planes_through_the_cursor():
+    """A stray click in the single view changes nothing; the next plane goes through the
+    cursor, so after the three views the single view shows the point the reader chose."""
+    display = DisplayModel("CT")
+    display.set_volume(marked_volume(), (3.0, 0.8, 0.9), CASE_WINDOW)
+    events = cursor_recorder(display)
+    display.click(Orientation.AXIAL, 8, 3)
+    assert events.seen == [] and display.cursor == (3, 5, 6)
+    display.toggle_layout()
+    display.click(Orientation.AXIAL, 8, 3)
+    display.toggle_layout()
+    assert events.seen[0] == ("layout_changed", Layout.THREE)
+    assert events.seen[-1] == ("layout_changed", Layout.SINGLE)
+    display.set_orientation(Orientation.SAGITTAL)
+    assert display.slice_index == 3  # w of the clicked voxel
+    np.testing.assert_array_equal(display.image(), reslice(display.volume,
+                                                           Orientation.SAGITTAL, 3))
+
+
+def test_one_window_for_every_plane_and_layout_kept_across_cases(three):
+    """The window is the model's, not a plane's; a new case keeps the layout and the plane."""
+    three.set_orientation(Orientation.SAGITTAL)
+    three.drag_window(30, 0, starting=True)
+    window = three.window
+    three.set_volume(VOLUME, SPACING, CASE_WINDOW)
+    assert three.layout is Layout.THREE and three.orientation is Orientation.SAGITTAL
+    assert three.window == window and three.cursor == (4, 12, 10)
+    assert three.pixel_size(Orientation.CORONAL) == (3.0, 1.5)
+    assert three.pixel_size(Orientation.SAGITTAL) == (3.0, 1.0)

@@ -38,7 +38,7 @@ def test_real_or_synthetic_is_numbered_because_r_resets_the_view():
 
 
 def test_no_answer_key_is_a_viewer_or_navigation_key():
-    """Reserved keys (R, V, N, P) never answer any question of any study."""
+    """Reserved keys (R, V, L, N, P) never answer any question of any study."""
     for question in TABLE1_QUESTIONS + TURING_QUESTIONS:
         assert not set(answer_keys(question)) & RESERVED_LETTERS
 
@@ -57,5 +57,6 @@ def test_the_key_table_binds_the_ct_presets_and_the_case_keys():
     assert KEY_BINDINGS["PageDown"] == Binding(Command.STEP_SLICES, PAGE_STEP)
     assert KEY_BINDINGS["R"].command is Command.RESET_VIEW
     assert {KEY_BINDINGS[k].command for k in ("Return", "Enter", "N")} == {Command.NEXT_CASE}
-    assert RESERVED_LETTERS == frozenset("RVNP")
+    assert KEY_BINDINGS["L"].command is Command.TOGGLE_LAYOUT
+    assert RESERVED_LETTERS == frozenset("RVLNP")
     assert FINISHED_COMMANDS == {Command.PREVIOUS_CASE}

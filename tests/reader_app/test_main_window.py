@@ -26,6 +26,7 @@ from diffusion_core.io import Volume, read_volume, write_nifti
 from reader_app.main_window import COMPLETE_TEXT, ReaderWindow
 from reader_app.opening import open_study_for_reading
 from reader_app.session import ReadingSession
+from reader_app.windowing import Layout, Orientation
 from studies.create import create_study
 from studies.ratings import RatingStore
 from studies.study import Study, StudyError
@@ -98,6 +99,37 @@ def test_viewer_keys_presets_reset_and_plane(qtbot, study_dir):
     assert window.viewer.display.window.width == 400
     press(qtbot, window, Qt.Key.Key_V)
     assert window.viewer.display.orientation.value == "coronal"
+
+
+def test_the_layout_key_toggles_three_views_and_the_keys_step_the_current_one(qtbot, study_dir):
+    """L shows axial, coronal and sagittal side by side (and answers nothing); the arrows step
+    the current plane, V makes the next one current; L again is the single view."""
+    window = open_window(qtbot, study_dir)
+    view = window.viewer
+    press(qtbot, window, Qt.Key.Key_L)
+    assert view.display.layout is Layout.THREE
+    assert all(plane.isVisible() for plane in view.planes.values())
+    assert window.session.answers == {}
+    press(qtbot, window, Qt.Key.Key_V, Qt.Key.Key_Down)
+    assert view.display.orientation is Orientation.CORONAL
+    assert view.display.cursor == (4, 13, 10)  # (8, 24, 20): the coronal slice moved on
+    assert view.slice_label.text() == "slice 14 / 24"
+    press(qtbot, window, Qt.Key.Key_L)
+    assert view.display.layout is Layout.SINGLE
+    assert [o for o, plane in view.planes.items() if plane.isVisible()] == [Orientation.CORONAL]
+    assert "L one or three planes" in window.help.text()
+
+
+def test_the_studys_viewer_defaults_choose_the_layout(qtbot, make_study, capfd):
+    """`"layout": "three"` in study.json opens the three views; a value the app does not know
+    is said on stderr and the single view opens."""
+    window = open_window(qtbot, make_study("three", viewer={"layout": "three"}))
+    assert window.viewer.display.layout is Layout.THREE
+    assert all(plane.isVisible() for plane in window.viewer.planes.values())
+    window = open_window(qtbot, make_study("odd", viewer={"layout": "grid"}))
+    assert window.viewer.display.layout is Layout.SINGLE
+    assert "layout 'grid' is not \"single\" or \"three\"; showing the single view" \
+        in capfd.readouterr().err
 
 
 def test_answering_by_keyboard_saves_three_rows_and_enables_next(qtbot, study_dir):

@@ -1,4 +1,5 @@
-"""Window/level maths, presets, percentile auto-window and reslicing, without Qt."""
+"""Window/level maths, presets, percentile auto-window, reslicing, the linked cursor's voxel
+mapping and the layouts, without Qt."""
 
 from __future__ import annotations
 
@@ -7,17 +8,28 @@ import pytest
 
 from reader_app.windowing import (
     CT_PRESETS,
+    EDGE_LABELS,
+    Layout,
     Orientation,
     Window,
     drag_window,
     middle_slice,
     percentile_window,
+    pixel_at,
+    pixel_centre,
     pixel_size,
     reslice,
     slice_count,
+    study_layout,
     study_percentiles,
     study_window,
+    view_to_voxel,
+    voxel_to_view,
 )
+from studies.normalise import Grid
+
+# Distinct sizes on all three axes, so a swapped or unflipped axis cannot pass unnoticed.
+ASYMMETRIC = (7, 11, 13)
 
 
 def test_ct_presets_are_the_radiological_width_level_pairs():
@@ -90,3 +102,68 @@ def test_study_viewer_defaults():
     assert study_window({}) is None and study_window({"window": [40, 0]}) is None
     assert study_percentiles({"percentile": [1, 99]}) == (1.0, 99.0)
     assert study_percentiles({"percentile": [99, 1]}) == (0.5, 99.5)
+
+
+def test_study_layout_defaults_to_the_single_view_and_names_the_choices():
+    """`"layout"` in the viewer block picks the layout; absent is today's single view; any other
+    value is refused with the allowed ones."""
+    assert study_layout({}) is Layout.SINGLE
+    assert study_layout({"layout": "single"}) is Layout.SINGLE
+    assert study_layout({"layout": "three"}) is Layout.THREE
+    with pytest.raises(ValueError, match='\'quad\' is not "single" or "three"'):
+        study_layout({"layout": "quad"})
+    assert Layout.SINGLE.toggled() is Layout.THREE and Layout.THREE.toggled() is Layout.SINGLE
+
+
+def test_every_voxel_maps_to_where_reslice_shows_it_and_back():
+    """On an asymmetric volume of distinct values: voxel (d, h, w) is at (row, column) of slice
+    `s` in each plane exactly where `reslice` puts it, and the mapping inverts."""
+    volume = np.arange(np.prod(ASYMMETRIC)).reshape(ASYMMETRIC)
+    for orientation in Orientation:
+        images = [reslice(volume, orientation, k)
+                  for k in range(slice_count(ASYMMETRIC, orientation))]
+        for voxel in np.ndindex(*ASYMMETRIC):
+            slice_index, row, col = voxel_to_view(ASYMMETRIC, orientation, voxel)
+            assert images[slice_index][row, col] == volume[voxel]
+            assert view_to_voxel(ASYMMETRIC, orientation, slice_index, row, col) == voxel
+    assert voxel_to_view(ASYMMETRIC, Orientation.CORONAL, (0, 10, 12)) == (10, 6, 12)
+    assert voxel_to_view(ASYMMETRIC, Orientation.SAGITTAL, (6, 10, 12)) == (12, 0, 10)
+    with pytest.raises(IndexError, match="outside the volume"):
+        voxel_to_view(ASYMMETRIC, Orientation.AXIAL, (7, 0, 0))
+    with pytest.raises(IndexError, match="coronal point"):
+        view_to_voxel(ASYMMETRIC, Orientation.CORONAL, 3, 7, 0)
+
+
+def _towards(shape: tuple[int, int, int], affine: np.ndarray, orientation: Orientation,
+             step: tuple[int, int, int]) -> str:
+    """The patient direction (RAS+ letter) of one step (slice, row, column) from the centre
+    voxel in `orientation`'s display, through `affine`."""
+    centre = tuple(n // 2 for n in shape)
+    slice_index, row, col = voxel_to_view(shape, orientation, centre)
+    there = view_to_voxel(shape, orientation, slice_index + step[0], row + step[1],
+                          col + step[2])
+    world = affine[:3, :3] @ (np.array(there) - np.array(centre))
+    axis = int(np.argmax(np.abs(world)))
+    return ("RL", "AP", "SI")[axis][0 if world[axis] > 0 else 1]
+
+
+def test_edge_letters_agree_with_the_canonical_affine():
+    """Through a study's affine (D inferior->superior, H anterior->posterior, W right->left),
+    moving right along a displayed row goes towards the right edge's letter and moving down
+    a column towards the bottom's, in every plane; the slices run S, P and L."""
+    affine = Grid(ASYMMETRIC, (3.0, 0.8, 0.9)).affine
+    for orientation in Orientation:
+        steps = [(0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1)]  # up, down, left, right
+        assert tuple(_towards(ASYMMETRIC, affine, orientation, step) for step in steps) == \
+            EDGE_LABELS[orientation], orientation
+    assert [_towards(ASYMMETRIC, affine, o, (1, 0, 0)) for o in Orientation] == ["S", "P", "L"]
+
+
+def test_pixel_at_and_pixel_centre_are_inverse_and_stop_at_the_image():
+    """A point in mm from the image corner falls in one displayed pixel; outside it, none."""
+    pixel, shape = (3.0, 0.5), (7, 13)
+    for row, col in [(0, 0), (6, 12), (3, 5)]:
+        assert pixel_at(*pixel_centre(row, col, pixel), pixel, shape) == (row, col)
+    assert pixel_centre(1, 2, pixel) == (1.25, 4.5)
+    assert pixel_at(6.49, 2.99, pixel, shape) == (0, 12)
+    assert pixel_at(-0.01, 1.0, pixel, shape) is None and pixel_at(1.0, 21.0, pixel, shape) is None
