@@ -21,7 +21,8 @@ from torch import nn
 
 @dataclass(frozen=True)
 class LatentScale:
-    """Min-max scaling of latents by the codebook's range, and its inverse."""
+    """Latents' [low, high] mapped to [-1, 1], and back: the codebook's range (the paper), or
+    the training latents' mean -+ one standard deviation (unit variance)."""
 
     low: float
     high: float

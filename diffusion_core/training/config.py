@@ -96,6 +96,9 @@ class VQGANSettings:
     steps: int
 
 
+LATENT_SCALINGS = ("codebook", "std")
+
+
 @dataclass(frozen=True)
 class DDPMSettings:
     """A preset's latent DDPM: U-Net, noise schedule, training schedule and weight EMA."""
@@ -108,3 +111,12 @@ class DDPMSettings:
     ema_decay: float = 0.995
     ema_every: int = 10
     ema_start: int = 2_000
+    # How latents are scaled for the U-Net (`latent_range`): "codebook", the paper's, maps the
+    # codebook's [min, max] to [-1, 1]; "std" maps the training latents' mean -+ one standard
+    # deviation to -+1, unit variance as Rombach et al.'s latent scale factor.
+    latent_scaling: str = "codebook"
+
+    def __post_init__(self) -> None:
+        if self.latent_scaling not in LATENT_SCALINGS:
+            raise ValueError(f"latent scaling must be one of {', '.join(LATENT_SCALINGS)}, "
+                             f"not {self.latent_scaling!r}")

@@ -156,8 +156,17 @@ def latent_cache(run_dir: Path, vqgan_run: Path, vqgan_hash: str, data: Path,
     return out
 
 
+def latent_range(scaling: str, vqgan, train: LatentDataset) -> tuple[float, float]:
+    """The [low, high] that `LatentScale` maps to [-1, 1] (DDPMSettings.latent_scaling)."""
+    if scaling == "codebook":
+        return vqgan.codebook.range()
+    both = torch.cat([train.latents, train.flipped]).double()  # what training draws from
+    mean, std = float(both.mean()), float(both.std())
+    return mean - std, mean + std
+
+
 class _Normalised(torch.utils.data.Dataset):
-    """A latent dataset seen through the codebook-range scaling."""
+    """A latent dataset seen through the run's latent scaling."""
 
     def __init__(self, latents: LatentDataset, scale: LatentScale) -> None:
         self.latents, self.scale = latents, scale
@@ -189,10 +198,9 @@ def train_ddpm(preset_name: str, data: str | Path, vqgan_run: str | Path, out: s
     if vqgan_json.get("preset") != preset_name:
         raise runs.RunSetupError(f"{vqgan_run} is a VQ-GAN of preset "
                                  f"{vqgan_json.get('preset')!r}, not {preset_name!r}")
-    low, high = vqgan.codebook.range()
     latent_shape = vqgan.config.latent_shape(tuple(PreparedDataset(data, "all").shape))
     info = {"preset": preset_name, "data": data_info, "vqgan": vqgan_info,
-            "latent_range": [low, high], "latent_shape": list(latent_shape),
+            "latent_scaling": settings.latent_scaling, "latent_shape": list(latent_shape),
             "unet": settings.unet.to_dict(), "scheduler": settings.scheduler.to_dict(),
             "ema": {"decay": settings.ema_decay, "every": settings.ema_every,
                     "start": settings.ema_start}}
@@ -202,6 +210,9 @@ def train_ddpm(preset_name: str, data: str | Path, vqgan_run: str | Path, out: s
     runs.open_run_dir(run_dir, "ddpm", info, resume=resume)
     latents = latent_cache(run_dir, Path(vqgan_run), vqgan_info["hash"], Path(data),
                            resolve_device(device), progress)
+    # A function of the VQ-GAN and the cached latents, so a resumed run computes the same.
+    low, high = latent_range(settings.latent_scaling, vqgan, latents["train"])
+    info["latent_range"] = [low, high]
     scale = LatentScale(low, high)
     train = _Normalised(latents["train"], scale)
     val = _Normalised(latents["val"], scale) if latents["val"] else []

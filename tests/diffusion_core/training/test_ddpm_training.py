@@ -109,3 +109,26 @@ def test_a_vqgan_of_another_preset_is_refused(tiny_prep_dir, vqgan_run, tmp_path
     (vqgan_run / "run.json").write_text(json.dumps(info))
     with pytest.raises(RunSetupError, match="VQ-GAN of preset 'demo'"):
         _train(tiny_prep_dir, vqgan_run, tmp_path / "dd", 2)
+
+
+def test_unit_variance_scaling_records_the_latents_mean_and_std(tiny_prep_dir, vqgan_run,
+                                                                tmp_path):
+    from dataclasses import replace
+
+    from diffusion_core.diffusion import LatentScale
+    from diffusion_core.models import load_vqgan
+
+    settings = replace(SETTINGS, latent_scaling="std")
+    train_ddpm("tiny", tiny_prep_dir, vqgan_run, tmp_path / "std", settings=settings,
+               trainer=_trainer(2), device="cpu", progress=False)
+    run = json.loads((tmp_path / "std" / "run.json").read_text())
+    assert run["latent_scaling"] == "std"
+    cache = load_weights(next((tmp_path / "std" / CACHE_DIR).glob("*.safetensors")))
+    train = torch.cat([cache["train.plain"], cache["train.flipped"]])
+    scaled = LatentScale(*run["latent_range"]).normalise(train)
+    assert abs(float(scaled.mean())) < 1e-4 and abs(float(scaled.std()) - 1.0) < 1e-3
+    # The paper's codebook range leaves the same latents narrower than unit variance.
+    vqgan, _ = load_vqgan(vqgan_run)
+    assert float(LatentScale(*vqgan.codebook.range()).normalise(train).std()) < 0.9
+    with pytest.raises(ValueError, match="latent scaling must be one of codebook, std"):
+        replace(SETTINGS, latent_scaling="minmax")
