@@ -22,7 +22,7 @@ import numpy as np
 
 from studies.blinding import VALUES, FeatureTest, SourceTest
 from studies.case_features import Feature, study_features
-from studies.key import KeyEntry, check_key_matches, read_key
+from studies.key import KeyEntry, read_study_key
 from studies.study import CASE_ID_PATTERN, Study
 
 
@@ -111,9 +111,7 @@ def audit_study(study: Study, key: dict[str, KeyEntry]) -> Audit:
 def audit_folder(folder: str | Path, key_path: str | Path) -> Audit:
     """Open a study and its key, check they belong together, and audit it."""
     study = Study.open(folder)
-    key = read_key(key_path)
-    check_key_matches(key, study.case_ids, Path(key_path), study.folder)
-    return audit_study(study, key)
+    return audit_study(study, read_study_key(study, key_path))
 
 
 def _summary(values: tuple[float, ...]) -> dict | None:

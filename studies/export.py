@@ -14,7 +14,7 @@ import csv
 import os
 from pathlib import Path
 
-from studies.key import check_key_matches, is_inside, read_key
+from studies.key import is_inside, read_study_key
 from studies.questions import TABLE1_QUESTIONS, TURING_QUESTIONS, Question
 from studies.ratings import ReaderRatings, read_study_ratings
 from studies.study import Study, StudyError
@@ -83,8 +83,7 @@ def export_study(folder: str | Path, out: str | Path, *, key_path: str | Path | 
         if is_inside(out, study.folder):
             raise StudyError(f"An export with the key would put the answer key inside the study "
                              f"({out}); write it outside {study.folder}.")
-        key = read_key(key_path)
-        check_key_matches(key, study.case_ids, Path(key_path), study.folder)
+        key = read_study_key(study, key_path)
     rows = export_rows(study, read_study_ratings(study), include_partial, key)
     tmp = out.with_name(out.name + ".tmp")
     try:
