@@ -109,8 +109,11 @@ def float_volumes():
 
 
 def make_study_folder(folder: Path, n_cases: int = 12, turing: bool = False,
-                      study_id: str | None = None, dataset: str = "tiny") -> Path:
-    """A minimal valid study folder (empty case files) for ratings, export and merge tests."""
+                      study_id: str | None = None, dataset: str = "tiny",
+                      practice: dict[str, str] | None = None,
+                      answers_editable: bool | None = None) -> Path:
+    """A minimal valid study folder (empty case files) for ratings, export and merge tests;
+    `practice`: practice case id -> truth; `answers_editable` is left out when None."""
     cases = [secrets.token_hex(4) for _ in range(n_cases)]
     (folder / "cases").mkdir(parents=True)
     (folder / "ratings").mkdir()
@@ -123,8 +126,22 @@ def make_study_folder(folder: Path, n_cases: int = 12, turing: bool = False,
         "cases": cases, "shape": [8, 16, 16], "spacing": [4.0, 4.0, 4.0],
         "viewer": {"percentile": [0.5, 99.5]}, "created_at": "2024-01-01T00:00:00+00:00",
     }
+    if practice:
+        (folder / "practice").mkdir()
+        for case_id in practice:
+            (folder / "practice" / f"{case_id}.nii.gz").write_bytes(b"")
+        manifest["practice"] = [{"case_id": c, "source": s} for c, s in practice.items()]
+    if answers_editable is not None:
+        manifest["answers_editable"] = answers_editable
     (folder / "study.json").write_text(json.dumps(manifest))
     return folder
+
+
+@pytest.fixture
+def study_folder_with():
+    """`make_study_folder(folder, n_cases=12, turing=False, ..., practice=None,
+    answers_editable=None)` (a function)."""
+    return make_study_folder
 
 
 @pytest.fixture
