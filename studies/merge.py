@@ -50,9 +50,9 @@ def merge_studies(folder: str | Path, other_folder: str | Path) -> MergeResult:
         elif mine.same_ratings(ratings):
             result.identical.append(ratings.reader)
         else:
-            raise StudyError(f"Reader '{ratings.reader}' has different answers in {study.folder} "
-                             f"and {other.folder}; merge refused: keep one of the two databases "
-                             "or rename that reader in one copy.")
+            raise StudyError(f"Reader '{ratings.reader}' has different answers, comments or "
+                             f"flags in {study.folder} and {other.folder}; merge refused: keep "
+                             "one of the two databases or rename that reader in one copy.")
     for ratings in to_add:
         _copy_reader(study, ratings)
         result.added.append(ratings.reader)
