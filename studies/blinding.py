@@ -57,6 +57,15 @@ def auc(values: dict[str, float], sources: dict[str, str]) -> float:
 
 
 @dataclass(frozen=True)
+class CheckResult:
+    """The outcome of an audit check that is no feature (file names, the practice block)."""
+
+    name: str
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
 class FeatureTest:
     """One feature's test: its AUC and p-value, and whether it gives sources away."""
 

@@ -90,6 +90,30 @@ def ct_inputs(tmp_path_factory) -> dict[str, Path]:
     return {"real": real, "synthetic": synthetic}
 
 
+def write_phantom_inputs(root: Path, count: int, shape=(8, 16, 16),
+                         seed: int = 7) -> tuple[Path, Path]:
+    """`count` real uint8 and `count` synthetic float32 MR phantoms in root/real and
+    root/synthetic, one header each, as `mr_inputs` but of any number and shape."""
+    rng = np.random.default_rng(seed)
+    real, synthetic = root / "real", root / "synthetic"
+    real.mkdir(parents=True)
+    synthetic.mkdir()
+    affine = canonical_affine((3.0, 1.4, 1.4))
+    for i in range(count):
+        write_nifti_file(real / f"r{i}.nii.gz",
+                         np.round(phantom(rng, shape) * 255).astype(np.uint8), affine,
+                         b"scanner", 1)
+        write_nifti_file(synthetic / f"s{i}.nii.gz",
+                         (phantom(rng, shape) * 2 - 1).astype(np.float32), affine, b"", 1)
+    return real, synthetic
+
+
+@pytest.fixture
+def phantom_inputs():
+    """`write_phantom_inputs(root, count, shape=(8, 16, 16), seed=7)` (a function)."""
+    return write_phantom_inputs
+
+
 def write_float_volumes(folder: Path, count: int, seed: int | None = None,
                         shape=(8, 32, 32)) -> Path:
     """`count` float32 volumes of uniform noise in [0, 100) as plain NIfTI (no modality
