@@ -16,14 +16,13 @@ The result is a table, one row per feature, printed by `mdiff-study audit`.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from studies.blinding import VALUES, CheckResult, FeatureTest, SourceTest
+from studies.blinding import VALUES, CheckResult, FeatureTest, SourceTest, listed_files_failure
 from studies.case_features import Feature, study_features
 from studies.key import KeyEntry, read_study_key
 from studies.practice_audit import practice_audit
@@ -80,16 +79,13 @@ def _cases_of(sources: Counter) -> str:
 def file_names(study: Study) -> CheckResult:
     """The case folder holds exactly the listed cases, named by random ids of one pattern."""
     name = "file names"
-    expected = {f"{c}{study.case_suffix}" for c in study.case_ids}
-    present = set(os.listdir(study.cases_dir))
-    if present != expected:
-        odd = sorted(present ^ expected)
-        return CheckResult(name, False, f"the cases folder and study.json disagree about "
-                                        f"{len(odd)} files, e.g. {odd[0]}")
+    failure = listed_files_failure(name, study.cases_dir, study.case_ids, study.case_suffix)
+    if failure is not None:
+        return failure
     lengths = {len(c) for c in study.case_ids}
     if len(lengths) != 1 or not all(CASE_ID_PATTERN.match(c) for c in study.case_ids):
         return CheckResult(name, False, "case ids differ in length or pattern")
-    return CheckResult(name, True, f"all {len(expected)} files are listed in study.json and "
+    return CheckResult(name, True, f"all {len(study.case_ids)} files are listed in study.json and "
                                    "named by random hex ids of one length")
 
 

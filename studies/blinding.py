@@ -65,6 +65,17 @@ class CheckResult:
     reason: str
 
 
+def listed_files_failure(name: str, folder: Path, ids: list[str],
+                         suffix: str) -> CheckResult | None:
+    """A failed check `name` when `folder` holds other files than `ids` (with `suffix`), else
+    None."""
+    odd = sorted(set(os.listdir(folder)) ^ {f"{case_id}{suffix}" for case_id in ids})
+    if not odd:
+        return None
+    return CheckResult(name, False, f"the {folder.name} folder and study.json disagree about "
+                                    f"{len(odd)} files, e.g. {odd[0]}")
+
+
 @dataclass(frozen=True)
 class FeatureTest:
     """One feature's test: its AUC and p-value, and whether it gives sources away."""

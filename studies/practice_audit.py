@@ -19,13 +19,12 @@ reach a study case, and the check of each (`mdiff-study audit`):
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from studies.blinding import VALUES, CheckResult
+from studies.blinding import VALUES, CheckResult, listed_files_failure
 from studies.case_features import Feature, read_study_case, value_set_features
 from studies.key import KeyEntry
 from studies.study import Study
@@ -58,19 +57,18 @@ def read_practice(study: Study) -> list[PracticeCase]:
 def practice_files(study: Study, key: dict[str, KeyEntry]) -> CheckResult:
     """practice/ holds exactly the listed practice cases, and study.json and the key agree."""
     name = "practice files"
-    expected = {f"{c}{study.case_suffix}" for c in study.practice_ids}
-    present = set(os.listdir(study.practice_dir))
-    if present != expected:
-        odd = sorted(present ^ expected)
-        return CheckResult(name, False, f"the practice folder and study.json disagree about "
-                                          f"{len(odd)} files, e.g. {odd[0]}")
+    failure = listed_files_failure(name, study.practice_dir, study.practice_ids,
+                                   study.case_suffix)
+    if failure is not None:
+        return failure
     for case_id, source in study.practice.items():
         if key[case_id].source != source:
             return CheckResult(name, False, f"study.json gives {case_id} the truth {source} "
                                               f"but the key {key[case_id].source}")
-    return CheckResult(name, True, f"practice/ holds exactly the {len(expected)} practice cases "
-                                   f"({', '.join(study.practice_ids)}: practice ids, none a study "
-                                   "case's), with the truth the key gives them")
+    ids = study.practice_ids
+    return CheckResult(name, True, f"practice/ holds exactly the {len(ids)} practice cases "
+                                   f"({', '.join(ids)}: practice ids, none a study case's), with "
+                                   "the truth the key gives them")
 
 
 def _scan(origin: str) -> str:

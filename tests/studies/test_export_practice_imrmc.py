@@ -96,6 +96,9 @@ def test_status_counts_flagged_cases_as_done_and_practice_apart(practised, capsy
     assert (anna["done"], anna["practice_done"], anna["practice"]) == (3, True, "2 / 2")
     assert (ben["done"], ben["practice_done"], ben["practice"]) == (1, False, "1 / 2")
     assert (ben["seconds_total"], ben["seconds_median"]) == (30.0, 30.0)
+    # anna's done cases: two answered (4 s each, the time given with the answers), one flagged
+    # without time spent on it.
+    assert (anna["seconds_total"], anna["seconds_median"]) == (8.0, 4.0)
     assert main(["status", str(study.folder)]) == 0
     text = capsys.readouterr().out
     assert "practice" in text.splitlines()[1]
