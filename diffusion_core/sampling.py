@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +60,16 @@ class LatentDiffusionPipeline:
 
         unet, scheduler_config, info = load_ddpm(ddpm_run)
         vqgan, _ = load_vqgan(vqgan_run)
-        return cls(vqgan, unet, scheduler_config, LatentScale(*info["latent_range"]),
-                   info["latent_shape"], get_preset(info["preset"]), device)
+        scale = LatentScale(*info["latent_range"])
+        # clip_sample_range counts in codebook ranges: a predicted x0 beyond the codes would
+        # quantise to the edge codes anyway. At the paper's scaling that is [-1, 1] as
+        # configured; at unit variance the codes reach several standard deviations, and
+        # clipping there at 1 would squash every sample towards the mean.
+        extent = scale.extent(*vqgan.codebook.range())
+        scheduler_config = replace(scheduler_config,
+                                   clip_sample_range=scheduler_config.clip_sample_range * extent)
+        return cls(vqgan, unet, scheduler_config, scale, info["latent_shape"],
+                   get_preset(info["preset"]), device)
 
     def _noise(self, seeds: Sequence[int]) -> tuple[torch.Tensor, list[torch.Generator]]:
         generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]

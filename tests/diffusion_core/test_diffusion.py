@@ -19,6 +19,11 @@ def test_latent_scale_maps_the_codebook_range_to_minus_one_one_and_back():
         LatentScale(1.0, 1.0)
 
 
+def test_the_extent_of_the_codebook_range_in_a_scale():
+    assert LatentScale(-3.0, 5.0).extent(-3.0, 5.0) == 1.0  # the paper's scaling
+    assert LatentScale(-1.0, 1.0).extent(-4.0, 2.0) == 4.0  # unit variance: a wider codebook
+
+
 class Oracle(torch.nn.Module):
     """Predicts exactly the noise that was added (it is told x0): the loss must then be 0."""
 

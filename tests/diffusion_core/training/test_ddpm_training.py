@@ -130,5 +130,10 @@ def test_unit_variance_scaling_records_the_latents_mean_and_std(tiny_prep_dir, v
     # The paper's codebook range leaves the same latents narrower than unit variance.
     vqgan, _ = load_vqgan(vqgan_run)
     assert float(LatentScale(*vqgan.codebook.range()).normalise(train).std()) < 0.9
+    # Sampling clips x0 to the codebook's extent at that scale, not to the paper's [-1, 1].
+    from diffusion_core.sampling import LatentDiffusionPipeline
+    pipeline = LatentDiffusionPipeline.from_runs(vqgan_run, tmp_path / "std", torch.device("cpu"))
+    extent = LatentScale(*run["latent_range"]).extent(*vqgan.codebook.range())
+    assert extent > 1.1 and pipeline.scheduler_config.clip_sample_range == pytest.approx(extent)
     with pytest.raises(ValueError, match="latent scaling must be one of codebook, std"):
         replace(SETTINGS, latent_scaling="minmax")
