@@ -7,8 +7,10 @@ the `krippendorff` package's; this module only arranges the ratings for them and
 statistic is undefined, which it reports as `None` with a `reason` instead of NaN or an error.
 
 Cases are identified by `(study_id, case_id)`, so several exports of one dataset (sites, studies)
-can be given together. With the key (`source` column), only synthetic cases are analysed, as in the
-paper, whose readers rated synthetic images only; the real-vs-synthetic comparison is `turing`.
+can be given together. Ratings a reader flagged "image cannot be assessed" (and practice cases,
+in an export that includes them) are left out, and the report says how many. With the key
+(`source` column), only synthetic cases are analysed, as in the paper, whose readers rated
+synthetic images only; the real-vs-synthetic comparison is `turing`.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from evaluation.ratings_csv import (
     CATEGORY_TITLES,
     LETTERS,
     SCORES,
+    left_out_text,
     load_ratings,
     reader_label,
+    split_left_out,
 )
 
 KAPPA_WEIGHTINGS: tuple[str, ...] = ("linear", "quadratic")
@@ -165,9 +169,10 @@ def agreement_report(ratings: pd.DataFrame) -> dict:
     """The agreement analysis of validated ratings (see `load_ratings`) as a JSON-able dict."""
     datasets = {}
     totals: dict[str, dict[str, dict[str, int]]] = {c: {} for c in CATEGORIES}
-    for dataset, rows in ratings.groupby("dataset", sort=True):
+    for dataset, given in ratings.groupby("dataset", sort=True):
+        rows, left_out = split_left_out(given)
         chosen, cases = analysed_cases(rows)
-        readers = sorted(rows["reader"].unique())
+        readers = sorted(given["reader"].unique())
         categories = {}
         for category in CATEGORIES:
             # Readers without any analysed case still appear, with 0/0 counts.
@@ -180,6 +185,7 @@ def agreement_report(ratings: pd.DataFrame) -> dict:
         datasets[str(dataset)] = {
             "cases": cases,
             "n_cases": int(chosen[["study_id", "case_id"]].drop_duplicates().shape[0]),
+            "left_out": left_out,
             "readers": readers,
             "categories": categories,
         }
@@ -257,7 +263,8 @@ def agreement_text(report: dict) -> str:
             scope = f"{summary['n_cases']} synthetic cases (the export has the key; real left out)"
         else:
             scope = f"{summary['n_cases']} cases (no key: real and synthetic not told apart)"
-        lines.append(f"Dataset {dataset}: {scope}; {len(summary['readers'])} readers")
+        lines.append(f"Dataset {dataset}: {scope}; {len(summary['readers'])} readers; "
+                     f"{left_out_text(summary['left_out'])}")
         for category in CATEGORIES:
             for reader, count in summary["categories"][category]["counts"].items():
                 lines.append(f"  {reader_label(reader)}, {CATEGORY_TITLES[category]}: C or "

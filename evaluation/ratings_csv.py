@@ -2,12 +2,16 @@
 
 The export has one row per reader and case with the columns `study_id, dataset, reader, case_id`,
 the three Table 1 answers (letters A-D), then `real_or_synthetic` (real|synthetic) and `confidence`
-(1-4) when the study asks the Turing questions, `seconds_on_case, rated_at`, and with the key also
-`source` (real|synthetic) and `origin`. An empty answer cell means the reader has not answered yet.
+(1-4) when the study asks the Turing questions, `not_assessable` (0|1) and `comment`,
+`seconds_on_case, rated_at`, `practice` (0|1) when the export includes the practice cases, and
+with the key also `source` (real|synthetic) and `origin`. An empty answer cell means the reader has
+not answered yet. Exports made before `not_assessable` existed are read as if nothing was flagged.
 
 The loaded frame keeps the identifying columns as strings, turns the Table 1 letters into ordinal
-scores (A=1 ... D=4, NaN when unanswered) and `confidence` into floats, and adds `file` and `line`
-(the CSV line, header = 1) so later messages can point at the source of a value.
+scores (A=1 ... D=4, NaN when unanswered) and `confidence` into floats, `not_assessable` and
+`practice` into booleans (False when the column is absent), and adds `file` and `line` (the CSV
+line, header = 1) so later messages can point at the source of a value. `split_left_out` takes the
+flagged and practice rows out before any statistic.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.errors import EvalError
-from studies.export import ID_COLUMNS, TABLE1_COLUMNS, answer_cells
+from studies.export import FLAG_CELLS, ID_COLUMNS, TABLE1_COLUMNS, answer_cells
 from studies.key import SOURCES
 from studies.questions import ALL_QUESTIONS
 
@@ -39,6 +43,8 @@ SCORES: tuple[int, ...] = tuple(LETTER_SCORES.values())
 REQUIRED_COLUMNS: tuple[str, ...] = ID_COLUMNS + CATEGORIES
 CALLS: tuple[str, ...] = answer_cells(ALL_QUESTIONS["real_or_synthetic"])
 CONFIDENCES: tuple[str, ...] = answer_cells(ALL_QUESTIONS["confidence"])
+# Rows no statistic uses: ratings flagged "image cannot be assessed", and practice cases.
+LEFT_OUT_COLUMNS: tuple[str, ...] = ("not_assessable", "practice")
 
 
 def reader_label(reader: str) -> str:
@@ -93,6 +99,14 @@ def _read_one(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     if "confidence" in raw.columns:
         frame["confidence"] = _parse_choice(path, lines, raw["confidence"], "confidence",
                                             CONFIDENCES, {c: int(c) for c in CONFIDENCES})
+    for column in LEFT_OUT_COLUMNS:
+        if column not in raw.columns:
+            frame[column] = False
+            continue
+        values = raw[column].str.strip()
+        _reject(path, lines, ~values.isin(tuple(FLAG_CELLS.values())), column, values,
+                f"is not {FLAG_CELLS[False]} or {FLAG_CELLS[True]}")
+        frame[column] = (values == FLAG_CELLS[True]).to_numpy(dtype=bool)
     if "source" in raw.columns:
         source = raw["source"].str.strip()
         # The key names every case, so an empty source is a broken export, not an open answer.
@@ -100,6 +114,23 @@ def _read_one(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
                 "is not `real` or `synthetic`")
         frame["source"] = source.to_numpy(dtype=object)
     return frame
+
+
+def split_left_out(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows statistics use, and how many were left out: `practice` rows, and other rows
+    flagged `not_assessable`."""
+    practice = rows["practice"].to_numpy(dtype=bool)
+    flagged = rows["not_assessable"].to_numpy(dtype=bool) & ~practice
+    left_out = {"not_assessable": int(flagged.sum()), "practice": int(practice.sum())}
+    return rows[~(practice | flagged)], left_out
+
+
+def left_out_text(left_out: dict[str, int]) -> str:
+    """'2 ratings flagged not assessable left out' (and the practice rows, when there are any)."""
+    text = f"{left_out['not_assessable']} ratings flagged not assessable left out"
+    if left_out["practice"]:
+        text += f", and {left_out['practice']} practice ratings"
+    return text
 
 
 def _read_text_table(path: Path) -> tuple[pd.DataFrame, np.ndarray]:

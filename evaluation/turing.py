@@ -8,7 +8,9 @@ Turing confidence signed by the answer. Per Table 1 question, real and synthetic
 1-4, readers pooled) are compared by a two-sided Mann-Whitney U test, Holm-corrected over the
 questions of a dataset. Pooled figures treat every reader's answer as one observation.
 
-Statistics that cannot be computed (no answers, one class only) are `None` with a `reason`.
+Ratings a reader flagged "image cannot be assessed" (and practice cases, in an export that
+includes them) are left out, and the report says how many. Statistics that cannot be computed (no
+answers, one class only) are `None` with a `reason`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from scipy.stats import binomtest, mannwhitneyu
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 
-from evaluation.ratings_csv import CATEGORIES, CATEGORY_TITLES, load_ratings, reader_label
+from evaluation.ratings_csv import (
+    CATEGORIES,
+    CATEGORY_TITLES,
+    left_out_text,
+    load_ratings,
+    reader_label,
+    split_left_out,
+)
 
 TURING_COLUMNS: tuple[str, ...] = ("source", "real_or_synthetic")
 REALISM = "realistic_appearance"
@@ -117,10 +126,12 @@ def turing_report(ratings: pd.DataFrame) -> dict:
     if missing:
         raise ValueError(f"the ratings lack the column(s) {missing}; load an unblinded export")
     datasets = {}
-    for dataset, rows in ratings.groupby("dataset", sort=True):
+    for dataset, given in ratings.groupby("dataset", sort=True):
+        rows, left_out = split_left_out(given)
         cases = rows[["study_id", "case_id", "source"]].drop_duplicates()
         datasets[str(dataset)] = {
             "n_cases": {s: int(np.sum(cases["source"] == s)) for s in ("real", "synthetic")},
+            "left_out": left_out,
             "readers": {str(r): detection(g) for r, g in rows.groupby("reader", sort=True)},
             "pooled": detection(rows),
             "realism": realism_comparison(rows),
@@ -164,7 +175,8 @@ def turing_text(report: dict) -> str:
     lines: list[str] = []
     for dataset, summary in report["datasets"].items():
         n = summary["n_cases"]
-        lines.append(f"Dataset {dataset}: {n['real']} real and {n['synthetic']} synthetic cases")
+        lines.append(f"Dataset {dataset}: {n['real']} real and {n['synthetic']} synthetic cases; "
+                     f"{left_out_text(summary['left_out'])}")
         for reader, stats in summary["readers"].items():
             lines.extend(_detection_lines(reader_label(reader), stats))
         lines.extend(_detection_lines("All readers pooled", summary["pooled"]))

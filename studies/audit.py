@@ -6,33 +6,27 @@ set of values it holds. The audit measures the same, and for every feature tests
 separates the real cases from the synthetic ones (`studies.blinding`: AUC with a permutation
 p-value; file-level features fail on any separation, value-set features on a near-perfect one).
 Headers, the data type and the modification time must also be the same in every case. The case
-folder must hold exactly the listed cases, named by random ids of one pattern.
+folder must hold exactly the listed cases, named by random ids of one pattern. A study with a
+practice block is checked for any way its practice truth could reach a study case
+(`studies.practice_audit`: the practice files, their sources, their content, and the pairing of
+study cases with labelled practice cases, a value-set feature of the table).
 
 The result is a table, one row per feature, printed by `mdiff-study audit`.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from studies.blinding import VALUES, FeatureTest, SourceTest
+from studies.blinding import VALUES, CheckResult, FeatureTest, SourceTest, listed_files_failure
 from studies.case_features import Feature, study_features
-from studies.key import KeyEntry, check_key_matches, read_key
+from studies.key import KeyEntry, read_study_key
+from studies.practice_audit import practice_audit
 from studies.study import CASE_ID_PATTERN, Study
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The outcome of one check that is not a feature (the case folder's names)."""
-
-    name: str
-    passed: bool
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -44,6 +38,7 @@ class Audit:
     n_synthetic: int
     checks: tuple[CheckResult, ...]
     features: tuple[FeatureTest, ...]
+    n_practice: int = 0
 
     @property
     def passed(self) -> bool:
@@ -84,36 +79,37 @@ def _cases_of(sources: Counter) -> str:
 def file_names(study: Study) -> CheckResult:
     """The case folder holds exactly the listed cases, named by random ids of one pattern."""
     name = "file names"
-    expected = {f"{c}{study.case_suffix}" for c in study.case_ids}
-    present = set(os.listdir(study.cases_dir))
-    if present != expected:
-        odd = sorted(present ^ expected)
-        return CheckResult(name, False, f"the cases folder and study.json disagree about "
-                                        f"{len(odd)} files, e.g. {odd[0]}")
+    failure = listed_files_failure(name, study.cases_dir, study.case_ids, study.case_suffix)
+    if failure is not None:
+        return failure
     lengths = {len(c) for c in study.case_ids}
     if len(lengths) != 1 or not all(CASE_ID_PATTERN.match(c) for c in study.case_ids):
         return CheckResult(name, False, "case ids differ in length or pattern")
-    return CheckResult(name, True, f"all {len(expected)} files are listed in study.json and "
+    return CheckResult(name, True, f"all {len(study.case_ids)} files are listed in study.json and "
                                    "named by random hex ids of one length")
 
 
 def audit_study(study: Study, key: dict[str, KeyEntry]) -> Audit:
-    """Run the check and every feature's test on an opened study with its key."""
+    """Run the checks and every feature's test on an opened study with its key."""
     sources = {c: key[c].source for c in study.case_ids}
     tester = SourceTest(sources)
-    names = file_names(study)
+    checks = [file_names(study)]
     features = study_features(study)
+    if study.practice_ids:
+        practice_checks, pairing = practice_audit(study, key, features)
+        checks += practice_checks
+        if pairing is not None:
+            features.append(pairing)
     family = sum(feature.kind == VALUES for feature in features)
     tests = tuple(_test(tester, feature, family) for feature in features)
-    return Audit(str(study.folder), tester.n_real, tester.n_synthetic, (names,), tests)
+    return Audit(str(study.folder), tester.n_real, tester.n_synthetic, tuple(checks), tests,
+                 len(study.practice_ids))
 
 
 def audit_folder(folder: str | Path, key_path: str | Path) -> Audit:
     """Open a study and its key, check they belong together, and audit it."""
     study = Study.open(folder)
-    key = read_key(key_path)
-    check_key_matches(key, study.case_ids, Path(key_path), study.folder)
-    return audit_study(study, key)
+    return audit_study(study, read_study_key(study, key_path))
 
 
 def _summary(values: tuple[float, ...]) -> dict | None:
@@ -127,7 +123,7 @@ def audit_report(audit: Audit) -> dict:
     """The audit as one JSON-ready object: the study, the verdict, the checks, every feature."""
     return {
         "study": audit.study, "passed": audit.passed,
-        "n_real": audit.n_real, "n_synthetic": audit.n_synthetic,
+        "n_real": audit.n_real, "n_synthetic": audit.n_synthetic, "n_practice": audit.n_practice,
         "checks": [{"name": c.name, "passed": c.passed, "reason": c.reason}
                    for c in audit.checks],
         "features": [{"name": f.name, "kind": f.kind, "auc": f.auc, "p_value": f.p_value,
@@ -153,8 +149,9 @@ def _group(values: tuple[float, ...]) -> str:
 
 def audit_text(audit: Audit) -> str:
     """The audit for the terminal: the checks, the table of features, then the verdict."""
+    practice = f" (and {audit.n_practice} practice cases)" if audit.n_practice else ""
     lines = [f"Audit of {audit.study}: {audit.n_real} real and {audit.n_synthetic} synthetic "
-             "cases."]
+             f"cases{practice}."]
     lines += [f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.reason}" for c in audit.checks]
     rows = [("", "feature", "kind", "real: median [range]", "synthetic: median [range]", "AUC",
              "p")]

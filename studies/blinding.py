@@ -57,6 +57,26 @@ def auc(values: dict[str, float], sources: dict[str, str]) -> float:
 
 
 @dataclass(frozen=True)
+class CheckResult:
+    """The outcome of an audit check that is no feature (file names, the practice block)."""
+
+    name: str
+    passed: bool
+    reason: str
+
+
+def listed_files_failure(name: str, folder: Path, ids: list[str],
+                         suffix: str) -> CheckResult | None:
+    """A failed check `name` when `folder` holds other files than `ids` (with `suffix`), else
+    None."""
+    odd = sorted(set(os.listdir(folder)) ^ {f"{case_id}{suffix}" for case_id in ids})
+    if not odd:
+        return None
+    return CheckResult(name, False, f"the {folder.name} folder and study.json disagree about "
+                                    f"{len(odd)} files, e.g. {odd[0]}")
+
+
+@dataclass(frozen=True)
 class FeatureTest:
     """One feature's test: its AUC and p-value, and whether it gives sources away."""
 

@@ -85,7 +85,7 @@ def _variants(values: dict[str, object]) -> dict[str, float]:
     return {c: float(ranking.index(v)) for c, v in values.items()}
 
 
-def _read(path: Path) -> CaseFile:
+def read_study_case(path: Path) -> CaseFile:
     """One case file; StudyError naming it when it cannot be read."""
     try:
         return read_case(path)
@@ -108,7 +108,7 @@ def study_features(study: Study) -> list[Feature]:
     compressed = study.case_suffix.endswith(".gz")
     for case_id in cases:
         path = study.case_path(case_id)
-        case = _read(path)
+        case = read_study_case(path)
         headers[case_id], dtypes[case_id] = case.nifti_header, str(case.dtype)
         gzip_headers[case_id] = case.gzip_header
         if compressed:

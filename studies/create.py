@@ -17,6 +17,15 @@ Blinding, beyond the values (normalise.py: one road for every input) and headers
 `--seed` makes the choice of inputs and the image values reproducible; ids and orders always come
 from `secrets`, so the seed says nothing about them.
 
+A practice block (`--practice K`, or `--practice-real DIR` / `--practice-synthetic DIR`) adds cases
+that readers rate first and whose truth they are shown after answering. They take the same road
+(the same grid, quantisation and dither key), go to `practice/P01.nii ...` in a random order of
+sources, are listed with their truth in study.json and with their origin in the key. `--practice K`
+takes them from the study's own folders, before the study cases are drawn, so they are never study
+cases; real and synthetic as evenly as the folders allow (an odd one goes to a seeded random
+source). A study that takes every input of a folder then takes every input the practice block
+left, and keeps at least one of each folder.
+
 An input that cannot make a case is skipped with a note, and the next candidate of its folder
 takes its place: a constant volume (every voxel the same), or one that the preset's pipeline
 makes constant; DICOM images that are no CT or MR scan are passed over when the folder is listed.
@@ -59,6 +68,7 @@ from studies.study import (
     CASE_SUFFIX,
     CASES_DIR,
     MANIFEST_NAME,
+    PRACTICE_DIR,
     RATINGS_DIR,
     STUDY_FORMAT,
     STUDY_VERSION,
@@ -74,6 +84,7 @@ MODEL_FILE = "model.json"  # optional, in a synthetic folder: {"name": ...} or {
 STAGING_DIR = ".staging"
 PARTIAL_MARK = ".partial-"
 VALUE_KEY_WORDS = 4  # the dither's study key (normalise.content_rng): 128 bits from the seed
+PRACTICE_ID_FORMAT = "P{:02d}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class CreatedStudy:
     n_synthetic: int
     n_real: int
     notes: tuple[str, ...] = ()  # inputs skipped, values that look like another modality, ...
+    n_practice: int = 0
 
 
 @dataclass(frozen=True)
@@ -107,16 +119,12 @@ class _Input:
 
 @dataclass
 class _Pool:
-    """The candidates of one folder, in the seeded random order, and how many cases it gives."""
+    """The candidates of one folder, in the seeded random order; each is taken at most once."""
 
     source: str
     folder: Path
-    option: str  # the option that asked for the count: "--n" or "--n-real"
     candidates: list[_Input]
-    wanted: int | None  # None: every candidate
     next_index: int = 0
-    used: int = 0
-    skipped: int = 0
 
     def take(self) -> _Input | None:
         """The next candidate not yet tried, or None when none is left."""
@@ -124,6 +132,22 @@ class _Pool:
             return None
         self.next_index += 1
         return self.candidates[self.next_index - 1]
+
+    @property
+    def left(self) -> int:
+        """How many candidates were not taken yet."""
+        return len(self.candidates) - self.next_index
+
+
+@dataclass
+class _Draw:
+    """How many cases the study or its practice block takes from one folder's pool."""
+
+    pool: _Pool
+    option: str  # the option that asked for the count: "--n", "--n-real", "--practice", ...
+    wanted: int | None  # None: every candidate left
+    used: int = 0
+    skipped: int = 0
 
 
 @dataclass
@@ -140,6 +164,7 @@ class _Staging:
     """What staging made: the cases, the grid and modality they share, and the notes."""
 
     cases: list[_StagedCase] = field(default_factory=list)
+    practice: list[_StagedCase] = field(default_factory=list)
     grid: Grid | None = None
     grid_source: Path | None = None  # without a preset: the input whose grid the study takes
     modality: str | None = None
@@ -151,7 +176,10 @@ def create_study(out: str | Path, *, synthetic: str | Path | None = None,
                  n_real: int | None = None, preset: str | None = None, turing: bool = False,
                  key: str | Path | None = None, seed: int | None = None,
                  title: str | None = None, dataset: str | None = None,
-                 modality: str | None = None, progress: bool = False,
+                 modality: str | None = None, practice: int | None = None,
+                 practice_real: str | Path | None = None,
+                 practice_synthetic: str | Path | None = None, answers_editable: bool = True,
+                 progress: bool = False,
                  note: Callable[[str], None] | None = None) -> CreatedStudy:
     """Build a blinded study in `out` and write its key (see the module docstring).
 
@@ -161,7 +189,8 @@ def create_study(out: str | Path, *, synthetic: str | Path | None = None,
     out = Path(out)
     key_path = Path(key) if key is not None else default_key_path(out)
     _check_targets(out, key_path)
-    _check_folders(synthetic, real)
+    _check_folders({"--real": real, "--synthetic": synthetic, "--practice-real": practice_real,
+                    "--practice-synthetic": practice_synthetic})
     the_preset = _load_preset(preset)
     modality = _study_modality(modality, the_preset)
     # Independent streams for choosing inputs and for the dither, both from the one seed.
@@ -174,8 +203,11 @@ def create_study(out: str | Path, *, synthetic: str | Path | None = None,
         if note is not None:
             note(message)
 
-    pools = _choose_inputs(synthetic, real, n, n_real, np.random.default_rng(choice_seed), tell)
-    the_preset = _preset_of_prepared(pools, the_preset)
+    choice_rng = np.random.default_rng(choice_seed)
+    draws = _choose_inputs(synthetic, real, n, n_real, choice_rng, tell)
+    practice_draws = _choose_practice(draws, practice, practice_real, practice_synthetic,
+                                      choice_rng, tell)
+    the_preset = _preset_of_prepared(_pools_of(draws + practice_draws), the_preset)
     modality = _study_modality(modality, the_preset)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -188,9 +220,10 @@ def create_study(out: str | Path, *, synthetic: str | Path | None = None,
     try:
         build.mkdir()
         lock = _lock_build(build)
-        staging = _stage_cases(build / STAGING_DIR, pools, the_preset, modality, value_key,
-                               progress, tell)
+        staging = _stage_cases(build / STAGING_DIR, draws, practice_draws, the_preset, modality,
+                               value_key, progress, tell)
         listed, case_ids = _place_cases(build, staging.cases)
+        practice_cases = _place_practice(build, staging.practice)
         study_id = secrets.token_hex(8)
         the_dataset = dataset_name(dataset, the_preset.name if the_preset else None, title, out)
         manifest = {
@@ -204,6 +237,9 @@ def create_study(out: str | Path, *, synthetic: str | Path | None = None,
             "spacing": [float(s) for s in staging.grid.spacing],
             "viewer": dict(CT_VIEWER if staging.modality == "CT" else MR_VIEWER),
             "created_at": utc_now(),
+            "answers_editable": answers_editable,
+            "practice": [{"case_id": case_id, "source": case.entry.source}
+                         for case_id, case in practice_cases],
         }
         (build / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n",
                                            encoding="utf-8")
@@ -212,6 +248,8 @@ def create_study(out: str | Path, *, synthetic: str | Path | None = None,
         Study(build, manifest).log(f"created study {study_id} with {len(listed)} cases")
         key_entries = [KeyEntry(case_id, s.entry.source, s.origin, s.entry.model, s.entry.seed)
                        for s, case_id in zip(staging.cases, case_ids, strict=True)]
+        key_entries += [KeyEntry(case_id, s.entry.source, s.origin, s.entry.model, s.entry.seed)
+                        for case_id, s in practice_cases]
         write_key(key_tmp, key_entries)
         os.rename(build, out)
     except BaseException:
@@ -230,7 +268,8 @@ def create_study(out: str | Path, *, synthetic: str | Path | None = None,
                          "created: choose a writable --key path.") from None
     n_real_made = sum(s.entry.source == "real" for s in staging.cases)
     return CreatedStudy(out, key_path, study_id, the_dataset,
-                        len(staging.cases) - n_real_made, n_real_made, tuple(notes))
+                        len(staging.cases) - n_real_made, n_real_made, tuple(notes),
+                        len(practice_cases))
 
 
 def create_study_from_model(out: str | Path, *, model: str, n: int, sampler: str = "dpm",
@@ -240,6 +279,8 @@ def create_study_from_model(out: str | Path, *, model: str, n: int, sampler: str
 
     The samples go to a temporary folder beside `out` and take the same road into cases as any
     other input; each case's model and seed reach the key. The folder is removed afterwards.
+    With `practice=K` (and no practice folders), K more are sampled, so the practice block can
+    take its synthetic cases from them; those it leaves are not used.
     """
     from diffusion_core.registry import Registry, RegistryError
     from diffusion_core.run_files import CheckpointError
@@ -259,7 +300,8 @@ def create_study_from_model(out: str | Path, *, model: str, n: int, sampler: str
     samples = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.samples-"))
     try:
         try:
-            sample_folder(model, n, samples, sampler=sampler, steps=steps, device=device,
+            extra = 0 if options.get("practice_synthetic") else options.get("practice") or 0
+            sample_folder(model, n + extra, samples, sampler=sampler, steps=steps, device=device,
                           seed=0 if seed is None else seed, progress=options.get("progress"))
         except (RegistryError, CheckpointError, SamplesError, ValueError) as err:
             raise StudyError(str(err)) from None
@@ -321,21 +363,26 @@ def _check_targets(out: Path, key_path: Path) -> None:
                          "the old key away.")
 
 
-def _check_folders(synthetic: str | Path | None, real: str | Path | None) -> None:
-    """Refuse one folder given as both --real and --synthetic, or one inside the other."""
-    if synthetic is None or real is None:
-        return
-    synthetic_dir, real_dir = Path(synthetic).resolve(), Path(real).resolve()
-    if synthetic_dir == real_dir:
-        raise StudyError(f"--real and --synthetic are the same folder ({real}); give the real "
-                         "scans and the synthetic volumes in separate folders.")
-    for inner, outer, inner_option, outer_option in (
-            (synthetic_dir, real_dir, "--synthetic", "--real"),
-            (real_dir, synthetic_dir, "--real", "--synthetic")):
-        if inner.is_relative_to(outer):
-            raise StudyError(f"The {inner_option} folder {inner} lies inside the "
-                             f"{outer_option} folder {outer}, whose scans it would join; give "
-                             "two separate folders.")
+def _check_folders(folders: dict[str, str | Path | None]) -> None:
+    """Refuse one folder given for two options (e.g. --real and --synthetic), or one inside
+    another; `folders` maps each option to its folder (None when not given)."""
+    given = [(option, Path(folder).resolve(), folder) for option, folder in folders.items()
+             if folder is not None]
+    for index, (first, first_dir, first_text) in enumerate(given):
+        for second, second_dir, _ in given[index + 1:]:
+            # A practice case from a study folder could be one of the study's own cases.
+            why = ("practice cases must come from other scans than the study's (or use "
+                   "--practice K alone)" if "practice" in first + second
+                   else "give the real scans and the synthetic volumes in separate folders")
+            if first_dir == second_dir:
+                raise StudyError(f"{first} and {second} are the same folder ({first_text}); "
+                                 f"{why}.")
+            for inner, outer, inner_option, outer_option in (
+                    (second_dir, first_dir, second, first), (first_dir, second_dir, first, second)):
+                if inner.is_relative_to(outer):
+                    raise StudyError(f"The {inner_option} folder {inner} lies inside the "
+                                     f"{outer_option} folder {outer}, whose scans it would "
+                                     f"join; {why}.")
 
 
 def _load_preset(name: str | None) -> Preset | None:
@@ -360,7 +407,7 @@ def _study_modality(modality: str | None, preset: Preset | None) -> str | None:
 
 def _choose_inputs(synthetic: str | Path | None, real: str | Path | None, n: int | None,
                    n_real: int | None, rng: np.random.Generator,
-                   tell: Callable[[str], None]) -> list[_Pool]:
+                   tell: Callable[[str], None]) -> list[_Draw]:
     """Each folder's candidates in a seeded random order, with the count asked of it."""
     if synthetic is None and real is None:
         raise StudyError("No volumes were given; pass --synthetic DIR and/or --real DIR.")
@@ -371,24 +418,84 @@ def _choose_inputs(synthetic: str | Path | None, real: str | Path | None, n: int
         raise StudyError(f"--n {n} asks for synthetic cases but no --synthetic folder was given.")
     if n_real and real is None:
         raise StudyError(f"--n-real {n_real} asks for real cases but no --real folder was given.")
-    pools = []
+    draws = []
     for folder, count, source, option in ((synthetic, n, "synthetic", "--n"),
                                           (real, n_real, "real", "--n-real")):
         if folder is None or count == 0:
             continue
-        scans = _scans(Path(folder), tell)
-        if count is not None and count > len(scans):
-            raise StudyError(f"{folder} holds {len(scans)} scans, fewer than the {count} asked "
-                             f"with {option}; ask for fewer or add volumes.")
-        order = rng.permutation(len(scans))
-        draws = rng.integers(0, 2**31, size=len(scans))
-        candidates = [_input(scans[i], source, Path(folder), int(draw))
-                      for i, draw in zip(order, draws, strict=True)]
-        pools.append(_Pool(source, Path(folder), option, candidates, count))
-    if not pools:
+        pool = _pool(Path(folder), source, rng, tell)
+        if count is not None and count > len(pool.candidates):
+            raise StudyError(f"{folder} holds {len(pool.candidates)} scans, fewer than the "
+                             f"{count} asked with {option}; ask for fewer or add volumes.")
+        draws.append(_Draw(pool, option, count))
+    if not draws:
         raise StudyError("No volumes were chosen (--n and --n-real are 0); ask for at least one "
                          "case.")
-    return pools
+    return draws
+
+
+def _pool(folder: Path, source: str, rng: np.random.Generator,
+          tell: Callable[[str], None]) -> _Pool:
+    """A folder's scans as candidates in a seeded random order, each with its part draw."""
+    scans = _scans(folder, tell)
+    order = rng.permutation(len(scans))
+    parts = rng.integers(0, 2**31, size=len(scans))
+    return _Pool(source, folder, [_input(scans[i], source, folder, int(part))
+                                  for i, part in zip(order, parts, strict=True)])
+
+
+def _choose_practice(study: list[_Draw], practice: int | None,
+                     practice_real: str | Path | None, practice_synthetic: str | Path | None,
+                     rng: np.random.Generator, tell: Callable[[str], None]) -> list[_Draw]:
+    """The practice block's draws: from the practice folders, else `practice` from the study's
+    own folders (as evenly over real and synthetic as they allow); [] without a practice block."""
+    if practice is not None and practice < 1:
+        raise StudyError(f"--practice must be 1 or more, not {practice}.")
+    folders = [(folder, source, option) for folder, source, option in (
+        (practice_real, "real", "--practice-real"),
+        (practice_synthetic, "synthetic", "--practice-synthetic")) if folder is not None]
+    if folders:
+        draws = [_Draw(_pool(Path(folder), source, rng, tell), option, None)
+                 for folder, source, option in folders]
+        if practice is None:
+            return draws
+        room = [len(d.pool.candidates) for d in draws]
+        if practice > sum(room):
+            raise StudyError(f"--practice {practice} asks for more practice cases than the "
+                             f"{sum(room)} volumes of the practice folders; ask for fewer or add "
+                             "volumes.")
+    elif practice is None:
+        return []
+    else:
+        # The study keeps what it asked for; without a count, at least one case of the folder.
+        room = [len(d.pool.candidates) - (d.wanted if d.wanted is not None else 1)
+                for d in study]
+        if practice > sum(room):
+            raise StudyError(f"--practice {practice} asks for more practice cases than the "
+                             f"{sum(room)} volumes the input folders hold beside the study's "
+                             "cases; ask for fewer, or give --practice-real and "
+                             "--practice-synthetic folders.")
+        draws = [_Draw(d.pool, "--practice", None) for d in study]
+    for draw, count in zip(draws, _even_split(practice, room, rng), strict=True):
+        draw.wanted = count
+    return [d for d in draws if d.wanted]
+
+
+def _pools_of(draws: list[_Draw]) -> list[_Pool]:
+    """The pools the draws take from, each once (the study and its practice may share one)."""
+    return list({id(draw.pool): draw.pool for draw in draws}.values())
+
+
+def _even_split(total: int, room: list[int], rng: np.random.Generator) -> list[int]:
+    """`total` split over the folders as evenly as their room allows; an odd one goes to a
+    random folder."""
+    counts = [0] * len(room)
+    for _ in range(total):
+        open_folders = [i for i in range(len(room)) if counts[i] < room[i]]
+        fewest = min(counts[i] for i in open_folders)
+        candidates = [i for i in open_folders if counts[i] == fewest]
+        counts[candidates[int(rng.integers(len(candidates)))]] += 1
+    return counts
 
 
 def _scans(folder: Path, tell: Callable[[str], None]) -> list[Scan]:
@@ -467,54 +574,75 @@ def _sentence(err: Exception, advice: str) -> str:
     return f"{str(err).rstrip('. ')}; {advice}."
 
 
-def _stage_cases(staging_dir: Path, pools: list[_Pool], preset: Preset | None,
-                 modality: str | None, value_key: list[int], progress: bool,
-                 tell: Callable[[str], None]) -> _Staging:
+def _stage_cases(staging_dir: Path, draws: list[_Draw], practice: list[_Draw],
+                 preset: Preset | None, modality: str | None, value_key: list[int],
+                 progress: bool, tell: Callable[[str], None]) -> _Staging:
     """Read each input by the one road and write its case into the staging folder.
 
-    The inputs are taken in a random order (and a skipped one's replacement slotted in at a
-    random place), so nothing staged says which file came first.
+    The practice block goes first: it takes its inputs from the front of each folder's seeded
+    order, and a study that takes every input of a folder then takes the rest.
     """
     staging_dir.mkdir()
     staging = _Staging(modality=modality)
-    random = secrets.SystemRandom()
     cache: dict[Path, Volume] = {}
     if preset is not None:
         staging.grid = Grid(tuple(preset.shape), tuple(preset.spacing))
     else:
-        _grid_from_first_input(pools, staging, cache, tell)
-    queue: list[tuple[_Pool, _Input]] = []
-    for pool in pools:
-        for _ in range(len(pool.candidates) if pool.wanted is None else pool.wanted):
-            queue.append((pool, pool.take()))
-    random.shuffle(queue)
-    bar = tqdm(total=len(queue), desc="cases", unit="case", disable=None if progress else True)
-    while queue:
-        pool, entry = queue.pop()
-        case = _stage_one(entry, staging_dir, staging, preset, value_key, cache, tell)
-        if case is not None:
-            staging.cases.append(case)
-            pool.used += 1
-            bar.update()
-            continue
-        pool.skipped += 1
-        if pool.wanted is None:
-            bar.total -= 1
-            bar.refresh()
-            continue
-        replacement = pool.take()
-        if replacement is not None:
-            queue.insert(random.randrange(len(queue) + 1), (pool, replacement))
-    bar.close()
-    for pool in pools:
-        if pool.wanted is not None and pool.used < pool.wanted:
-            raise StudyError(f"Only {pool.used} of the {pool.wanted} {pool.source} volumes asked "
-                             f"with {pool.option} could be used ({pool.skipped} of {pool.folder} "
-                             "were skipped, as noted above); ask for fewer or add volumes.")
+        _grid_from_first_input(_pools_of(draws + practice), staging, cache, tell)
+    bar = tqdm(total=0, desc="cases", unit="case", disable=None if progress else True)
+    try:
+        staging.practice = _stage_draws(practice, staging_dir, staging, preset, value_key,
+                                        cache, bar, tell)
+        staging.cases = _stage_draws(draws, staging_dir, staging, preset, value_key, cache,
+                                     bar, tell)
+    finally:
+        bar.close()
     if not staging.cases:
         raise StudyError("No input could become a case (each was skipped, as noted above); give "
                          "other volumes.")
     return staging
+
+
+def _stage_draws(draws: list[_Draw], staging_dir: Path, staging: _Staging,
+                 preset: Preset | None, value_key: list[int], cache: dict[Path, Volume],
+                 bar: tqdm, tell: Callable[[str], None]) -> list[_StagedCase]:
+    """Stage the cases `draws` ask for; StudyError when a folder cannot give its count.
+
+    The inputs are taken in a random order (and a skipped one's replacement slotted in at a
+    random place), so nothing staged says which file came first.
+    """
+    random = secrets.SystemRandom()
+    queue: list[tuple[_Draw, _Input]] = []
+    for draw in draws:
+        for _ in range(draw.pool.left if draw.wanted is None else draw.wanted):
+            queue.append((draw, draw.pool.take()))
+    random.shuffle(queue)
+    bar.total += len(queue)
+    bar.refresh()
+    staged = []
+    while queue:
+        draw, entry = queue.pop()
+        case = _stage_one(entry, staging_dir, staging, preset, value_key, cache, tell)
+        if case is not None:
+            staged.append(case)
+            draw.used += 1
+            bar.update()
+            continue
+        draw.skipped += 1
+        if draw.wanted is None:
+            bar.total -= 1
+            bar.refresh()
+            continue
+        replacement = draw.pool.take()
+        if replacement is not None:
+            queue.insert(random.randrange(len(queue) + 1), (draw, replacement))
+    for draw in draws:
+        if draw.wanted is not None and draw.used < draw.wanted:
+            raise StudyError(f"Only {draw.used} of the {draw.wanted} {draw.pool.source} volumes "
+                             f"asked with {draw.option} could be used ({draw.skipped} of "
+                             f"{draw.pool.folder} were skipped, as noted above); ask for fewer "
+                             "or add volumes.")
+    return staged
 
 
 def _grid_from_first_input(pools: list[_Pool], staging: _Staging, cache: dict[Path, Volume],
@@ -629,6 +757,22 @@ def _place_cases(build: Path, staged: list[_StagedCase]) -> tuple[list[str], lis
             (cases_dir / f"{case_id}{CASE_SUFFIX}").unlink()
     raise StudyError(f"Could not place the cases in an order that hides their source after "
                      f"{MAX_PLACEMENTS} tries; create the study again.")
+
+
+def _place_practice(build: Path, staged: list[_StagedCase]) -> list[tuple[str, _StagedCase]]:
+    """Copy staged practice cases to practice/P01.nii ... in a random order of sources.
+
+    Their truth is shown to readers anyway, so no order of theirs needs hiding.
+    """
+    if not staged:
+        return []
+    practice_dir = build / PRACTICE_DIR
+    practice_dir.mkdir()
+    shown = secrets.SystemRandom().sample(staged, len(staged))
+    placed = [(PRACTICE_ID_FORMAT.format(i), case) for i, case in enumerate(shown, start=1)]
+    for case_id, case in placed:
+        shutil.copyfile(case.staged, practice_dir / f"{case_id}{CASE_SUFFIX}")
+    return placed
 
 
 def _unique_ids(count: int) -> list[str]:

@@ -1,20 +1,28 @@
-"""Export every reader's ratings of a study to one CSV (the input of `mdiff-eval`).
+"""Export every reader's ratings of a study to one CSV (the input of `mdiff-eval`), or to the
+input table of iMRMC (`studies.imrmc`).
 
 One row per reader and case, readers in name order and cases in that reader's rating order.
 Columns: study_id, dataset, reader, case_id, the Table 1 answers (letters A-D), then
 real_or_synthetic (real|synthetic) and confidence (1-4) when the study asks them, then
-seconds_on_case and rated_at (ISO 8601, the latest answer); with the key also source and origin.
-Without `include_partial` only cases with every question answered are written; with it, every
-case with at least one answer (unanswered cells empty).
+not_assessable (1 when the reader flagged "image cannot be assessed", else 0) and comment (the
+reader's free text), seconds_on_case and rated_at (ISO 8601, the latest answer); with
+`include_practice` also practice (1 for a practice case, 0 for a study case); with the key also
+source and origin.
+Without `include_partial` only done cases are written (every question answered, or flagged); with
+it, every case with an answer, a comment or a flag (unanswered cells empty). Practice cases are
+written only with `include_practice`, before the reader's study cases: they are never ratings.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from studies.key import check_key_matches, is_inside, read_key
+from studies.imrmc import imrmc_table
+from studies.key import KeyEntry, is_inside, read_study_key
 from studies.questions import TABLE1_QUESTIONS, TURING_QUESTIONS, Question
 from studies.ratings import ReaderRatings, read_study_ratings
 from studies.study import Study, StudyError
@@ -22,19 +30,35 @@ from studies.study import Study, StudyError
 ID_COLUMNS: tuple[str, ...] = ("study_id", "dataset", "reader", "case_id")
 TABLE1_COLUMNS: tuple[str, ...] = tuple(q.key for q in TABLE1_QUESTIONS)
 TURING_ANSWER_COLUMNS: tuple[str, ...] = tuple(q.key for q in TURING_QUESTIONS)
+NOTE_COLUMNS: tuple[str, ...] = ("not_assessable", "comment")
 TIME_COLUMNS: tuple[str, ...] = ("seconds_on_case", "rated_at")
+PRACTICE_COLUMNS: tuple[str, ...] = ("practice",)
 UNBLINDED_COLUMNS: tuple[str, ...] = ("source", "origin")
 # Every column an export can have, in the order it writes them; a study without the Turing
-# questions leaves those out, an export without the key the unblinded ones.
-COLUMNS: tuple[str, ...] = (ID_COLUMNS + TABLE1_COLUMNS + TURING_ANSWER_COLUMNS + TIME_COLUMNS
-                            + UNBLINDED_COLUMNS)
+# questions leaves those out, an export without practice cases the practice column, an export
+# without the key the unblinded ones.
+COLUMNS: tuple[str, ...] = (ID_COLUMNS + TABLE1_COLUMNS + TURING_ANSWER_COLUMNS + NOTE_COLUMNS
+                            + TIME_COLUMNS + PRACTICE_COLUMNS + UNBLINDED_COLUMNS)
 # Answers written as their option's text instead of the stored letter.
 WORDED_QUESTIONS: tuple[str, ...] = ("real_or_synthetic",)
+# How the yes/no columns (not_assessable, practice) are written.
+FLAG_CELLS: dict[bool, str] = {False: "0", True: "1"}
+FORMATS: tuple[str, ...] = ("csv", "imrmc")
 
 
-def export_columns(study: Study, with_key: bool) -> list[str]:
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote."""
+
+    rows: int  # rating rows (reader x case)
+    # Ratings flagged "not assessable": written and marked in a CSV, left out of an iMRMC table.
+    not_assessable: int
+
+
+def export_columns(study: Study, with_key: bool, with_practice: bool = False) -> list[str]:
     """The CSV header for a study."""
-    return [*ID_COLUMNS, *study.question_keys, *TIME_COLUMNS,
+    return [*ID_COLUMNS, *study.question_keys, *NOTE_COLUMNS, *TIME_COLUMNS,
+            *(PRACTICE_COLUMNS if with_practice else ()),
             *(UNBLINDED_COLUMNS if with_key else ())]
 
 
@@ -51,21 +75,28 @@ def answer_cells(question: Question) -> tuple[str, ...]:
 
 
 def export_rows(study: Study, readers: list[ReaderRatings], include_partial: bool,
-                key: dict | None = None) -> list[dict[str, str]]:
+                key: dict[str, KeyEntry] | None = None,
+                include_practice: bool = False) -> list[dict[str, str]]:
     """The CSV rows, as column -> text."""
     rows = []
     for ratings in readers:
-        for case_id in ratings.case_order:
-            given = ratings.answers.get(case_id, {})
-            complete = ratings.is_complete(case_id, study.question_keys)
-            if not given or not (complete or include_partial):
+        shown = (study.practice_ids if include_practice else []) + ratings.case_order
+        for case_id in shown:
+            given, note = ratings.given(case_id), ratings.note(case_id)
+            if not (given or note.comment or note.not_assessable):
+                continue
+            if not (include_partial or ratings.is_done(case_id, study.question_keys)):
                 continue
             row = {"study_id": study.study_id, "dataset": study.dataset,
                    "reader": ratings.reader, "case_id": case_id}
             for question in study.questions:
                 row[question.key] = answer_cell(question, given.get(question.key, ""))
+            row["not_assessable"] = FLAG_CELLS[note.not_assessable]
+            row["comment"] = note.comment
             row["seconds_on_case"] = f"{ratings.seconds_on_case(case_id):.1f}"
             row["rated_at"] = ratings.answered_at.get(case_id, "")
+            if include_practice:
+                row["practice"] = FLAG_CELLS[study.is_practice(case_id)]
             if key is not None:
                 row["source"] = key[case_id].source
                 row["origin"] = key[case_id].origin
@@ -74,8 +105,13 @@ def export_rows(study: Study, readers: list[ReaderRatings], include_partial: boo
 
 
 def export_study(folder: str | Path, out: str | Path, *, key_path: str | Path | None = None,
-                 include_partial: bool = False) -> int:
-    """Write the export CSV (atomically) and return the number of rows."""
+                 include_partial: bool = False, include_practice: bool = False,
+                 export_format: str = "csv", score: str | None = None) -> ExportSummary:
+    """Write the export (atomically) and say what it holds; `score` (iMRMC only): realism or
+    turing."""
+    if export_format not in FORMATS:
+        raise StudyError(f"The export format {export_format!r} is not one of "
+                         f"{', '.join(FORMATS)}; give --format csv or --format imrmc.")
     study = Study.open(folder)
     out = Path(out)
     key = None
@@ -83,15 +119,39 @@ def export_study(folder: str | Path, out: str | Path, *, key_path: str | Path | 
         if is_inside(out, study.folder):
             raise StudyError(f"An export with the key would put the answer key inside the study "
                              f"({out}); write it outside {study.folder}.")
-        key = read_key(key_path)
-        check_key_matches(key, study.case_ids, Path(key_path), study.folder)
-    rows = export_rows(study, read_study_ratings(study), include_partial, key)
+        key = read_study_key(study, key_path)
+    readers = read_study_ratings(study)
+    if export_format == "imrmc":
+        if key is None:
+            raise StudyError("The iMRMC table needs each case's truth; give the study's key with "
+                             "--key PATH.")
+        if include_partial or include_practice:
+            raise StudyError("The iMRMC table holds done study cases only; leave out "
+                             "--include-partial and --include-practice.")
+        table = imrmc_table(study, readers, key, score)
+        text, summary = table.text, ExportSummary(table.n_scores, table.n_not_assessable)
+    else:
+        if score is not None:
+            raise StudyError("--score chooses the iMRMC table's score; give it with --format "
+                             "imrmc only.")
+        found = export_rows(study, readers, include_partial, key, include_practice)
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=export_columns(study, key is not None,
+                                                                  include_practice))
+        writer.writeheader()
+        writer.writerows(found)
+        flagged = sum(row["not_assessable"] == FLAG_CELLS[True] for row in found)
+        text, summary = buffer.getvalue(), ExportSummary(len(found), flagged)
+    _write_atomically(out, text)
+    return summary
+
+
+def _write_atomically(out: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `out`, then rename it into place."""
     tmp = out.with_name(out.name + ".tmp")
     try:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=export_columns(study, key is not None))
-            writer.writeheader()
-            writer.writerows(rows)
+            handle.write(text)
         os.replace(tmp, out)
     except OSError as err:
         tmp.unlink(missing_ok=True)
@@ -100,4 +160,3 @@ def export_study(folder: str | Path, out: str | Path, *, key_path: str | Path | 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return len(rows)

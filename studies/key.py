@@ -1,7 +1,9 @@
 """The study key: which case is real and which synthetic, kept outside the study folder.
 
 A CSV with the columns `case_id, source, origin, model, seed`: `source` is real|synthetic,
-`origin` the input file, `model` and `seed` what is known of a synthetic case's provenance.
+`origin` the input file, `model` and `seed` what is known of a synthetic case's provenance. A study
+with a practice block lists its practice cases (P01, ...) too, so the audit can compare their
+origins with the study cases'.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from studies.study import StudyError
+from studies.study import SOURCES, Study, StudyError
 
 KEY_COLUMNS = ("case_id", "source", "origin", "model", "seed")
-SOURCES = ("real", "synthetic")
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,16 @@ def read_key(path: str | Path) -> dict[str, KeyEntry]:
     return entries
 
 
+def read_study_key(study: Study, key_path: str | Path) -> dict[str, KeyEntry]:
+    """The key of `study`; StudyError unless it lists exactly its cases and practice cases."""
+    key = read_key(key_path)
+    check_key_matches(key, study.case_ids + study.practice_ids, Path(key_path), study.folder)
+    return key
+
+
 def check_key_matches(key: dict[str, KeyEntry], case_ids: list[str], key_path: Path,
                       study_folder: Path) -> None:
-    """StudyError unless the key lists exactly the study's cases."""
+    """StudyError unless the key lists exactly the given case ids."""
     missing = [c for c in case_ids if c not in key]
     extra = [c for c in key if c not in set(case_ids)]
     if missing or extra:

@@ -1,7 +1,8 @@
 """Bring in the reader databases of a copy of a study rated at another site.
 
 Refused, before anything is copied, when the other folder is a different study or when a reader
-present in both has different answers; a reader with identical answers in both is left as it is.
+present in both has different answers, comments or flags; a reader with identical ones in both is
+left as it is.
 Each new reader database is copied with SQLite's backup API (consistent even while the other copy
 is open) to a temporary file, then renamed into place under that reader's lock.
 """
@@ -46,12 +47,12 @@ def merge_studies(folder: str | Path, other_folder: str | Path) -> MergeResult:
         mine = ours.get(ratings.reader)
         if mine is None:
             to_add.append(ratings)
-        elif mine.answers == ratings.answers:
+        elif mine.same_ratings(ratings):
             result.identical.append(ratings.reader)
         else:
-            raise StudyError(f"Reader '{ratings.reader}' has different answers in {study.folder} "
-                             f"and {other.folder}; merge refused: keep one of the two databases "
-                             "or rename that reader in one copy.")
+            raise StudyError(f"Reader '{ratings.reader}' has different answers, comments or "
+                             f"flags in {study.folder} and {other.folder}; merge refused: keep "
+                             "one of the two databases or rename that reader in one copy.")
     for ratings in to_add:
         _copy_reader(study, ratings)
         result.added.append(ratings.reader)

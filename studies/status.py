@@ -1,4 +1,8 @@
-"""How far each reader of a study has got: cases done, time spent."""
+"""How far each reader of a study has got: cases done, time spent, the practice block.
+
+A case is done when every question has an answer or the reader flagged it "not assessable".
+Practice cases are counted apart (`practice`, `practice_done`) and their time is never study time.
+"""
 
 from __future__ import annotations
 
@@ -14,21 +18,29 @@ class ReaderProgress:
     """One reader's progress."""
 
     reader: str
-    done: int             # cases with every question answered
+    done: int             # study cases done
     total: int
-    seconds_total: float  # time on all cases
-    seconds_median: float | None  # median time per completed case; None before the first
+    seconds_total: float  # time on all study cases
+    seconds_median: float | None  # median time per done study case; None before the first
+    practice: str | None  # "done / total" practice cases; None for a study without practice
+    practice_done: bool | None  # every practice case done; None for a study without practice
 
 
 def study_progress(study: Study) -> list[ReaderProgress]:
     """Every reader's progress, in name order."""
     progress = []
+    keys = study.question_keys
     for ratings in read_study_ratings(study):
-        done = [c for c in ratings.case_order if ratings.is_complete(c, study.question_keys)]
+        done = [c for c in ratings.case_order if ratings.is_done(c, keys)]
         times = [ratings.seconds_on_case(c) for c in done]
         total = sum(ratings.seconds_on_case(c) for c in ratings.case_order)
-        progress.append(ReaderProgress(ratings.reader, len(done), len(study.case_ids), total,
-                                       statistics.median(times) if times else None))
+        practised = sum(ratings.is_done(c, keys) for c in study.practice_ids)
+        has_practice = bool(study.practice_ids)
+        progress.append(ReaderProgress(
+            ratings.reader, len(done), len(study.case_ids), total,
+            statistics.median(times) if times else None,
+            f"{practised} / {len(study.practice_ids)}" if has_practice else None,
+            practised == len(study.practice_ids) if has_practice else None))
     return progress
 
 
@@ -36,6 +48,7 @@ def status_report(study: Study) -> dict:
     """The status as one JSON-ready object."""
     return {"study_id": study.study_id, "title": study.title, "dataset": study.dataset,
             "modality": study.modality, "cases": len(study.case_ids),
+            "practice_cases": len(study.practice_ids),
             "readers": [asdict(p) for p in study_progress(study)]}
 
 
@@ -47,16 +60,22 @@ def format_duration(seconds: float) -> str:
 
 def status_text(report: dict) -> str:
     """The status as a small table for the terminal."""
+    practice = f" and {report['practice_cases']} practice cases" if report["practice_cases"] \
+        else ""
     lines = [f"{report['title']} ({report['dataset'] or 'no dataset'}, {report['modality']}): "
-             f"{report['cases']} cases, study id {report['study_id']}"]
+             f"{report['cases']} cases{practice}, study id {report['study_id']}"]
     if not report["readers"]:
         lines.append("No reader has opened the study yet.")
         return "\n".join(lines)
     width = max(6, *(len(r["reader"]) for r in report["readers"]))
-    lines.append(f"{'reader':<{width}}  {'done':>11}  {'time':>9}  {'median/case':>11}")
+    header = f"{'reader':<{width}}  {'done':>11}  {'time':>9}  {'median/case':>11}"
+    lines.append(header + ("  practice" if report["practice_cases"] else ""))
     for r in report["readers"]:
         median = "-" if r["seconds_median"] is None else f"{r['seconds_median']:.0f} s"
         done = f"{r['done']} / {r['total']}"
-        lines.append(f"{r['reader']:<{width}}  {done:>11}  "
-                     f"{format_duration(r['seconds_total']):>9}  {median:>11}")
+        line = (f"{r['reader']:<{width}}  {done:>11}  "
+                f"{format_duration(r['seconds_total']):>9}  {median:>11}")
+        if report["practice_cases"]:
+            line += f"  {r['practice']}" + (" done" if r["practice_done"] else " (not done)")
+        lines.append(line)
     return "\n".join(lines)

@@ -4,10 +4,21 @@
 STUDY/
   study.json            format, version, study id, title, dataset, modality, questions, cases, ...
   cases/ID.nii          one blinded case per file (uncompressed NIfTI, see case_file.py)
+  practice/P01.nii      the practice cases, if the study has a practice block
   ratings/READER.sqlite one ratings database per reader (see ratings.py)
   log.txt               details of errors, for the study's administrator
 ```
-Nothing in the folder says which case is real and which synthetic: that is the key, kept outside.
+Nothing in the folder says which study case is real and which synthetic: that is the key, kept
+outside. The one truth a study holds is that of its practice cases, which readers are shown after
+answering them: study.json's optional `practice` lists them in the order they are shown, each as
+`{"case_id": "P01", "source": "real"|"synthetic"}`. Practice ids (`P` and two or more digits) can
+never be study case ids (lowercase hex), and practice cases are no study cases: never counted or
+exported as ratings (`mdiff-study audit` checks that their truth tells nothing about study cases).
+
+`answers_editable` (optional, default true, as for studies made before it existed): with false, a
+case's answers become final once the case is done (every question answered, or flagged "not
+assessable"); until then the reader may still change them. Comments can always change. Every
+change is kept, with its time, in the reader's database (ratings.py).
 Version 2 studies store their cases as `.nii`; version 1 studies (gzipped `cases/ID.nii.gz`) are
 still opened, rated, exported and audited.
 """
@@ -16,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +39,7 @@ STUDY_FORMAT = "mdiff-study"
 STUDY_VERSION = 2
 MANIFEST_NAME = "study.json"
 CASES_DIR = "cases"
+PRACTICE_DIR = "practice"
 RATINGS_DIR = "ratings"
 LOG_NAME = "log.txt"
 CASE_SUFFIX = ".nii"  # the case files of a study this mdiff creates
@@ -34,6 +47,9 @@ CASE_SUFFIX = ".nii"  # the case files of a study this mdiff creates
 CASE_SUFFIXES: dict[int, str] = {1: ".nii.gz", 2: CASE_SUFFIX}
 # Case ids are random lowercase hex (see create.py); anything else could be a path.
 CASE_ID_PATTERN = re.compile(r"^[0-9a-f]{8,32}$")
+# Practice ids: an upper-case P and a number, so no practice id can be a study case's id.
+PRACTICE_ID_PATTERN = re.compile(r"^P[0-9]{2,4}$")
+SOURCES = ("real", "synthetic")
 
 _REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "format": str, "version": int, "study_id": str, "title": str, "dataset": str,
@@ -71,6 +87,11 @@ class Study:
         self.spacing: tuple[float, ...] = tuple(manifest["spacing"])
         self.viewer: dict = dict(manifest["viewer"])
         self.created_at: str = manifest["created_at"]
+        # Practice case id -> its truth, in the order the cases are shown. The app asks
+        # `RatingStore.practice_truth`, which gives it only after the case is answered.
+        self.practice: dict[str, str] = {entry["case_id"]: entry["source"]
+                                         for entry in manifest.get("practice", [])}
+        self.answers_editable: bool = manifest.get("answers_editable", True)
 
     @classmethod
     def open(cls, folder: str | Path) -> Study:
@@ -95,6 +116,11 @@ class Study:
             raise StudyError(f"{study.case_path(missing[0])} is missing ({len(missing)} of "
                              f"{len(study.case_ids)} case files are); restore the study's "
                              f"{CASES_DIR} folder from a copy.")
+        missing = [c for c in study.practice_ids if not study.case_path(c).is_file()]
+        if missing:
+            raise StudyError(f"{study.case_path(missing[0])} is missing ({len(missing)} of "
+                             f"{len(study.practice_ids)} practice case files are); restore the "
+                             f"study's {PRACTICE_DIR} folder from a copy.")
         return study
 
     @property
@@ -108,6 +134,20 @@ class Study:
         return self.folder / CASES_DIR
 
     @property
+    def practice_dir(self) -> Path:
+        """The folder holding the practice case files."""
+        return self.folder / PRACTICE_DIR
+
+    @property
+    def practice_ids(self) -> list[str]:
+        """The practice case ids, in the order they are shown (before every study case)."""
+        return list(self.practice)
+
+    def is_practice(self, case_id: str) -> bool:
+        """Whether `case_id` is one of the study's practice cases."""
+        return case_id in self.practice
+
+    @property
     def ratings_dir(self) -> Path:
         """The folder holding one ratings database per reader."""
         return self.folder / RATINGS_DIR
@@ -118,7 +158,9 @@ class Study:
         return tuple(q.key for q in self.questions)
 
     def case_path(self, case_id: str) -> Path:
-        """The file of one case; StudyError for an id the study does not list."""
+        """The file of one case or practice case; StudyError for an id the study does not list."""
+        if case_id in self.practice:
+            return self.practice_dir / f"{case_id}{self.case_suffix}"
         if case_id not in self.case_ids:
             raise StudyError(f"case {case_id!r} is not part of study {self.study_id} "
                              f"({self.folder}).")
@@ -174,3 +216,27 @@ def validate_manifest(manifest: Any, path: Path) -> None:
         raise bad("lists a case twice")
     if len(manifest["shape"]) != 3 or len(manifest["spacing"]) != 3:
         raise bad("has a shape or spacing without three values")
+    if not isinstance(manifest.get("answers_editable", True), bool):
+        raise bad("has a field 'answers_editable' that is not true or false")
+    _validate_practice(manifest.get("practice", []), bad)
+
+
+def _validate_practice(practice: Any, bad: Callable[[str], StudyError]) -> None:
+    """Raise `bad(problem)` unless `practice` is a list of practice ids with their truth (a
+    practice id cannot be a study case's: PRACTICE_ID_PATTERN and CASE_ID_PATTERN are apart)."""
+    if not isinstance(practice, list):
+        raise bad("has a field 'practice' that is not a list")
+    seen: set[str] = set()
+    for entry in practice:
+        if not isinstance(entry, dict) or set(entry) != {"case_id", "source"}:
+            raise bad("lists a practice case that is not {\"case_id\": ..., \"source\": ...}")
+        case_id = entry["case_id"]
+        if not isinstance(case_id, str) or not PRACTICE_ID_PATTERN.match(case_id):
+            raise bad(f"lists the practice case {case_id!r}, which is not a practice id "
+                      "(P01, P02, ...)")
+        if case_id in seen:
+            raise bad(f"lists the practice case {case_id} twice")
+        if entry["source"] not in SOURCES:
+            raise bad(f"gives the practice case {case_id} the source {entry['source']!r}, not "
+                      "real or synthetic")
+        seen.add(case_id)

@@ -7,6 +7,7 @@ JSON (`--json`), one object:
      "datasets": {DATASET: {
          "cases": "synthetic" (export with the key: real cases left out) | "all",
          "n_cases": int, "readers": [READER, ...],
+         "left_out": {"not_assessable": int, "practice": int},  # rows no statistic uses
          "categories": {QUESTION: {            # realistic_appearance, slice_consistency, ...
              "counts": {READER: {"c_or_better": int, "total": int,
                                  "options": {"A": int, "B": int, "C": int, "D": int}}},

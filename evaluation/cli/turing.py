@@ -5,6 +5,7 @@ JSON (`--json`), one object:
     {"files": [CSV, ...],
      "datasets": {DATASET: {
          "n_cases": {"real": int, "synthetic": int},
+         "left_out": {"not_assessable": int, "practice": int},  # rows no statistic uses
          "readers": {READER: DETECTION}, "pooled": DETECTION,
          "realism": {QUESTION: {"n_real", "n_synthetic", "median_real", "median_synthetic",
                                 "u", "p_value", "p_holm"}}}}}

@@ -38,6 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CT or MR, when neither the preset nor the files say")
     parser.add_argument("--turing", action="store_true",
                         help="also ask 'Real or synthetic?' with a confidence 1-4")
+    parser.add_argument("--practice", type=int, metavar="K",
+                        help="a practice block of K cases shown first, with their truth after "
+                             "each answer: drawn from --real/--synthetic (never study cases, "
+                             "real and synthetic as evenly as possible), or from the practice "
+                             "folders when given (default there: all of them)")
+    parser.add_argument("--practice-real", metavar="DIR",
+                        help="real volumes for the practice block, apart from the study's")
+    parser.add_argument("--practice-synthetic", metavar="DIR",
+                        help="synthetic volumes for the practice block, apart from the study's")
+    parser.add_argument("--answers-final", action="store_true",
+                        help="readers cannot change a case's answers once it is done (default: "
+                             "they can; every change is kept with its time)")
     parser.add_argument("--key", metavar="PATH",
                         help="where to write the key CSV (default: STUDY.key.csv beside it)")
     parser.add_argument("--seed", type=int, help="seed for picking inputs and image values")
@@ -57,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
     options = dict(real=args.real, n_real=args.n_real, preset=args.preset, turing=args.turing,
                    key=args.key, title=args.title, dataset=args.dataset,
-                   modality=args.modality, progress=True,
+                   modality=args.modality, practice=args.practice,
+                   practice_real=args.practice_real, practice_synthetic=args.practice_synthetic,
+                   answers_editable=not args.answers_final, progress=True,
                    note=lambda text: tqdm.write(f"mdiff-study create: {text}", file=sys.stderr))
     if args.model is not None:
         if args.synthetic is not None or not args.n:
@@ -72,9 +86,11 @@ def run(args: argparse.Namespace) -> int:
                             **options)
     report = {"study": str(made.folder), "key": str(made.key_path), "study_id": made.study_id,
               "dataset": made.dataset, "n_cases": made.n_synthetic + made.n_real,
-              "n_synthetic": made.n_synthetic, "n_real": made.n_real, "notes": list(made.notes)}
+              "n_synthetic": made.n_synthetic, "n_real": made.n_real,
+              "n_practice": made.n_practice, "notes": list(made.notes)}
+    practice = f" and {made.n_practice} practice cases" if made.n_practice else ""
     print_result(args.json, report,
                  f"Created study {made.folder} with {report['n_cases']} cases "
-                 f"({made.n_synthetic} synthetic, {made.n_real} real); key: {made.key_path} "
-                 "(keep it away from the readers).")
+                 f"({made.n_synthetic} synthetic, {made.n_real} real){practice}; key: "
+                 f"{made.key_path} (keep it away from the readers).")
     return EXIT_OK

@@ -1,4 +1,5 @@
-"""`mdiff-study export STUDY --out CSV [--key PATH] [--include-partial]`: all ratings as one CSV."""
+"""`mdiff-study export STUDY --out PATH [--key PATH] [--include-partial] [--include-practice]
+[--format csv|imrmc] [--score realism|turing]`: all ratings as one CSV, or iMRMC's input table."""
 
 from __future__ import annotations
 
@@ -6,16 +7,27 @@ import argparse
 
 from diffusion_core.cli.common import EXIT_OK, add_json_option, print_result
 
-HELP = "all ratings as one CSV"
+HELP = "all ratings as one CSV, or as iMRMC's input table"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `mdiff-study export`."""
     parser.add_argument("study")
-    parser.add_argument("--out", required=True, help="the CSV to write")
-    parser.add_argument("--key", metavar="PATH", help="add source and origin from the key")
+    parser.add_argument("--out", required=True, help="the file to write")
+    parser.add_argument("--key", metavar="PATH",
+                        help="add source and origin from the key (needed for --format imrmc)")
     parser.add_argument("--include-partial", action="store_true",
                         help="also write cases not fully answered yet")
+    parser.add_argument("--include-practice", action="store_true",
+                        help="also write the practice cases' answers, marked 1 in a `practice` "
+                             "column (they are never ratings)")
+    parser.add_argument("--format", choices=("csv", "imrmc"), default="csv",
+                        help="csv (default), or imrmc: the input table of FDA's iMRMC and "
+                             "RJafroc (truth 1 = synthetic; name it .imrmc for RJafroc)")
+    parser.add_argument("--score", choices=("realism", "turing"),
+                        help="with --format imrmc: the score, the Turing call and confidence on "
+                             "a 1-8 scale (default when the study asks it) or 5 - the realism "
+                             "answer")
     add_json_option(parser, "the summary line")
 
 
@@ -23,8 +35,16 @@ def run(args: argparse.Namespace) -> int:
     """Write the export and say how many rows it has."""
     from studies.export import export_study
 
-    rows = export_study(args.study, args.out, key_path=args.key,
-                        include_partial=args.include_partial)
-    print_result(args.json, {"csv": str(args.out), "rows": rows, "with_key": args.key is not None},
-                 f"Wrote {rows} rating rows to {args.out}.")
+    summary = export_study(args.study, args.out, key_path=args.key,
+                           include_partial=args.include_partial,
+                           include_practice=args.include_practice, export_format=args.format,
+                           score=args.score)
+    if args.format == "imrmc":
+        text = (f"Wrote the iMRMC table with {summary.rows} reader-case scores to {args.out} "
+                f"({summary.not_assessable} ratings flagged not assessable left out).")
+    else:
+        text = f"Wrote {summary.rows} rating rows to {args.out}."
+    print_result(args.json, {args.format: str(args.out), "format": args.format,
+                             "rows": summary.rows, "not_assessable": summary.not_assessable,
+                             "with_key": args.key is not None}, text)
     return EXIT_OK

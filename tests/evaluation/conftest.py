@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-# The columns of `mdiff-study export` in order (Turing answers and the key included).
+# The columns of `mdiff-study export` in order (Turing answers, practice and the key included).
 EXPORT_COLUMNS: tuple[str, ...] = (
     "study_id", "dataset", "reader", "case_id", "realistic_appearance", "slice_consistency",
-    "anatomical_correctness", "real_or_synthetic", "confidence", "seconds_on_case", "rated_at",
-    "source", "origin",
+    "anatomical_correctness", "real_or_synthetic", "confidence", "not_assessable", "comment",
+    "seconds_on_case", "rated_at", "practice", "source", "origin",
 )
 
 
@@ -26,7 +26,8 @@ def write_export(tmp_path: Path) -> Callable[..., Path]:
             writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
             writer.writeheader()
             for row in rows:
-                full = {"seconds_on_case": "12.5", "rated_at": "2024-05-01T10:00:00+00:00",
+                full = {"not_assessable": "0", "practice": "0",
+                        "seconds_on_case": "12.5", "rated_at": "2024-05-01T10:00:00+00:00",
                         "origin": "", **row}
                 writer.writerow({c: full.get(c, "") for c in columns})
         return path

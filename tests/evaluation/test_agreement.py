@@ -55,6 +55,9 @@ def load_ratings_frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     for category in CATEGORIES:
         frame[category] = frame[category].map(lambda v: SCORE.get(v, np.nan)).astype(float)
+    for column in ("not_assessable", "practice"):
+        if column not in frame.columns:
+            frame[column] = False
     frame["file"] = "crafted.csv"
     frame["line"] = np.arange(len(frame)) + 2
     return frame
@@ -208,7 +211,8 @@ def test_cli_json_keys_and_totals_over_datasets(write_export, run_eval):
     assert report["figure"] is None
     assert set(report["datasets"]) == {"mrnet", "lidc"}
     summary = report["datasets"]["lidc"]
-    assert set(summary) == {"cases", "n_cases", "readers", "categories"}
+    assert set(summary) == {"cases", "n_cases", "left_out", "readers", "categories"}
+    assert summary["left_out"] == {"not_assessable": 0, "practice": 0}
     assert set(summary["categories"]) == set(CATEGORIES)
     stats = summary["categories"]["realistic_appearance"]
     assert set(stats) == {"counts", "pairs", "fleiss", "krippendorff"}

@@ -153,7 +153,8 @@ def test_cli_json_keys(crafted, run_eval):
     report = json.loads(out)
     assert set(report) == {"files", "datasets"}
     summary = report["datasets"]["lidc"]
-    assert set(summary) == {"n_cases", "readers", "pooled", "realism"}
+    assert set(summary) == {"n_cases", "left_out", "readers", "pooled", "realism"}
+    assert summary["left_out"] == {"not_assessable": 0, "practice": 0}
     assert summary["n_cases"] == {"real": 10, "synthetic": 20}
     assert set(summary["readers"]) == {"A", "B"}
     detection = summary["pooled"]

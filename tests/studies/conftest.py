@@ -90,6 +90,30 @@ def ct_inputs(tmp_path_factory) -> dict[str, Path]:
     return {"real": real, "synthetic": synthetic}
 
 
+def write_phantom_inputs(root: Path, count: int, shape=(8, 16, 16),
+                         seed: int = 7) -> tuple[Path, Path]:
+    """`count` real uint8 and `count` synthetic float32 MR phantoms in root/real and
+    root/synthetic, one header each, as `mr_inputs` but of any number and shape."""
+    rng = np.random.default_rng(seed)
+    real, synthetic = root / "real", root / "synthetic"
+    real.mkdir(parents=True)
+    synthetic.mkdir()
+    affine = canonical_affine((3.0, 1.4, 1.4))
+    for i in range(count):
+        write_nifti_file(real / f"r{i}.nii.gz",
+                         np.round(phantom(rng, shape) * 255).astype(np.uint8), affine,
+                         b"scanner", 1)
+        write_nifti_file(synthetic / f"s{i}.nii.gz",
+                         (phantom(rng, shape) * 2 - 1).astype(np.float32), affine, b"", 1)
+    return real, synthetic
+
+
+@pytest.fixture
+def phantom_inputs():
+    """`write_phantom_inputs(root, count, shape=(8, 16, 16), seed=7)` (a function)."""
+    return write_phantom_inputs
+
+
 def write_float_volumes(folder: Path, count: int, seed: int | None = None,
                         shape=(8, 32, 32)) -> Path:
     """`count` float32 volumes of uniform noise in [0, 100) as plain NIfTI (no modality
@@ -109,8 +133,11 @@ def float_volumes():
 
 
 def make_study_folder(folder: Path, n_cases: int = 12, turing: bool = False,
-                      study_id: str | None = None, dataset: str = "tiny") -> Path:
-    """A minimal valid study folder (empty case files) for ratings, export and merge tests."""
+                      study_id: str | None = None, dataset: str = "tiny",
+                      practice: dict[str, str] | None = None,
+                      answers_editable: bool | None = None) -> Path:
+    """A minimal valid study folder (empty case files) for ratings, export and merge tests;
+    `practice`: practice case id -> truth; `answers_editable` is left out when None."""
     cases = [secrets.token_hex(4) for _ in range(n_cases)]
     (folder / "cases").mkdir(parents=True)
     (folder / "ratings").mkdir()
@@ -123,8 +150,22 @@ def make_study_folder(folder: Path, n_cases: int = 12, turing: bool = False,
         "cases": cases, "shape": [8, 16, 16], "spacing": [4.0, 4.0, 4.0],
         "viewer": {"percentile": [0.5, 99.5]}, "created_at": "2024-01-01T00:00:00+00:00",
     }
+    if practice:
+        (folder / "practice").mkdir()
+        for case_id in practice:
+            (folder / "practice" / f"{case_id}.nii.gz").write_bytes(b"")
+        manifest["practice"] = [{"case_id": c, "source": s} for c, s in practice.items()]
+    if answers_editable is not None:
+        manifest["answers_editable"] = answers_editable
     (folder / "study.json").write_text(json.dumps(manifest))
     return folder
+
+
+@pytest.fixture
+def study_folder_with():
+    """`make_study_folder(folder, n_cases=12, turing=False, ..., practice=None,
+    answers_editable=None)` (a function)."""
+    return make_study_folder
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from studies.cli.study import main
 from studies.study import Study
 
 MANIFEST_KEYS = {"format", "version", "study_id", "title", "dataset", "modality", "questions",
-                 "turing", "cases", "shape", "spacing", "viewer", "created_at"}
+                 "turing", "cases", "shape", "spacing", "viewer", "created_at",
+                 "answers_editable", "practice"}
 CASE_NAME = re.compile(r"^[0-9a-f]{8}\.nii$")
 
 
@@ -68,6 +69,7 @@ def test_manifest_says_nothing_about_sources(mr_study):
     assert manifest["shape"] == [8, 32, 32]
     assert manifest["spacing"] == [3.0, 0.7, 0.7]  # the first real volume's
     assert manifest["viewer"] == {"percentile": [0.5, 99.5]}
+    assert (manifest["answers_editable"], manifest["practice"]) == (True, [])
     text = (mr_study / "study.json").read_text() + (mr_study / "log.txt").read_text()
     for question in manifest["questions"]:
         text = text.replace(f'"{question}"', "")

@@ -56,3 +56,24 @@ def test_model_mistakes_are_one_sentence(tmp_path, monkeypatch, capsys):
     assert code == 2 and "no model named 'duke'" in err and err.count("\n") == 1
     code = main(["create", "--out", str(tmp_path / "s"), "--model", "duke"])
     assert code == 2 and "give --n N" in capsys.readouterr().err
+
+
+def test_a_practice_block_samples_its_synthetic_cases_beside_the_study(tiny_model, tmp_path,
+                                                                       monkeypatch, capsys):
+    vq, dd = tiny_model
+    monkeypatch.setenv("MDIFF_HOME", str(tmp_path / "home"))
+    Registry().add("tinymodel", vq, dd)
+    real = tmp_path / "real"
+    sample_folder("tinymodel", 3, real, sampler="dpm", steps=4, seed=500, progress=False)
+    (real / "samples.json").unlink()
+    code = main(["create", "--out", str(tmp_path / "study"), "--model", "tinymodel", "--n", "2",
+                 "--real", str(real), "--n-real", "2", "--practice", "2", "--sampler", "ddim",
+                 "--steps", "3", "--device", "cpu", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    assert (report["n_synthetic"], report["n_real"], report["n_practice"]) == (2, 2, 2)
+    with open(report["key"]) as handle:
+        practice = {r["case_id"]: r for r in csv.DictReader(handle) if r["case_id"][0] == "P"}
+    assert sorted(r["source"] for r in practice.values()) == ["real", "synthetic"]
+    assert {r["model"] for r in practice.values() if r["source"] == "synthetic"} == {"tinymodel"}

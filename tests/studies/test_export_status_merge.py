@@ -16,6 +16,7 @@ from studies.study import Study
 
 TABLE1 = ("realistic_appearance", "slice_consistency", "anatomical_correctness")
 BASE_COLUMNS = ["study_id", "dataset", "reader", "case_id", *TABLE1]
+NOTE_AND_TIME = ["not_assessable", "comment", "seconds_on_case", "rated_at"]
 
 
 def _rate(study: Study, reader: str, cases: int, answers=("C", "D", "B"), seconds=10.0,
@@ -41,7 +42,7 @@ def _read_csv(path) -> tuple[list[str], list[dict[str, str]]]:
 def test_export_of_a_study_without_ratings_writes_the_header(study_folder, tmp_path, capsys):
     out = tmp_path / "ratings.csv"
     assert main(["export", str(study_folder), "--out", str(out)]) == 0
-    assert out.read_text().strip() == ",".join(BASE_COLUMNS + ["seconds_on_case", "rated_at"])
+    assert out.read_text().strip() == ",".join(BASE_COLUMNS + NOTE_AND_TIME)
     assert "Wrote 0 rating rows" in capsys.readouterr().out
 
 
@@ -54,7 +55,7 @@ def test_export_columns_and_values(study_folder, tmp_path):
     out = tmp_path / "ratings.csv"
     assert main(["export", str(study_folder), "--out", str(out)]) == 0
     columns, rows = _read_csv(out)
-    assert columns == BASE_COLUMNS + ["seconds_on_case", "rated_at"]
+    assert columns == BASE_COLUMNS + NOTE_AND_TIME
     assert [(r["reader"], r["case_id"]) for r in rows] == \
         [("anna", c) for c in anna] + [("ben", c) for c in ben]
     first = rows[0]
@@ -62,6 +63,7 @@ def test_export_columns_and_values(study_folder, tmp_path):
     assert [first[k] for k in TABLE1] == ["C", "D", "B"]
     assert [rows[3][k] for k in TABLE1] == ["A", "B", "D"]
     assert first["seconds_on_case"] == "12.0" and rows[3]["seconds_on_case"] == "40.0"
+    assert (first["not_assessable"], first["comment"]) == ("0", "")
     assert datetime.fromisoformat(first["rated_at"]).tzinfo is not None
 
 
@@ -93,7 +95,8 @@ def test_export_turing_study_with_key(turing_study_folder, tmp_path):
     out = tmp_path / "unblinded.csv"
     assert main(["export", str(turing_study_folder), "--out", str(out), "--key", str(key)]) == 0
     columns, rows = _read_csv(out)
-    assert columns == BASE_COLUMNS + ["real_or_synthetic", "confidence", "seconds_on_case",
+    assert columns == BASE_COLUMNS + ["real_or_synthetic", "confidence", "not_assessable",
+                                      "comment", "seconds_on_case",
                                       "rated_at", "source", "origin"]
     assert [r["case_id"] for r in rows] == rated
     for row in rows:
@@ -131,9 +134,9 @@ def test_status_counts_and_times(study_folder, capsys):
     assert report["cases"] == 12 and report["study_id"] == study.study_id
     anna, ben = report["readers"]
     assert anna == {"reader": "anna", "done": 3, "total": 12, "seconds_total": 55.0,
-                    "seconds_median": 10.0}
+                    "seconds_median": 10.0, "practice": None, "practice_done": None}
     assert ben == {"reader": "ben", "done": 0, "total": 12, "seconds_total": 0.0,
-                   "seconds_median": None}
+                   "seconds_median": None, "practice": None, "practice_done": None}
     assert main(["status", str(study_folder)]) == 0
     text = capsys.readouterr().out
     assert "anna" in text and "3 / 12" in text and "0:00:55" in text
