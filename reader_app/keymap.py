@@ -139,5 +139,5 @@ def help_text(modality: str) -> str:
         "Answer: the key beside an option, for the framed question · Tab next question",
         f"Case: Enter or {NEXT_CASE_KEY} next · Backspace or {PREVIOUS_CASE_KEY} previous · "
         f"{REVIEW_KEY} review your cases",
-        "Comment: click the box to type · Esc or a click on the image back to the keys",
+        "Comment: click the box to type · Esc or a click on the image ends typing",
     ])

@@ -54,10 +54,10 @@ DEFAULT_SIZE = (1400, 900)
 LOAD_POLL_MS = 10
 PANEL_WIDTH = 460
 UNREADABLE_TEXT = "This case could not be read."
-PRACTICE_TEXT = ("A practice case, not part of the study: once you have answered it you are "
-                 "told whether it was real or synthetic.")
+PRACTICE_TEXT = "Not part of the study: its truth is shown once you answer."
 FINAL_TEXT = "Your answers to this case are final in this study; they can no longer change."
-FEEDBACK_STYLE = ("background: #1f3b2a; color: #c8f0d4; border: 1px solid #3f8a5a; "
+# Neutral blue, not green: the banner tells the truth, not whether the reader was right.
+FEEDBACK_STYLE = ("background: #1c3148; color: #d8e9ff; border: 1px solid #4a90d9; "
                   "border-radius: 6px; padding: 8px; font-size: 15px; font-weight: bold;")
 READING_PAGE, REVIEW_PAGE = 0, 1
 # Failures of the ratings database that must reach the reader instead of crashing the app.
@@ -167,6 +167,9 @@ class ReaderWindow(QMainWindow):
         side.addWidget(self.case_label)
         side.addWidget(self.practice_note)
         side.addWidget(self.progress)
+        # The feedback and the final note stay in sight above the questions, which may scroll.
+        side.addWidget(self.feedback)
+        side.addWidget(self.final_note)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -175,14 +178,14 @@ class ReaderWindow(QMainWindow):
         holder = QWidget()
         holder_layout = QVBoxLayout(holder)
         holder_layout.setContentsMargins(0, 0, 6, 0)
-        holder_layout.setSpacing(10)
-        holder_layout.addWidget(self.feedback)
-        holder_layout.addWidget(self.final_note)
         holder_layout.addWidget(self.questions)
-        holder_layout.addWidget(self.notes)
         holder_layout.addStretch(1)
         scroll.setWidget(holder)
+        # The framed question, the one the keys answer, is always scrolled into sight.
+        self.questions.current_changed.connect(self._keep_in_sight)
+        self._questions_scroll = scroll
         side.addWidget(scroll, 1)
+        side.addWidget(self.notes)  # in sight, like Next, however many questions scroll above
         side.addWidget(self.status)
         buttons = QHBoxLayout()
         buttons.addWidget(self.previous_button)
@@ -268,6 +271,9 @@ class ReaderWindow(QMainWindow):
             self.pages.setCurrentIndex(READING_PAGE)
             self._resume_time()
             self.setFocus()
+
+    def _keep_in_sight(self, frame: QWidget) -> None:
+        self._questions_scroll.ensureWidgetVisible(frame, 0, 4)
 
     def _resume_time(self) -> None:
         if self.isActiveWindow():

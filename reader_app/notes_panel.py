@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFocusEvent, QKeyEvent, QTextCursor
-from PySide6.QtWidgets import QCheckBox, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QPlainTextEdit, QVBoxLayout, QWidget
 
 from reader_app.blocking import signals_blocked
 from studies.ratings import MAX_COMMENT_LENGTH, CaseNote
 
 FLAG_TEXT = "Image cannot be assessed"
 COMMENT_SETTLE_MS = 800  # a pause in typing this long saves the comment
-COMMENT_HEIGHT = 64
+COMMENT_HEIGHT = 48  # two lines; a longer comment scrolls
 
 
 class CommentBox(QPlainTextEdit):
@@ -60,14 +60,11 @@ class NotesPanel(QWidget):
         # Keys stay with the window (Space would otherwise toggle the box).
         self.flag.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.comment = CommentBox()
-        title = QLabel("Comment")
-        title.setStyleSheet("font-weight: bold;")
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 4, 10, 4)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
         # Only as wide as its text: a click beside the text does not toggle it.
         layout.addWidget(self.flag, 0, Qt.AlignmentFlag.AlignLeft)
-        layout.addWidget(title)
         layout.addWidget(self.comment)
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)

@@ -27,7 +27,13 @@ from reader_app.review import ReviewRow, format_seconds
 
 COMPLETE_TEXT = "Study complete — thank you"
 REVIEW_TITLE = "Your cases so far"
-PRACTICE_ROW = QColor("#2a3340")  # practice rows stand apart from the study's
+PRACTICE_ROW = QColor("#233249")  # practice rows stand apart from the study's
+TABLE_STYLE = (
+    "QTableWidget { background: #262626; gridline-color: #3a3a3a; font-size: 14px; }"
+    "QTableWidget::item { padding: 0 10px; }"
+    "QHeaderView::section { background: #2d2d2d; color: #e6e6e6; padding: 5px 10px;"
+    " border: none; border-right: 1px solid #3a3a3a; border-bottom: 1px solid #3a3a3a; }")
+ROW_HEIGHT = 30
 COMMENT_CHARS = 80  # a longer comment is cut in its cell (the whole text is in its tooltip)
 
 
@@ -55,8 +61,10 @@ class ReviewPage(QWidget):
         self.note.setWordWrap(True)
         self.note.setStyleSheet("font-size: 15px; color: #b0b0b0;")
         self.table = self._make_table()
-        self.legend = QLabel("   ".join(f"Q{number} {question.title}" for number, question
-                                       in enumerate(self.questions, start=1)))
+        self.legend = QLabel("   ".join(
+            [f"Q{number} {question.title}" for number, question
+             in enumerate(self.questions, start=1)]
+            + ["Shaded rows: practice cases, not part of the study"]))
         self.legend.setWordWrap(True)
         self.legend.setStyleSheet("color: #8a8a8a;")
         self.empty = QLabel("No case has an answer yet.")
@@ -142,6 +150,8 @@ class ReviewPage(QWidget):
         table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         table.verticalHeader().setVisible(False)
+        table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
+        table.setStyleSheet(TABLE_STYLE)
         table.setWordWrap(False)
         header = table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)

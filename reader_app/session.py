@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Protocol
 
 from reader_app.events import Event
+from studies.questions import TURING_QUESTIONS
 from studies.ratings import AnswerChange, AnswersFinalError, CaseNote, CaseRecord
+
+TURING_CALL = TURING_QUESTIONS[0]  # "Real or synthetic?": the feedback repeats the reader's call
 
 # The one sentence a reader sees when a change is refused because the study's answers are final.
 FINAL_REFUSED = "The answers of this case are final in this study; your earlier answer is kept."
@@ -197,10 +200,15 @@ class ReadingSession:
     @property
     def practice_feedback(self) -> str | None:
         """The truth of the current practice case once it is done ("This practice case was
-        real."); None before, and always None for a study case, which has no truth here."""
+        real.", then on a line of its own the reader's real-or-synthetic call where the study
+        asks it); None
+        before, and always None for a study case, which has no truth here."""
         if self.finished or not self.current_is_practice or not self.current_done:
             return None
-        return f"This practice case was {self.store.practice_truth(self._case_ids[self._index])}."
+        truth = self.store.practice_truth(self._case_ids[self._index])
+        call = self._answers.get(TURING_CALL.key)
+        said = "" if call is None else f"\nYou answered {TURING_CALL.option(call).text}."
+        return f"This practice case was {truth}.{said}"
 
     @property
     def done_count(self) -> int:

@@ -129,17 +129,19 @@ def created_study(tmp_path: Path):
 
 @pytest.fixture
 def make_practice_study(tmp_path: Path):
-    """`make_practice_study(answers_editable=True)`: a CT study of two real and two synthetic
-    cases after a practice block of one real and one synthetic case (`create --practice 2`
-    from the same inputs), made by `studies.create.create_study`; returns its folder."""
+    """`make_practice_study(answers_editable=True, name, turing=False)`: a CT study of two
+    real and two synthetic cases after a practice block of one real and one synthetic case
+    (`create --practice 2` from the same inputs), made by `studies.create.create_study`;
+    returns its folder."""
     from studies.create import create_study
 
     real, synthetic = write_inputs(tmp_path / "inputs", 3)
 
-    def make(answers_editable: bool = True, name: str = "practice") -> Path:
+    def make(answers_editable: bool = True, name: str = "practice", turing: bool = False
+             ) -> Path:
         made = create_study(tmp_path / name, real=real, synthetic=synthetic, n=2, n_real=2,
                             practice=2, modality="CT", seed=0, title="Practice study",
-                            answers_editable=answers_editable)
+                            answers_editable=answers_editable, turing=turing)
         return made.folder
 
     return make

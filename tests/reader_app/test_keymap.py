@@ -73,4 +73,4 @@ def test_the_review_key_is_in_the_one_table_and_the_help():
                                Command.LEAVE_REVIEW}
     for modality in ("CT", "MR"):
         text = help_text(modality)
-        assert "O review your cases" in text and "Esc or a click on the image" in text
+        assert "O review your cases" in text and "Esc or a click on the image ends typing" in text

@@ -289,6 +289,19 @@ def test_practice_truth_only_once_done_and_never_for_a_study_case(make_practice_
     session.close()
 
 
+def test_practice_feedback_repeats_the_readers_real_or_synthetic_call(make_practice_study):
+    """In a Turing study the feedback says the truth, then on its own line what the reader
+    called it."""
+    folder = make_practice_study(turing=True)
+    truth = Study.open(folder).practice["P01"]
+    session = open_session(folder)
+    answer_all(session, {**ALL_A, "real_or_synthetic": "S"})
+    assert session.practice_feedback is None  # the confidence is still to come
+    session.answer("confidence", "2")
+    assert session.practice_feedback == f"This practice case was {truth}.\nYou answered synthetic."
+    session.close()
+
+
 def test_the_flag_makes_a_case_done_and_taking_it_back_undoes_that(study_dir):
     """"Image cannot be assessed" enables Next and counts the case; unflagged, it is open
     again; both saved at once."""
