@@ -248,7 +248,6 @@ class ReaderWindow(QMainWindow):
         if self.save_comment():
             self._reviewing = False
             self.session.go_to(index)
-            self._resume_time()
 
     def show_review(self) -> None:
         """The review list of the reader's own cases, read-only, until a case is chosen or the
@@ -437,6 +436,7 @@ class ReaderWindow(QMainWindow):
             self.show_review()
             return
         self.pages.setCurrentIndex(READING_PAGE)
+        self._resume_time()  # back from the review or the study's end: time counts again
         self.case_label.setText(session.label(index))
         self.practice_note.setVisible(session.current_is_practice)
         answers = session.answers

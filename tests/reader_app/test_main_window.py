@@ -714,3 +714,30 @@ def test_the_review_and_the_practice_banner_show_no_case_id(qtbot, make_practice
     for text in texts:
         for secret in secrets:
             assert secret not in text, f"{secret!r} shown in {text!r}"
+
+
+def test_time_stops_on_the_review_and_counts_again_back_on_a_case(qtbot, study_dir, clock):
+    """The review is not reading: time on the case pauses while it is open, and runs again on
+    the way back to a case, from the O key and from the study's end alike."""
+    study = Study.open(study_dir)
+    session = ReadingSession(study, RatingStore.open(study, "ann"), clock=clock)
+    window = ReaderWindow(session, study.title, study.modality, study.viewer)
+    qtbot.addWidget(window)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    wait_shown(qtbot, window)
+    clock.advance(5)
+    press(qtbot, window, Qt.Key.Key_O)
+    clock.advance(100)
+    press(qtbot, window, Qt.Key.Key_Escape)
+    clock.advance(2)
+    assert session.seconds_on_current() == pytest.approx(7)
+    for _ in range(3):
+        wait_shown(qtbot, window)
+        press(qtbot, window, Qt.Key.Key_A, Qt.Key.Key_A, Qt.Key.Key_A, Qt.Key.Key_Return)
+    assert window.pages.currentIndex() == 1
+    clock.advance(50)
+    press(qtbot, window, Qt.Key.Key_P)
+    clock.advance(3)
+    assert session.seconds_on_current() == pytest.approx(3)
