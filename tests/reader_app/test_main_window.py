@@ -276,15 +276,21 @@ def test_unreadable_case_names_the_case_number_only_and_logs_the_file(qtbot, stu
     assert window.case_label.text() == "Case 2 of 3" and window.questions.isEnabled()
 
 
-def test_time_counts_only_while_the_window_is_active(qtbot, study_dir, clock):
-    """The window tells the session when it is activated and deactivated."""
-    study = Study.open(study_dir)
+def open_active_window(qtbot, folder: Path, clock) -> tuple[ReaderWindow, ReadingSession]:
+    """A shown, active reading window for reader ann whose session runs on `clock`."""
+    study = Study.open(folder)
     session = ReadingSession(study, RatingStore.open(study, "ann"), clock=clock)
     window = ReaderWindow(session, study.title, study.modality, study.viewer)
     qtbot.addWidget(window)
     window.show()
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
+    return window, session
+
+
+def test_time_counts_only_while_the_window_is_active(qtbot, study_dir, clock):
+    """The window tells the session when it is activated and deactivated."""
+    window, session = open_active_window(qtbot, study_dir, clock)
     clock.advance(12)
     assert session.seconds_on_current() == pytest.approx(12)
     other = QWidget()
@@ -719,13 +725,7 @@ def test_the_review_and_the_practice_banner_show_no_case_id(qtbot, make_practice
 def test_time_stops_on_the_review_and_counts_again_back_on_a_case(qtbot, study_dir, clock):
     """The review is not reading: time on the case pauses while it is open, and runs again on
     the way back to a case, from the O key and from the study's end alike."""
-    study = Study.open(study_dir)
-    session = ReadingSession(study, RatingStore.open(study, "ann"), clock=clock)
-    window = ReaderWindow(session, study.title, study.modality, study.viewer)
-    qtbot.addWidget(window)
-    window.show()
-    window.activateWindow()
-    qtbot.waitUntil(window.isActiveWindow)
+    window, session = open_active_window(qtbot, study_dir, clock)
     wait_shown(qtbot, window)
     clock.advance(5)
     press(qtbot, window, Qt.Key.Key_O)
