@@ -1,10 +1,11 @@
 """`mdiff-demo`: a blinded study from the bundled demo model and real held-out scans, in the app.
 
-Samples `n` volumes from the bundled model `demo` (DPM-Solver++, 20 steps, on the CPU), mixes
-them with as many held-out real head MRI volumes of a subject the model never saw, builds a
-blinded study with its key beside it, and opens the reader app. Without a display it says so,
-writes a screenshot of the app instead, and succeeds. Every step resumes: running it again
-reuses the samples and the study already made.
+Samples `n + 1` volumes from the bundled model `demo` (DPM-Solver++, 20 steps, on the CPU),
+mixes `n` of them with as many held-out real head MRI volumes of a subject the model never saw,
+puts one more of each in a practice block of two cases that the reader sees first (with their
+truth once answered), builds the blinded study with its key beside it, and opens the reader app.
+Without a display it says so, writes a screenshot of the app instead, and succeeds. Every step
+resumes: running it again reuses the samples and the study already made.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from studies.study import StudyError
+
 HELDOUT = Path(__file__).resolve().parents[1] / "diffusion_core" / "bundled" / "demo" / "heldout"
+# One real and one synthetic practice case: `create_study` splits the block evenly, and the
+# demo gives each source exactly one volume beside the study's.
+PRACTICE = 2
+DEFAULT_CASES = 9  # per source: the ten held-out scans less the practice block's real one
 
 
 @dataclass
@@ -33,18 +40,23 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def build_demo(out: Path, *, n: int = 10, seed: int = 0, sampler: str = "dpm",
+def build_demo(out: Path, *, n: int = DEFAULT_CASES, seed: int = 0, sampler: str = "dpm",
                steps: int = 20, device: str = "auto") -> DemoStudy:
-    """Sample, then build the study (each skipped when already done); returns the paths."""
+    """Sample, then build the study with its practice block (each skipped when already done);
+    returns the paths. StudyError for an `n` the held-out scans cannot serve."""
     from diffusion_core.sampling import sample_folder
     from studies.create import create_study
 
-    out.mkdir(parents=True, exist_ok=True)
+    most = len(list(HELDOUT.glob("*.nii.gz"))) - PRACTICE // 2
+    if not 1 <= n <= most:
+        raise StudyError(f"--n {n} is outside 1 to {most}: the demo has {most + 1} held-out real "
+                         "scans, and its practice block takes one; give a smaller --n.")
     samples, study, key = out / "samples", out / "study", out / "study.key.csv"
-    sample_folder("demo", n, samples, sampler=sampler, steps=steps, seed=seed, batch_size=5,
-                  device=device)
     if not (study / "study.json").is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        sample_folder("demo", n + PRACTICE // 2, samples, sampler=sampler, steps=steps,
+                      seed=seed, batch_size=5, device=device)
         create_study(study, synthetic=samples, real=HELDOUT, n=n, n_real=n, preset="demo",
-                     turing=True, key=key, seed=seed, dataset="demo",
+                     turing=True, key=key, seed=seed, dataset="demo", practice=PRACTICE,
                      title="mdiff demo: synthetic and real brain MRI", progress=True)
     return DemoStudy(study, key, samples, None)

@@ -1,8 +1,9 @@
 """The keyboard scheme of the reader, without Qt: the one table of what each key does, which
 key answers which option, and the help line.
 
-Keys that steer the viewer or the case (R reset, V plane, L layout, N/P next/previous) are never
-answer keys, so a reader who means to reset the view can never record an answer by accident.
+Keys that steer the viewer or the case (R reset, V plane, L layout, N/P next/previous, O review)
+are never answer keys, so a reader who means to reset the view can never record an answer by
+accident.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ PLANE_KEY = "V"
 LAYOUT_KEY = "L"
 NEXT_CASE_KEY = "N"
 PREVIOUS_CASE_KEY = "P"
+REVIEW_KEY = "O"  # "overview": R, the natural letter, resets the view
 
 
 class Command(enum.Enum):
@@ -37,6 +39,8 @@ class Command(enum.Enum):
     PREVIOUS_CASE = "previous case"
     NEXT_QUESTION = "next question"
     PREVIOUS_QUESTION = "previous question"
+    REVIEW = "review your cases"         # open the review list, or close it back to the case
+    LEAVE_REVIEW = "back from the review"
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,14 @@ KEY_BINDINGS: dict[str, Binding] = {
     PREVIOUS_CASE_KEY: Binding(Command.PREVIOUS_CASE),
     "Tab": Binding(Command.NEXT_QUESTION),
     "Backtab": Binding(Command.PREVIOUS_QUESTION),
+    REVIEW_KEY: Binding(Command.REVIEW),
+    "Escape": Binding(Command.LEAVE_REVIEW),
 }
-# Once the study is finished only these still act (back to the last case, to change an answer).
-FINISHED_COMMANDS = frozenset({Command.PREVIOUS_CASE})
+# On the review list (which is also the end of the study) only these act: the slice keys choose
+# a row, Enter (or N) opens its case, P goes back to the last case, O or Escape back to the case.
+REVIEW_COMMANDS = frozenset({Command.STEP_SLICES, Command.FIRST_SLICE, Command.LAST_SLICE,
+                             Command.NEXT_CASE, Command.PREVIOUS_CASE, Command.REVIEW,
+                             Command.LEAVE_REVIEW})
 RESERVED_LETTERS = frozenset(key for key in KEY_BINDINGS if len(key) == 1 and key.isalpha())
 
 
@@ -128,5 +137,7 @@ def help_text(modality: str) -> str:
         "Mouse: left drag window/level · right drag zoom · middle drag pan",
         f"Window: {windows} · {RESET_KEY} reset view",
         "Answer: the key beside an option, for the framed question · Tab next question",
-        f"Case: Enter or {NEXT_CASE_KEY} next · Backspace or {PREVIOUS_CASE_KEY} previous",
+        f"Case: Enter or {NEXT_CASE_KEY} next · Backspace or {PREVIOUS_CASE_KEY} previous · "
+        f"{REVIEW_KEY} review your cases",
+        "Comment: click the box to type · Esc or a click on the image ends typing",
     ])

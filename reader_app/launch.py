@@ -142,13 +142,14 @@ def _closing_on_interrupt(app: QApplication) -> Iterator[None]:
 
 def take_screenshot(window: ReaderWindow, png: Path, case: int | None,
                     slice_number: int | None) -> None:
-    """Render `window` offscreen at case `case` and slice `slice_number` (1-based) into `png`."""
+    """Render `window` offscreen at study case `case` (after the practice block) and slice
+    `slice_number` (1-based) into `png`."""
     session = window.session
     if case is not None:
         if not 1 <= case <= session.case_count:
             raise LaunchError(f"--case {case} is outside this study's cases 1 to "
                               f"{session.case_count}; give a case number in that range.")
-        session.go_to(case - 1)
+        session.go_to(session.study_case_position(case))
     if not png.parent.is_dir():
         raise LaunchError(f"The folder {png.parent} for the screenshot does not exist; create "
                           "it first.")

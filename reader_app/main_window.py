@@ -1,7 +1,9 @@
-"""The reader's main window: the slice view on the left, the case's questions on the right.
+"""The reader's main window: the slice view on the left, the case's questions, flag and
+comment on the right; the review list (also the end of the study) on a page of its own.
 
 The window renders the `ReadingSession` and forwards input to it; it shows nothing that could
-unblind a reader (no file names, case ids, headers or histograms).
+unblind a reader (no file names, case ids, headers or histograms). The only truth it ever shows
+is a practice case's, once that case is done.
 """
 
 from __future__ import annotations
@@ -27,16 +29,19 @@ from PySide6.QtWidgets import (
 
 from reader_app import APP_TITLE
 from reader_app.keymap import (
-    FINISHED_COMMANDS,
     KEY_BINDINGS,
+    REVIEW_COMMANDS,
     Binding,
     Command,
     help_text,
     option_for_key,
 )
 from reader_app.loader import CaseCache, CaseImage, read_case
+from reader_app.notes_panel import NotesPanel
 from reader_app.prefetch import prefetch_plan
 from reader_app.questions_panel import QuestionsPanel
+from reader_app.review import review_rows
+from reader_app.review_page import ReviewPage
 from reader_app.session import ReadingSession
 from reader_app.viewer import SliceView
 from reader_app.windowing import Layout, study_layout, study_percentiles, study_window
@@ -48,8 +53,13 @@ _QT_BINDINGS: dict[int, Binding] = {getattr(Qt.Key, f"Key_{name}"): binding
 DEFAULT_SIZE = (1400, 900)
 LOAD_POLL_MS = 10
 PANEL_WIDTH = 460
-COMPLETE_TEXT = "Study complete — thank you"
 UNREADABLE_TEXT = "This case could not be read."
+PRACTICE_TEXT = "Not part of the study: its truth is shown once you answer."
+FINAL_TEXT = "Your answers to this case are final in this study; they can no longer change."
+# Neutral blue, not green: the banner tells the truth, not whether the reader was right.
+FEEDBACK_STYLE = ("background: #1c3148; color: #d8e9ff; border: 1px solid #4a90d9; "
+                  "border-radius: 6px; padding: 8px; font-size: 15px; font-weight: bold;")
+READING_PAGE, REVIEW_PAGE = 0, 1
 # Failures of the ratings database that must reach the reader instead of crashing the app.
 SAVE_ERRORS = (RatingStoreError, OSError)
 
@@ -76,6 +86,7 @@ class ReaderWindow(QMainWindow):
         self.cache = cache or CaseCache(lambda path: read_case(path, percentiles))
         self._closed = False
         self._shown: Future | None = None  # the loaded case on screen
+        self._reviewing = False  # the review list is open over a case (not the study's end)
         self.setWindowTitle(f"{APP_TITLE} — {title}")
         self.resize(*DEFAULT_SIZE)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -86,8 +97,18 @@ class ReaderWindow(QMainWindow):
         self.viewer = SliceView(modality, study_window(viewer_defaults),
                                 _layout_or_single(viewer_defaults))
         self.questions = QuestionsPanel(session.questions)
+        self.notes = NotesPanel()
         self.case_label = QLabel()
         self.case_label.setStyleSheet("font-size: 20px; font-weight: bold;")
+        self.practice_note = QLabel(PRACTICE_TEXT)
+        self.practice_note.setWordWrap(True)
+        self.practice_note.setStyleSheet("color: #8cc4ff;")
+        self.feedback = QLabel()
+        self.feedback.setWordWrap(True)
+        self.feedback.setStyleSheet(FEEDBACK_STYLE)
+        self.final_note = QLabel(FINAL_TEXT)
+        self.final_note.setWordWrap(True)
+        self.final_note.setStyleSheet("color: #b0b0b0;")
         self.progress = QProgressBar()
         self.progress.setRange(0, session.case_count)
         self.progress.setFormat(f"%v of {session.case_count} cases rated")
@@ -103,14 +124,23 @@ class ReaderWindow(QMainWindow):
         self.help.setWordWrap(True)
         self.help.setStyleSheet("color: #8a8a8a; font-size: 11px;")
 
+        self.review = ReviewPage(session.questions)
         self.pages = QStackedWidget()
         self.pages.addWidget(self._reading_page())
-        self.pages.addWidget(self._complete_page())
+        self.pages.addWidget(self.review)
         self.setCentralWidget(self.pages)
 
         self.questions.answered.connect(self._on_clicked_answer)
+        self.notes.flag_changed.connect(self.set_not_assessable)
+        self.notes.comment_edited.connect(self._on_comment_edited)
+        self.notes.comment_settled.connect(self.save_comment)
+        self.notes.comment_left.connect(self.setFocus)
         self.previous_button.clicked.connect(self.go_previous)
         self.next_button.clicked.connect(self.go_next)
+        self.review.row_chosen.connect(self.open_case)
+        self.review.back_to_case.connect(self.close_review)
+        self.review.back_to_last.connect(self.go_previous)
+        self.review.close_requested.connect(self.close)
         # The loader thread never touches Qt: the GUI thread polls a pending read every few ms,
         # so every Qt call stays on one thread and a read finishing late cannot race a close.
         self._pending: tuple[int, Future] | None = None
@@ -121,6 +151,8 @@ class ReaderWindow(QMainWindow):
         session.answer_changed.connect(self._on_answer_changed)
         session.progress_changed.connect(self._on_progress)
         session.case_unreadable.connect(self._on_case_unreadable)
+        session.note_changed.connect(self._on_note_changed)
+        session.answer_refused.connect(self._on_answer_refused)
         self._on_progress(session.done_count, session.case_count)
         self._on_case_changed(session.index)
 
@@ -133,7 +165,11 @@ class ReaderWindow(QMainWindow):
         side.setContentsMargins(12, 4, 4, 4)
         side.setSpacing(10)
         side.addWidget(self.case_label)
+        side.addWidget(self.practice_note)
         side.addWidget(self.progress)
+        # The feedback and the final note stay in sight above the questions, which may scroll.
+        side.addWidget(self.feedback)
+        side.addWidget(self.final_note)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -145,7 +181,11 @@ class ReaderWindow(QMainWindow):
         holder_layout.addWidget(self.questions)
         holder_layout.addStretch(1)
         scroll.setWidget(holder)
+        # The framed question, the one the keys answer, is always scrolled into sight.
+        self.questions.current_changed.connect(self._keep_in_sight)
+        self._questions_scroll = scroll
         side.addWidget(scroll, 1)
+        side.addWidget(self.notes)  # in sight, like Next, however many questions scroll above
         side.addWidget(self.status)
         buttons = QHBoxLayout()
         buttons.addWidget(self.previous_button)
@@ -160,36 +200,6 @@ class ReaderWindow(QMainWindow):
         layout.addWidget(panel)
         return page
 
-    def _complete_page(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.addStretch(1)
-        title = QLabel(COMPLETE_TEXT)
-        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        title.setStyleSheet("font-size: 30px; font-weight: bold;")
-        note = QLabel("All your answers are saved. You can close this window.")
-        note.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        note.setStyleSheet("font-size: 16px; color: #b0b0b0;")
-        # A reader who pressed Finish too soon can still change an answer of the last case.
-        back = QPushButton("◀  Back to the last case (P)")
-        close = QPushButton("Close")
-        for button in (back, close):
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            button.setMinimumHeight(36)
-        back.clicked.connect(self.go_previous)
-        close.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(back)
-        buttons.addWidget(close)
-        buttons.addStretch(1)
-        layout.addWidget(title)
-        layout.addWidget(note)
-        layout.addSpacing(20)
-        layout.addLayout(buttons)
-        layout.addStretch(1)
-        return page
-
     # --- actions ---------------------------------------------------------------------------
 
     def answer(self, question_key: str, letter: str) -> None:
@@ -199,20 +209,78 @@ class ReaderWindow(QMainWindow):
         except SAVE_ERRORS as err:
             # Keep the panel showing what is really saved, not the click that failed.
             self.questions.set_answers(self.session.answers)
-            QMessageBox.critical(self, APP_TITLE, f"Your answer could not be saved ({err}). "
-                                 "Please tell the study's administrator.")
+            self._tell_not_saved("answer", err)
+
+    def set_not_assessable(self, flagged: bool) -> None:
+        """Flag the case "image cannot be assessed" (or take the flag back) through the
+        session."""
+        try:
+            self.session.set_not_assessable(flagged)
+        except SAVE_ERRORS as err:
+            self.notes.set_note(self.session.note)
+            self._tell_not_saved("flag", err)
+
+    def save_comment(self) -> bool:
+        """Store the typed comment now; False (the reader told) when it could not be saved."""
+        try:
+            self.session.save_comment()
+        except SAVE_ERRORS as err:
+            self._tell_not_saved("comment", err)
+            return False
+        return True
 
     def go_next(self) -> None:
-        """Next case, when every question is answered (or the case could not be read)."""
+        """Next case, when this one is done (or could not be read)."""
         if self.session.can_go_next:
-            self.session.next()
+            if self.save_comment():
+                self.session.next()
         elif not self.session.finished:
-            self.status.setText("Answer every question before going to the next case.")
+            self.status.setText("Answer every question (or tick \"Image cannot be assessed\") "
+                                "before going to the next case.")
 
     def go_previous(self) -> None:
         """Back one case."""
-        if self.session.can_go_previous:
+        if self.session.can_go_previous and self.save_comment():
             self.session.previous()
+
+    def open_case(self, index: int) -> None:
+        """Show the case at session position `index` (a row chosen in the review)."""
+        if self.save_comment():
+            self._reviewing = False
+            self.session.go_to(index)
+
+    def show_review(self) -> None:
+        """The review list of the reader's own cases, read-only, until a case is chosen or the
+        reader goes back; time on the current case stops meanwhile."""
+        if not self.save_comment():
+            return
+        session = self.session
+        self._reviewing = not session.finished
+        session.deactivate()
+        self.review.show_rows(review_rows(session), finished=session.finished,
+                              complete=session.all_done,
+                              answers_final=not session.study.answers_editable)
+        self.pages.setCurrentIndex(REVIEW_PAGE)
+        self.setFocus()
+
+    def close_review(self) -> None:
+        """Back from the review to the case the reader was on."""
+        if self._reviewing:
+            self._reviewing = False
+            self.pages.setCurrentIndex(READING_PAGE)
+            self._resume_time()
+            self.setFocus()
+
+    def _keep_in_sight(self, frame: QWidget) -> None:
+        self._questions_scroll.ensureWidgetVisible(frame, 0, 4)
+
+    def _resume_time(self) -> None:
+        if self.isActiveWindow():
+            self.session.activate()
+
+    def _tell_not_saved(self, what: str, err: Exception) -> None:
+        QMessageBox.critical(self, APP_TITLE, f"Your {what} could not be saved ({err}). "
+                             "Please tell the study's administrator.")
 
     def wait_for_case(self, timeout_s: float = 30.0) -> bool:
         """Block until the current case is displayed (or failed); for screenshots and tests."""
@@ -246,12 +314,14 @@ class ReaderWindow(QMainWindow):
         if event.modifiers() & modifiers:
             return False
         binding = _QT_BINDINGS.get(event.key())
-        if self.session.finished:
-            if binding is None or binding.command not in FINISHED_COMMANDS:
+        if self.pages.currentIndex() == REVIEW_PAGE:
+            if binding is None or binding.command not in REVIEW_COMMANDS:
                 return False
+            self._run_on_review(binding)
         elif binding is None:
             return self._answer_by_key(event.text())
-        self._run(binding)
+        else:
+            self._run(binding)
         return True
 
     def _run(self, binding: Binding) -> None:
@@ -282,9 +352,36 @@ class ReaderWindow(QMainWindow):
             self.questions.set_current(self.questions.current + 1)
         elif command is Command.PREVIOUS_QUESTION:
             self.questions.set_current(self.questions.current - 1)
+        elif command is Command.REVIEW:
+            self.show_review()
+
+    def _run_on_review(self, binding: Binding) -> None:
+        """A key's command on the review list: the slice keys choose a row, Enter opens it."""
+        command = binding.command
+        if command is Command.STEP_SLICES:
+            self.review.move_selection(binding.amount)
+        elif command is Command.FIRST_SLICE:
+            self.review.select(0)
+        elif command is Command.LAST_SLICE:
+            self.review.select(len(self.review.rows) - 1)
+        elif command is Command.NEXT_CASE:
+            chosen = self.review.chosen_index()
+            if chosen is not None:
+                self.open_case(chosen)
+        elif command is Command.PREVIOUS_CASE:
+            if self.session.finished:
+                self.go_previous()
+        elif command in (Command.REVIEW, Command.LEAVE_REVIEW):
+            self.close_review()
+
+    def _case_on_screen(self) -> bool:
+        """Whether the current case is displayed and readable (answers count only then)."""
+        return self._shown is not None and not self.session.current_unreadable
 
     def _answer_by_key(self, text: str) -> bool:
-        if len(text) != 1 or not self.questions.isEnabled():
+        # A final case's panel is disabled, but its key still reaches the session, which says
+        # in one sentence why nothing changes.
+        if len(text) != 1 or not self._case_on_screen():
             return False
         question = self.questions.questions[self.questions.current]
         letter = option_for_key(question, text)
@@ -308,7 +405,22 @@ class ReaderWindow(QMainWindow):
 
     def _on_answer_changed(self, _key: str, _value: str) -> None:
         self.questions.set_answers(self.session.answers)
+        self.status.setText("")
         self._update_controls()
+
+    def _on_note_changed(self) -> None:
+        self.notes.set_note(self.session.note)
+        self.status.setText("")
+        self._update_controls()
+
+    def _on_answer_refused(self, sentence: str) -> None:
+        self.questions.set_answers(self.session.answers)
+        self.notes.set_note(self.session.note)
+        self.status.setText(sentence)
+
+    def _on_comment_edited(self, text: str) -> None:
+        if not self.session.finished and not self.session.current_unreadable:
+            self.session.edit_comment(text)
 
     def _on_case_unreadable(self, _index: int) -> None:
         self._update_controls()
@@ -317,16 +429,23 @@ class ReaderWindow(QMainWindow):
         self.progress.setValue(done)
 
     def _on_case_changed(self, index: int) -> None:
-        if self.session.finished:
-            self.pages.setCurrentIndex(1)
-            self.cache.retain(self.session.case_path(i)
-                              for i in prefetch_plan(index, self.session.case_count).keep)
+        session = self.session
+        if session.finished:
+            self.cache.retain(session.case_path(i)
+                              for i in prefetch_plan(index, session.position_count).keep)
+            self.show_review()
             return
-        self.pages.setCurrentIndex(0)
-        self.case_label.setText(f"Case {index + 1} of {self.session.case_count}")
-        answers = self.session.answers
+        self.pages.setCurrentIndex(READING_PAGE)
+        self._resume_time()  # back from the review or the study's end: time counts again
+        self.case_label.setText(session.label(index))
+        self.practice_note.setVisible(session.current_is_practice)
+        answers = session.answers
         self.questions.set_answers(answers)
         self.questions.set_current(self.questions.first_unanswered(answers) or 0)
+        self.notes.set_note(session.note)
+        if self.notes.comment.hasFocus():
+            self.setFocus()  # a new case starts with the reading keys
+        self.status.setText("")
         self._update_controls()
         self._show_case(index)
 
@@ -334,12 +453,19 @@ class ReaderWindow(QMainWindow):
         session = self.session
         self.previous_button.setEnabled(session.can_go_previous)
         self.next_button.setEnabled(session.can_go_next)
-        last = not session.finished and session.index == session.case_count - 1
+        last = not session.finished and session.index == session.position_count - 1
         self.next_button.setText("Finish (Enter)  ▶" if last else "Next case (Enter)  ▶")
         # Answers only once the case is on screen: nobody rates an image they have not seen.
-        self.questions.setEnabled(self._shown is not None and not session.current_unreadable)
-        self.status.setText("This case could not be read; press Next to go on."
-                            if session.current_unreadable else "")
+        on_screen = self._case_on_screen()
+        final = on_screen and not session.can_change
+        self.questions.setEnabled(on_screen and not final)
+        self.notes.set_enabled(flag=on_screen and not final, comment=on_screen)
+        self.final_note.setVisible(final)
+        feedback = session.practice_feedback
+        self.feedback.setText(feedback or "")
+        self.feedback.setVisible(feedback is not None)
+        if session.current_unreadable:
+            self.status.setText("This case could not be read; press Next to go on.")
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -347,7 +473,7 @@ class ReaderWindow(QMainWindow):
         """Display the case at `index`, from the cache when preloaded, and read ahead as
         `prefetch.prefetch_plan` says."""
         session = self.session
-        plan = prefetch_plan(index, session.case_count)
+        plan = prefetch_plan(index, session.position_count)
         self.cache.retain(session.case_path(i) for i in plan.keep)
         future = self.cache.request(session.case_path(index))
         for following in plan.preload:
@@ -406,7 +532,8 @@ class ReaderWindow(QMainWindow):
         """Time on a case counts only while this window is the active one."""
         if event.type() == QEvent.Type.ActivationChange:
             if self.isActiveWindow():
-                self.session.activate()
+                if self.pages.currentIndex() == READING_PAGE:
+                    self.session.activate()
             else:
                 self.session.deactivate()
         super().changeEvent(event)
@@ -424,10 +551,16 @@ class ReaderWindow(QMainWindow):
             self._closed = True
             self._poll.stop()
             self.cache.shutdown()
-            self.session.close()
+            self.save_comment()  # tells the reader when it cannot be saved
+            try:
+                self.session.close()
+            except SAVE_ERRORS:
+                pass  # the comment's failure was told just above; the database is released
             session = self.session
             session.case_changed.disconnect(self._on_case_changed)
             session.answer_changed.disconnect(self._on_answer_changed)
             session.progress_changed.disconnect(self._on_progress)
             session.case_unreadable.disconnect(self._on_case_unreadable)
+            session.note_changed.disconnect(self._on_note_changed)
+            session.answer_refused.disconnect(self._on_answer_refused)
         super().closeEvent(event)

@@ -43,10 +43,12 @@ class QuestionsPanel(QWidget):
     """One framed group per question, each with its own QButtonGroup so the radios of different
     questions never uncheck each other. Emits `answered(question_key, letter)` on every pick.
 
-    The highlighted ("current") question is the one the answer keys go to.
+    The highlighted ("current") question is the one the answer keys go to; `current_changed(frame)`
+    gives its frame, so a scrolling parent can keep it in sight.
     """
 
     answered = Signal(str, str)
+    current_changed = Signal(QWidget)
 
     def __init__(self, questions: Sequence[QuestionLike], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -79,6 +81,7 @@ class QuestionsPanel(QWidget):
             # A dynamic property only restyles after the style is re-applied.
             frame.style().unpolish(frame)
             frame.style().polish(frame)
+        self.current_changed.emit(self._frames[self._current])
 
     def set_answers(self, answers: dict[str, str]) -> None:
         """Show saved answers (None/absent = unanswered) without emitting `answered`."""

@@ -10,6 +10,7 @@ from diffusion_core.cli.common import Failure, run_command
 from diffusion_core.registry import RegistryError
 from diffusion_core.run_files import CheckpointError
 from diffusion_core.samples import SamplesError
+from reader_app.demo import DEFAULT_CASES
 from studies.study import StudyError
 
 
@@ -18,13 +19,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mdiff-demo",
         description="Sample brain MRI volumes from the bundled demo model, mix them with real "
-                    "held-out scans into a blinded study (key beside it), and open it in the "
-                    "reader app. Without a display, write a screenshot instead. Runs on the CPU "
-                    "in about a minute; running it again reuses what it made.")
+                    "held-out scans into a blinded study (key beside it) that opens with two "
+                    "practice cases (one real, one synthetic, their truth shown once "
+                    "answered), and open it in the reader app. Without a display, write a "
+                    "screenshot instead. Runs on the CPU in about a minute; running it again "
+                    "reuses what it made.")
     parser.add_argument("--out", default="mdiff-demo", metavar="DIR",
                         help="where the samples, the study and its key go (default: ./mdiff-demo)")
-    parser.add_argument("--n", type=int, default=10,
-                        help="synthetic cases, and as many real ones (default 10)")
+    parser.add_argument("--n", type=int, default=DEFAULT_CASES,
+                        help="synthetic study cases, and as many real ones, besides the two "
+                        f"practice cases (1 to {DEFAULT_CASES}; default {DEFAULT_CASES})")
     parser.add_argument("--reader", default="Demo reader", metavar="NAME",
                         help="the reader name the app opens the study as")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

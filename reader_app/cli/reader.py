@@ -22,8 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="render the window offscreen to PNG and exit (saves nothing; with "
                         "--reader, shows that reader's place in their case order)")
     parser.add_argument("--case", type=int, metavar="K",
-                        help="with --screenshot: show case K (1 = first in the reader's order, "
-                        "or in the study's listed order without --reader)")
+                        help="with --screenshot: show study case K (1 = first in the reader's "
+                        "order, or in the study's listed order without --reader; practice cases "
+                        "come before and are not counted)")
     parser.add_argument("--slice", type=int, metavar="S",
                         help="with --screenshot: show slice S (1 = first) of the case")
     return parser

@@ -104,18 +104,44 @@ def nifti_tools():
     return case_volume, canonical_affine, SPACING
 
 
+def write_inputs(folder: Path, per_source: int) -> tuple[Path, Path]:
+    """`per_source` real and as many synthetic CT scans under `folder`; (real, synthetic)."""
+    from diffusion_core.io import Volume, write_nifti
+
+    for source in ("real", "synthetic"):
+        for seed in range(per_source):
+            volume = Volume(case_volume(seed + (10 if source == "real" else 0)), SPACING,
+                            canonical_affine(SPACING), "CT")
+            write_nifti(volume, folder / source / f"scan{seed}.nii.gz")
+    return folder / "real", folder / "synthetic"
+
+
 @pytest.fixture
 def created_study(tmp_path: Path):
     """A CT study of two real and two synthetic cases made by `studies.create.create_study`,
     with its key CSV beside it (a `CreatedStudy`)."""
-    from diffusion_core.io import Volume, write_nifti
     from studies.create import create_study
 
-    for source in ("real", "synthetic"):
-        for seed in range(2):
-            volume = Volume(case_volume(seed + (10 if source == "real" else 0)), SPACING,
-                            canonical_affine(SPACING), "CT")
-            write_nifti(volume, tmp_path / source / f"scan{seed}.nii.gz")
-    return create_study(tmp_path / "made", real=tmp_path / "real",
-                        synthetic=tmp_path / "synthetic", modality="CT", seed=0,
-                        title="Made study")
+    real, synthetic = write_inputs(tmp_path, 2)
+    return create_study(tmp_path / "made", real=real, synthetic=synthetic, modality="CT",
+                        seed=0, title="Made study")
+
+
+@pytest.fixture
+def make_practice_study(tmp_path: Path):
+    """`make_practice_study(answers_editable=True, name, turing=False)`: a CT study of two
+    real and two synthetic cases after a practice block of one real and one synthetic case
+    (`create --practice 2` from the same inputs), made by `studies.create.create_study`;
+    returns its folder."""
+    from studies.create import create_study
+
+    real, synthetic = write_inputs(tmp_path / "inputs", 3)
+
+    def make(answers_editable: bool = True, name: str = "practice", turing: bool = False
+             ) -> Path:
+        made = create_study(tmp_path / name, real=real, synthetic=synthetic, n=2, n_real=2,
+                            practice=2, modality="CT", seed=0, title="Practice study",
+                            answers_editable=answers_editable, turing=turing)
+        return made.folder
+
+    return make

@@ -216,3 +216,23 @@ def test_a_study_without_any_case_file_is_one_sentence_naming_no_case(study_dir,
     err = capsys.readouterr().err
     assert "none of its 3 case files" in err and "Traceback" not in err
     assert not any(case_id in err for case_id in study.case_ids)
+
+
+def test_screenshot_case_numbers_count_study_cases_after_the_practice_block(
+        qtbot, make_practice_study, tmp_path, capsys):
+    """--case K is study case K (practice cases come before and are not counted); without
+    --case the preview opens at the first practice case."""
+    from reader_app.main_window import ReaderWindow
+    from reader_app.preview_store import PreviewStore
+    from reader_app.session import ReadingSession
+
+    folder = make_practice_study()
+    study = Study.open(folder)
+    window = ReaderWindow(ReadingSession(study, PreviewStore(study)), study.title,
+                          study.modality, study.viewer)
+    qtbot.addWidget(window)
+    assert window.case_label.text() == "Practice 1 of 2"
+    launch.take_screenshot(window, tmp_path / "case.png", 1, None)
+    assert window.case_label.text() == "Case 1 of 4" and (tmp_path / "case.png").is_file()
+    code = cli.main([str(folder), "--screenshot", str(tmp_path / "x.png"), "--case", "5"])
+    assert code == 2 and "cases 1 to 4" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import os
 
 from reader_app.cli.demo import main
 from studies.cli.study import main as study_main
+from studies.study import Study
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -22,8 +23,16 @@ def test_the_demo_builds_a_blinded_study_and_a_screenshot(tmp_path, monkeypatch,
     assert png.is_file() and png.stat().st_size > 10_000
     with open(out / "study.key.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert sorted(r["source"] for r in rows) == ["real", "real", "synthetic", "synthetic"]
+    study_rows = [r for r in rows if not r["case_id"].startswith("P")]
+    assert sorted(r["source"] for r in study_rows) == ["real", "real", "synthetic", "synthetic"]
     assert {r["model"] for r in rows if r["source"] == "synthetic"} == {"demo"}
+    # The practice block: one real and one synthetic case, shown first, apart from the study's.
+    study = Study.open(out / "study")
+    assert study.practice_ids == ["P01", "P02"] and len(study.case_ids) == 4
+    assert sorted(study.practice.values()) == ["real", "synthetic"]
+    assert sorted((r["case_id"], r["source"]) for r in rows if r not in study_rows) == \
+        sorted(study.practice.items())
+    assert len(list((out / "samples").glob("*.nii.gz"))) == 3  # n + the practice block's one
     # The audit runs on it (exit 0 passes, 1 reports a leak). The bundled model's faint, noisy
     # background still separates its value sets from the masked real scans (README, the demo),
     # so the demo study does not pass yet; the audit must say so rather than crash.
@@ -33,3 +42,11 @@ def test_the_demo_builds_a_blinded_study_and_a_screenshot(tmp_path, monkeypatch,
     before = (out / "study" / "study.json").read_text()
     assert main(["--out", str(out), "--n", "2", "--device", "cpu"]) == 0
     assert (out / "study" / "study.json").read_text() == before
+
+
+def test_the_demo_refuses_more_cases_than_its_held_out_scans_allow(tmp_path, capsys):
+    """Nine per source at most: the tenth held-out scan is the practice block's real case."""
+    assert main(["--out", str(tmp_path / "demo"), "--n", "10", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "--n 10 is outside 1 to 9" in err and err.count("\n") == 1
+    assert not (tmp_path / "demo").exists()  # refused before sampling anything

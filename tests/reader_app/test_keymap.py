@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from reader_app.keymap import (
-    FINISHED_COMMANDS,
     KEY_BINDINGS,
     PAGE_STEP,
     RESERVED_LETTERS,
+    REVIEW_COMMANDS,
+    REVIEW_KEY,
     Binding,
     Command,
     answer_keys,
@@ -38,7 +39,7 @@ def test_real_or_synthetic_is_numbered_because_r_resets_the_view():
 
 
 def test_no_answer_key_is_a_viewer_or_navigation_key():
-    """Reserved keys (R, V, L, N, P) never answer any question of any study."""
+    """Reserved keys (R, V, L, N, P, O) never answer any question of any study."""
     for question in TABLE1_QUESTIONS + TURING_QUESTIONS:
         assert not set(answer_keys(question)) & RESERVED_LETTERS
 
@@ -58,5 +59,18 @@ def test_the_key_table_binds_the_ct_presets_and_the_case_keys():
     assert KEY_BINDINGS["R"].command is Command.RESET_VIEW
     assert {KEY_BINDINGS[k].command for k in ("Return", "Enter", "N")} == {Command.NEXT_CASE}
     assert KEY_BINDINGS["L"].command is Command.TOGGLE_LAYOUT
-    assert RESERVED_LETTERS == frozenset("RVLNP")
-    assert FINISHED_COMMANDS == {Command.PREVIOUS_CASE}
+    assert RESERVED_LETTERS == frozenset("RVLNPO")
+
+
+def test_the_review_key_is_in_the_one_table_and_the_help():
+    """O opens the review from any case, Escape leaves it; on the review (also the study's end)
+    only row choice, opening, the way back and the review keys act; the help names O and how
+    to leave the comment box."""
+    assert REVIEW_KEY == "O" and KEY_BINDINGS["O"] == Binding(Command.REVIEW)
+    assert KEY_BINDINGS["Escape"] == Binding(Command.LEAVE_REVIEW)
+    assert REVIEW_COMMANDS == {Command.STEP_SLICES, Command.FIRST_SLICE, Command.LAST_SLICE,
+                               Command.NEXT_CASE, Command.PREVIOUS_CASE, Command.REVIEW,
+                               Command.LEAVE_REVIEW}
+    for modality in ("CT", "MR"):
+        text = help_text(modality)
+        assert "O review your cases" in text and "Esc or a click on the image ends typing" in text

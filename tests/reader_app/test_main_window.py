@@ -23,9 +23,10 @@ from PySide6.QtWidgets import (
 )
 
 from diffusion_core.io import Volume, read_volume, write_nifti
-from reader_app.main_window import COMPLETE_TEXT, ReaderWindow
+from reader_app.main_window import ReaderWindow
 from reader_app.opening import open_study_for_reading
-from reader_app.session import ReadingSession
+from reader_app.review_page import COMPLETE_TEXT
+from reader_app.session import FINAL_REFUSED, ReadingSession
 from reader_app.windowing import Layout, Orientation
 from studies.create import create_study
 from studies.ratings import RatingStore
@@ -275,15 +276,21 @@ def test_unreadable_case_names_the_case_number_only_and_logs_the_file(qtbot, stu
     assert window.case_label.text() == "Case 2 of 3" and window.questions.isEnabled()
 
 
-def test_time_counts_only_while_the_window_is_active(qtbot, study_dir, clock):
-    """The window tells the session when it is activated and deactivated."""
-    study = Study.open(study_dir)
+def open_active_window(qtbot, folder: Path, clock) -> tuple[ReaderWindow, ReadingSession]:
+    """A shown, active reading window for reader ann whose session runs on `clock`."""
+    study = Study.open(folder)
     session = ReadingSession(study, RatingStore.open(study, "ann"), clock=clock)
     window = ReaderWindow(session, study.title, study.modality, study.viewer)
     qtbot.addWidget(window)
     window.show()
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
+    return window, session
+
+
+def test_time_counts_only_while_the_window_is_active(qtbot, study_dir, clock):
+    """The window tells the session when it is activated and deactivated."""
+    window, session = open_active_window(qtbot, study_dir, clock)
     clock.advance(12)
     assert session.seconds_on_current() == pytest.approx(12)
     other = QWidget()
@@ -496,3 +503,241 @@ def test_a_window_nobody_holds_is_freed_at_once_not_by_a_later_garbage_collectio
         assert [part() for part in parts] == [None] * len(parts)
     finally:
         gc.enable()
+
+
+# --- the reading workstation: practice, comment and flag, review (issue 15) --------------------
+
+def wait_shown(qtbot, window: ReaderWindow) -> None:
+    """Until the current case is on screen."""
+    qtbot.waitUntil(lambda: window.viewer.display.has_volume)
+
+
+def all_visible_texts(window: ReaderWindow) -> str:
+    """Every visible label's text, in one string."""
+    return "\n".join(label.text() for label in window.findChildren(QLabel)
+                     if label.isVisibleTo(window))
+
+
+def test_practice_comes_first_with_its_truth_only_once_answered(qtbot, make_practice_study):
+    """"Practice 1 of 2" opens the study; the banner with the truth is absent until the last
+    question is answered, then shows it; study cases ("Case 1 of 4") never show one, and the
+    progress bar never counts a practice case."""
+    folder = make_practice_study()
+    truth = Study.open(folder).practice
+    window = open_window(qtbot, folder)
+    assert window.case_label.text() == "Practice 1 of 2" and window.practice_note.isVisible()
+    assert window.progress.maximum() == 4 and window.progress.value() == 0
+    press(qtbot, window, Qt.Key.Key_A, Qt.Key.Key_B)
+    assert not window.feedback.isVisible() and "This practice case was" not in \
+        all_visible_texts(window)
+    press(qtbot, window, Qt.Key.Key_C)
+    assert window.feedback.isVisible()
+    assert window.feedback.text() == f"This practice case was {truth['P01']}."
+    assert window.progress.value() == 0
+    press(qtbot, window, Qt.Key.Key_Return)
+    wait_shown(qtbot, window)
+    assert window.case_label.text() == "Practice 2 of 2" and not window.feedback.isVisible()
+    assert "This practice case was" not in all_visible_texts(window)
+    press(qtbot, window, Qt.Key.Key_D, Qt.Key.Key_D, Qt.Key.Key_D)
+    assert window.feedback.text() == f"This practice case was {truth['P02']}."
+    press(qtbot, window, Qt.Key.Key_Return)
+    wait_shown(qtbot, window)
+    assert window.case_label.text() == "Case 1 of 4" and not window.practice_note.isVisible()
+    press(qtbot, window, Qt.Key.Key_B, Qt.Key.Key_B, Qt.Key.Key_B)
+    assert window.progress.value() == 1 and window.next_button.isEnabled()
+    assert not window.feedback.isVisible()
+    texts = all_visible_texts(window)
+    assert "This practice case was" not in texts and "real" not in texts.replace(
+        "realistic", "").replace("Realistic", "")
+    window.close()
+    again = open_window(qtbot, folder)
+    assert again.case_label.text() == "Case 2 of 4" and again.progress.value() == 1
+
+
+def test_typing_a_comment_answers_nothing_and_escape_gives_the_keys_back(qtbot, study_dir):
+    """Letters typed in the comment box are text, not answers; Escape (or a click on the image)
+    returns the keys to the window, where A answers again."""
+    window = open_window(qtbot, study_dir)
+    box = window.notes.comment
+    qtbot.mouseClick(box.viewport(), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(box.hasFocus)
+    qtbot.keyClicks(box, "a bc R N p")
+    assert box.toPlainText() == "a bc R N p" and window.session.answers == {}
+    assert window.viewer.display.window.width == 400 and window.session.index == 0
+    qtbot.keyClick(box, Qt.Key.Key_Escape)
+    assert window.hasFocus() and not box.hasFocus()
+    assert window.session.store.note(window.session.store.case_order[0]).comment == "a bc R N p"
+    press(qtbot, window, Qt.Key.Key_A)
+    assert window.session.answers == {"realistic_appearance": "A"}
+    qtbot.mouseClick(box.viewport(), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(box.hasFocus)
+    viewport = window.viewer.graphics.viewport()
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=viewport.rect().center())
+    assert window.hasFocus() and not box.hasFocus()
+
+
+def test_comment_and_flag_survive_close_and_reopen_and_the_flag_enables_next(qtbot, study_dir):
+    """The flag box makes Next available (the case is done) without an answer; the flag and the
+    comment typed just before closing come back when the reader reopens the case."""
+    window = open_window(qtbot, study_dir)
+    first = window.session.store.case_order[0]
+    assert not window.next_button.isEnabled()
+    qtbot.mouseClick(window.notes.flag, Qt.MouseButton.LeftButton)
+    assert window.notes.flag.isChecked() and window.next_button.isEnabled()
+    assert window.progress.value() == 1
+    box = window.notes.comment
+    qtbot.mouseClick(box.viewport(), Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(box, "wrap-around artefact")
+    window.close()  # within the typing pause: the close saves it
+    with RatingStore.open(Study.open(study_dir), "ann") as store:
+        assert store.note(first).comment == "wrap-around artefact"
+        assert store.note(first).not_assessable and store.answers(first) == {}
+    again = open_window(qtbot, study_dir)
+    assert again.case_label.text() == "Case 2 of 3"  # the flagged case is done
+    press(qtbot, again, Qt.Key.Key_P)
+    assert again.notes.flag.isChecked()
+    assert again.notes.comment.toPlainText() == "wrap-around artefact"
+    assert again.next_button.isEnabled()
+
+
+def test_a_pause_in_typing_saves_the_comment(qtbot, study_dir):
+    """The comment is saved after a pause in typing, with the window still open."""
+    window = open_window(qtbot, study_dir)
+    first = window.session.store.case_order[0]
+    box = window.notes.comment
+    qtbot.mouseClick(box.viewport(), Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(box, "faint")
+    qtbot.waitUntil(lambda: window.session.store.note(first).comment == "faint", timeout=3000)
+    assert box.hasFocus()  # saving does not take the box away from the reader
+
+
+def test_the_review_key_lists_every_answered_case_and_a_row_opens_it(qtbot, make_practice_study):
+    """O shows the reader's own cases (practice marked) with answers, flag, comment and time;
+    a click on a row opens that case; Escape goes back to the case the reader was on."""
+    window = open_window(qtbot, make_practice_study())
+    press(qtbot, window, Qt.Key.Key_A, Qt.Key.Key_B, Qt.Key.Key_C, Qt.Key.Key_Return)
+    wait_shown(qtbot, window)
+    qtbot.mouseClick(window.notes.flag, Qt.MouseButton.LeftButton)
+    press(qtbot, window, Qt.Key.Key_Return)
+    wait_shown(qtbot, window)
+    press(qtbot, window, Qt.Key.Key_D, Qt.Key.Key_C, Qt.Key.Key_B, Qt.Key.Key_Return)
+    wait_shown(qtbot, window)
+    press(qtbot, window, Qt.Key.Key_A)  # case 2: one answer so far
+    press(qtbot, window, Qt.Key.Key_O)
+    review = window.review
+    assert window.pages.currentIndex() == 1 and review.title.text() == "Your cases so far"
+    table = review.table
+    cells = [[table.item(r, c).text() for c in range(table.columnCount())]
+             for r in range(table.rowCount())]
+    assert [row[:6] for row in cells] == [
+        ["Practice 1", "A", "B", "C", "", ""], ["Practice 2", "", "", "", "yes", ""],
+        ["Case 1", "D", "C", "B", "", ""], ["Case 2", "A", "", "", "", ""]]
+    assert all(row[6].endswith(" s") for row in cells)
+    assert table.item(0, 0).background().color() != table.item(2, 0).background().color()
+    press(qtbot, window, Qt.Key.Key_Escape)
+    assert window.pages.currentIndex() == 0 and window.case_label.text() == "Case 2 of 4"
+    press(qtbot, window, Qt.Key.Key_O)
+    rect = table.visualItemRect(table.item(1, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.pages.currentIndex() == 0 and window.case_label.text() == "Practice 2 of 2"
+    assert window.notes.flag.isChecked()
+    press(qtbot, window, Qt.Key.Key_O, Qt.Key.Key_End, Qt.Key.Key_Up, Qt.Key.Key_Return)
+    assert window.case_label.text() == "Case 1 of 4"
+    wait_shown(qtbot, window)
+    assert checked_letters(window) == ["D", "C", "B"]
+
+
+def test_the_end_of_the_study_is_the_review_and_a_change_keeps_its_history(qtbot, study_dir):
+    """After the last case the review lists every case under the closing title; a case opened
+    from it and changed is stored with both answers in its history, and the review marks it."""
+    window = open_window(qtbot, study_dir)
+    for _ in range(3):
+        wait_shown(qtbot, window)
+        press(qtbot, window, Qt.Key.Key_B, Qt.Key.Key_B, Qt.Key.Key_B, Qt.Key.Key_Return)
+    review = window.review
+    assert window.pages.currentIndex() == 1 and review.title.text() == COMPLETE_TEXT
+    assert review.table.rowCount() == 3 and review.close_button.isVisible()
+    assert [review.table.item(r, 0).text() for r in range(3)] == ["Case 1", "Case 2", "Case 3"]
+    press(qtbot, window, Qt.Key.Key_Down, Qt.Key.Key_Down, Qt.Key.Key_Return)
+    assert window.case_label.text() == "Case 2 of 3"
+    wait_shown(qtbot, window)
+    second = window.session.store.case_order[1]
+    press(qtbot, window, Qt.Key.Key_D)
+    history = [c for c in window.session.store.history(second) if c.item ==
+               "realistic_appearance"]
+    assert [c.value for c in history] == ["B", "D"] and history[0].changed_at
+    assert window.session.store.answers(second)["realistic_appearance"] == "D"
+    press(qtbot, window, Qt.Key.Key_O)
+    changed = [review.table.item(r, review.table.columnCount() - 3).text() for r in range(3)]
+    assert changed == ["", "yes", ""]
+
+
+def test_final_answers_are_read_only_and_a_change_is_refused_in_one_sentence(
+        qtbot, make_practice_study):
+    """With `answers_editable: false`, a done case comes back with its controls disabled and a
+    note saying why; an answer key changes nothing and says so in one sentence."""
+    folder = make_practice_study(answers_editable=False)
+    window = open_window(qtbot, folder)
+    press(qtbot, window, Qt.Key.Key_A, Qt.Key.Key_B)
+    assert window.questions.isEnabled() and not window.final_note.isVisible()
+    press(qtbot, window, Qt.Key.Key_C)
+    assert not window.questions.isEnabled() and not window.notes.flag.isEnabled()
+    assert window.final_note.isVisible() and window.notes.comment.isEnabled()
+    press(qtbot, window, Qt.Key.Key_Return)
+    wait_shown(qtbot, window)
+    press(qtbot, window, Qt.Key.Key_P)
+    wait_shown(qtbot, window)
+    assert window.final_note.isVisible() and checked_letters(window) == ["A", "B", "C"]
+    press(qtbot, window, Qt.Key.Key_Tab, Qt.Key.Key_D)
+    assert window.status.text() == FINAL_REFUSED
+    assert checked_letters(window) == ["A", "B", "C"]
+    assert window.session.store.answers("P01") == {"realistic_appearance": "A",
+                                                    "slice_consistency": "B",
+                                                    "anatomical_correctness": "C"}
+    assert len(window.session.store.history("P01")) == 3
+    press(qtbot, window, Qt.Key.Key_O)
+    assert "final" in window.review.note.text()
+
+
+def test_the_review_and_the_practice_banner_show_no_case_id(qtbot, make_practice_study):
+    """The review's cells and tooltips, and every widget text, name cases only by number."""
+    folder = make_practice_study()
+    study = Study.open(folder)
+    secrets = [*study.case_ids, *study.practice_ids, ".nii", str(folder)]
+    window = open_window(qtbot, folder)
+    texts: list[str] = []
+    for _ in range(3):
+        wait_shown(qtbot, window)
+        press(qtbot, window, Qt.Key.Key_A, Qt.Key.Key_B, Qt.Key.Key_C)
+        texts += visible_texts(window)
+        press(qtbot, window, Qt.Key.Key_Return)
+    press(qtbot, window, Qt.Key.Key_O)
+    table = window.review.table
+    texts += visible_texts(window)
+    texts += [table.item(r, c).text() + table.item(r, c).toolTip()
+              for r in range(table.rowCount()) for c in range(table.columnCount())]
+    assert table.rowCount() == 3 and any("Practice 1" in t for t in texts)
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} shown in {text!r}"
+
+
+def test_time_stops_on_the_review_and_counts_again_back_on_a_case(qtbot, study_dir, clock):
+    """The review is not reading: time on the case pauses while it is open, and runs again on
+    the way back to a case, from the O key and from the study's end alike."""
+    window, session = open_active_window(qtbot, study_dir, clock)
+    wait_shown(qtbot, window)
+    clock.advance(5)
+    press(qtbot, window, Qt.Key.Key_O)
+    clock.advance(100)
+    press(qtbot, window, Qt.Key.Key_Escape)
+    clock.advance(2)
+    assert session.seconds_on_current() == pytest.approx(7)
+    for _ in range(3):
+        wait_shown(qtbot, window)
+        press(qtbot, window, Qt.Key.Key_A, Qt.Key.Key_A, Qt.Key.Key_A, Qt.Key.Key_Return)
+    assert window.pages.currentIndex() == 1
+    clock.advance(50)
+    press(qtbot, window, Qt.Key.Key_P)
+    clock.advance(3)
+    assert session.seconds_on_current() == pytest.approx(3)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from reader_app.preview_store import PreviewStore
-from reader_app.session import ReadingSession
-from studies.ratings import RatingStore
+from reader_app.review import format_seconds, review_rows
+from reader_app.session import FINAL_REFUSED, ReadingSession
+from studies.ratings import RatingStore, TruthNotShownError
 from studies.study import Study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +42,7 @@ def test_model_modules_import_with_qt_uninstalled():
         "import reader_app.session, reader_app.windowing, reader_app.keymap, reader_app.loader\n"
         "import reader_app.preview_store, reader_app.opening, reader_app.display\n"
         "import reader_app.events, reader_app.prefetch, reader_app.cli.reader\n"
+        "import reader_app.review\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
@@ -217,3 +219,224 @@ def test_previous_from_the_end_returns_to_the_last_case(study_dir):
     session.previous()
     assert session.index == 2 and session.answers == ALL_A and not session.finished
     session.close()
+
+
+# --- practice block, comment and flag, final answers, review (issue 15) -----------------------
+
+class TruthSpy:
+    """A RatingStore wrapper that records every practice_truth call (no study case's may come)."""
+
+    def __init__(self, store: RatingStore) -> None:
+        self.store = store
+        self.asked: list[str] = []
+
+    def practice_truth(self, case_id: str) -> str:
+        """Record the id, then ask the store."""
+        self.asked.append(case_id)
+        return self.store.practice_truth(case_id)
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+
+def test_practice_cases_come_first_and_never_count_in_the_progress(make_practice_study):
+    """Positions run over P01, P02, then the reader's order; labels say "Practice k of 2" and
+    "Case k of 4"; done_count and progress events count study cases only."""
+    session = open_session(make_practice_study())
+    store = session.store
+    assert session.practice_count == 2 and session.case_count == 4
+    assert session.position_count == 6 and session.index == 0
+    assert [session.label(i) for i in range(6)] == ["Practice 1 of 2", "Practice 2 of 2",
+                                                    "Case 1 of 4", "Case 2 of 4",
+                                                    "Case 3 of 4", "Case 4 of 4"]
+    assert session.case_path(0).parent.name == "practice"
+    assert session.case_path(2).name.startswith(store.case_order[0])
+    progress: list[tuple[int, int]] = []
+    session.progress_changed.connect(lambda done, total: progress.append((done, total)))
+    for _ in range(2):
+        answer_all(session)
+        session.next()
+    assert session.done_count == 0 and progress == [] and session.index == 2
+    answer_all(session)
+    assert session.done_count == 1 and progress == [(1, 4)]
+    session.close()
+    with RatingStore.open(Study.open(session.study.folder), "ann") as again:
+        assert again.answers("P01") == ALL_A and again.answers(again.case_order[0]) == ALL_A
+
+
+def test_practice_truth_only_once_done_and_never_for_a_study_case(make_practice_study):
+    """No feedback before the last question is answered; then the case's truth; a study case
+    never has any, and the store is never asked for a study case's truth."""
+    folder = make_practice_study()
+    study = Study.open(folder)
+    spy = TruthSpy(RatingStore.open(study, "ann"))
+    session = ReadingSession(study, spy)
+    session.answer("realistic_appearance", "A")
+    session.answer("slice_consistency", "A")
+    assert session.practice_feedback is None
+    session.answer("anatomical_correctness", "A")
+    assert sorted(study.practice.values()) == ["real", "synthetic"]
+    assert session.practice_feedback == f"This practice case was {study.practice['P01']}."
+    session.next()
+    assert session.practice_feedback is None
+    session.set_not_assessable(True)  # flagged is done: the truth is shown too
+    assert session.practice_feedback == f"This practice case was {study.practice['P02']}."
+    session.next()
+    answer_all(session)
+    assert session.practice_feedback is None and not session.current_is_practice
+    session.next()
+    assert set(spy.asked) == {"P01", "P02"}
+    session.close()
+
+
+def test_practice_feedback_repeats_the_readers_real_or_synthetic_call(make_practice_study):
+    """In a Turing study the feedback says the truth, then on its own line what the reader
+    called it."""
+    folder = make_practice_study(turing=True)
+    truth = Study.open(folder).practice["P01"]
+    session = open_session(folder)
+    answer_all(session, {**ALL_A, "real_or_synthetic": "S"})
+    assert session.practice_feedback is None  # the confidence is still to come
+    session.answer("confidence", "2")
+    assert session.practice_feedback == f"This practice case was {truth}.\nYou answered synthetic."
+    session.close()
+
+
+def test_the_flag_makes_a_case_done_and_taking_it_back_undoes_that(study_dir):
+    """"Image cannot be assessed" enables Next and counts the case; unflagged, it is open
+    again; both saved at once."""
+    session = open_session(study_dir)
+    case_id = session.store.case_order[0]
+    progress: list[tuple[int, int]] = []
+    session.progress_changed.connect(lambda done, total: progress.append((done, total)))
+    session.answer("realistic_appearance", "B")
+    session.set_not_assessable(True)
+    assert session.can_go_next and session.done_count == 1 and session.note.not_assessable
+    assert session.store.note(case_id).not_assessable
+    session.set_not_assessable(False)
+    assert not session.can_go_next and session.done_count == 0
+    assert progress == [(1, 3), (0, 3)]
+    session.set_not_assessable(True)
+    session.next()
+    session.close()
+    again = open_session(study_dir)
+    assert again.index == 1 and again.done_count == 1  # a flagged case is not offered again
+    again.close()
+
+
+def test_a_typed_comment_is_saved_on_leaving_the_case_and_on_close(study_dir):
+    """edit_comment keeps the text; save_comment, next() and close() store it; it comes back on
+    reopening."""
+    session = open_session(study_dir)
+    first, second = session.store.case_order[:2]
+    session.edit_comment("motion")
+    assert session.note.comment == "motion" and session.store.note(first).comment == ""
+    session.save_comment()
+    assert session.store.note(first).comment == "motion"
+    session.edit_comment("motion artefact")
+    answer_all(session)
+    session.next()  # leaving saves
+    assert session.store.note(first).comment == "motion artefact"
+    session.edit_comment("noisy")
+    session.close()  # closing saves
+    again = open_session(study_dir)
+    assert again.index == 1 and again.note.comment == "noisy"
+    again.previous()
+    assert again.note.comment == "motion artefact"
+    assert [c.value for c in again.store.history(first) if c.item == "comment"] == \
+        ["motion", "motion artefact"]
+    assert again.store.note(second).comment == "noisy"
+    again.close()
+
+
+def test_a_change_keeps_the_history_and_final_answers_refuse_it(make_practice_study):
+    """Editable: a changed answer replaces the old one and the history has both. Final: a done
+    case's answer and flag stay, `answer_refused` says one sentence; comments still change."""
+    session = open_session(make_practice_study(answers_editable=True))
+    answer_all(session)
+    session.answer("slice_consistency", "D")
+    assert [c.value for c in session.store.history("P01") if c.item == "slice_consistency"] == \
+        ["B", "D"]
+    session.close()
+
+    session = open_session(make_practice_study(answers_editable=False, name="final"))
+    refused: list[str] = []
+    session.answer_refused.connect(refused.append)
+    session.answer("realistic_appearance", "A")
+    session.answer("realistic_appearance", "C")  # not done yet: may still change
+    assert session.can_change
+    answer_all(session, {"slice_consistency": "B", "anatomical_correctness": "C"})
+    assert not session.can_change
+    session.answer("slice_consistency", "D")
+    session.set_not_assessable(True)
+    assert refused == [FINAL_REFUSED, FINAL_REFUSED]
+    assert FINAL_REFUSED.count(".") == 1 and FINAL_REFUSED.endswith(".")
+    assert session.answers["slice_consistency"] == "B" and not session.note.not_assessable
+    assert session.store.answers("P01")["slice_consistency"] == "B"
+    session.edit_comment("unsure")
+    session.save_comment()
+    assert session.store.note("P01").comment == "unsure"
+    session.close()
+
+
+def test_review_rows_list_every_case_given_with_labels_times_and_changes(make_practice_study,
+                                                                        clock):
+    """One row per case with anything given, practice first and marked, answers as shown in
+    the panel, flag, comment, time, and whether an answer changed; no id anywhere."""
+    session = open_session(make_practice_study(), clock)
+    session.activate()
+    clock.advance(30)
+    answer_all(session)
+    session.answer("realistic_appearance", "D")  # a change
+    session.next()
+    session.set_not_assessable(True)
+    session.edit_comment("blurred")
+    session.next()
+    clock.advance(75)
+    answer_all(session)
+    session.next()
+    session.edit_comment("looked twice")
+    session.save_comment()
+    session.deactivate()
+    rows = review_rows(session)
+    assert [(r.index, r.label, r.practice) for r in rows] == [
+        (0, "Practice 1", True), (1, "Practice 2", True), (2, "Case 1", False),
+        (3, "Case 2", False)]
+    assert rows[0].answers == ("D", "B", "C") and rows[0].changed
+    assert rows[1].not_assessable and rows[1].answers == ("", "", "") and not rows[1].changed
+    assert rows[1].comment == "blurred" and rows[3].comment == "looked twice"
+    assert rows[0].seconds == pytest.approx(30) and rows[2].seconds == pytest.approx(75)
+    assert not rows[2].changed
+    ids = set(session.study.case_ids)
+    assert not [r for r in rows if ids & {r.label, r.comment, *r.answers}]
+    assert format_seconds(42.4) == "42 s" and format_seconds(185) == "3 min 05 s"
+    session.close()
+
+
+def test_review_shows_short_option_texts_and_keys_for_the_long_ones(turing_study_dir):
+    """A Turing study's review shows "synthetic" and "3", and the Table 1 answers by key."""
+    session = open_session(turing_study_dir)
+    answer_all(session, {**ALL_A, "real_or_synthetic": "S", "confidence": "3"})
+    assert review_rows(session)[0].answers == ("A", "B", "C", "synthetic", "3")
+    session.close()
+
+
+def test_preview_store_follows_the_practice_and_final_rules(make_practice_study):
+    """Screenshots without a reader get the practice block first, its truth only once done,
+    and refusals of final answers, all in memory."""
+    folder = make_practice_study(answers_editable=False)
+    study = Study.open(folder)
+    store = PreviewStore(study)
+    session = ReadingSession(study, store)
+    assert session.label(0) == "Practice 1 of 2" and session.practice_feedback is None
+    with pytest.raises(TruthNotShownError):
+        store.practice_truth("P01")
+    answer_all(session)
+    assert session.practice_feedback == f"This practice case was {study.practice['P01']}."
+    refused: list[str] = []
+    session.answer_refused.connect(refused.append)
+    session.answer("slice_consistency", "D")
+    assert refused == [FINAL_REFUSED] and store.answers("P01") == ALL_A
+    assert [r.label for r in review_rows(session)] == ["Practice 1"]
+    session.close()
+    assert list((folder / "ratings").iterdir()) == []
