@@ -21,6 +21,8 @@ from skimage.metrics import structural_similarity
 from torch import nn
 
 from diffusion_core import losses
+from diffusion_core.models import load_vqgan, vqgan_fingerprint
+from diffusion_core.nn.config import VQGANConfig
 from diffusion_core.nn.discriminators import PatchDiscriminator
 from diffusion_core.nn.perceptual import PerceptualLoss
 from diffusion_core.nn.vqgan import VQGAN
@@ -206,11 +208,12 @@ def train_vqgan(preset_name: str, data: str | Path, out: str | Path, *,
             "vqgan": settings.model.to_dict(), "loss": settings.loss.to_dict()}
     if freeze_encoder and init is None:
         raise RunSetupError("freezing the encoder needs a trained one to start from (--init)")
-    model = VQGAN(settings.model)
+    # Read before the seed is set, so that the new run's networks initialise as any run's do.
+    source = None
     if init is not None:
-        info["init"] = _start_from(model, init)
+        source = _init_source(init, settings.model)
+        info["init"] = vqgan_fingerprint(init)
     if freeze_encoder:
-        model.freeze_latent_space()
         info["frozen"] = ["encoder", "codebook"]
     perceptual = None
     if perceptual_weights is not None and settings.loss.perceptual_weight > 0:
@@ -220,19 +223,22 @@ def train_vqgan(preset_name: str, data: str | Path, out: str | Path, *,
         print("mdiff-train: no --perceptual-weights given, so the perceptual loss is off "
               "(reconstruction is L1 only)", file=sys.stderr)
     seed_run(trainer.seed)
+    model = VQGAN(settings.model)
+    if source is not None:
+        model.load_state_dict(source.state_dict())
+    if freeze_encoder:
+        model.freeze_latent_space()
     task = VQGANTask(model, settings.loss, trainer.learning_rate, perceptual)
     loop = Trainer(task, trainer, run_dir, PreparedDataset(data, "train"),
                    PreparedDataset(data, "val"), device=device, run_info=info, progress=progress)
     return loop.run(resume=resume, weights=weights)
 
 
-def _start_from(model: VQGAN, init: str | Path) -> dict:
-    """Load another run's VQ-GAN weights into `model`; what run.json records of that run."""
-    from diffusion_core.models import load_vqgan, vqgan_fingerprint
-
+def _init_source(init: str | Path, config: VQGANConfig) -> VQGAN:
+    """The trained VQ-GAN a run starts from; RunSetupError unless it is this network (its
+    output floor aside)."""
     source, _ = load_vqgan(init)
-    if replace(source.config, output_floor=None) != replace(model.config, output_floor=None):
+    if replace(source.config, output_floor=None) != replace(config, output_floor=None):
         raise RunSetupError(f"the VQ-GAN in {init} was built with other settings than this "
                             f"preset's, so it cannot start this run")
-    model.load_state_dict(source.state_dict())
-    return vqgan_fingerprint(init)
+    return source

@@ -154,3 +154,13 @@ def test_floor_options_that_cannot_work_are_refused(tiny_prep_dir, tmp_path):
         train_vqgan("tiny", tiny_prep_dir, tmp_path / "c", settings=wider,
                     trainer=_trainer(2), device="cpu", progress=False,
                     init=tmp_path / "base")
+
+
+def test_the_seed_alone_decides_the_initialisation(tiny_prep_dir, tmp_path):
+    # Whatever the process's RNG held before, a run with the same --seed starts the same.
+    runs = []
+    for name, state in (("a", 1), ("b", 2)):
+        torch.manual_seed(state)
+        _train(tiny_prep_dir, tmp_path / name, 1)
+        runs.append(load_weights(tmp_path / name / checkpoints.LATEST / checkpoints.WEIGHTS_NAME))
+    assert all(torch.equal(runs[0][key], runs[1][key]) for key in runs[0])
