@@ -32,15 +32,14 @@ class LatentScale:
             raise ValueError(f"a codebook range must have high > low, got [{self.low}, "
                              f"{self.high}]")
 
-    def normalise(self, z: torch.Tensor) -> torch.Tensor:
+    def normalise(self, z: torch.Tensor | float) -> torch.Tensor | float:
         """Encoder output -> roughly [-1, 1]."""
         return (z - self.low) / (self.high - self.low) * 2.0 - 1.0
 
     def extent(self, low: float, high: float) -> float:
         """The largest |value| that [low, high] (the codebook's range) takes in this scale: 1
         for the paper's codebook scaling, several at unit variance."""
-        return max(abs((low - self.low) / (self.high - self.low) * 2.0 - 1.0),
-                   abs((high - self.low) / (self.high - self.low) * 2.0 - 1.0))
+        return max(abs(self.normalise(low)), abs(self.normalise(high)))
 
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
         """[-1, 1] -> the encoder's scale (then quantise and decode)."""

@@ -12,7 +12,6 @@ The cost: the process keeps its peak heap instead of shrinking after it.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 
 # glibc's mallopt parameters (malloc.h).
@@ -29,7 +28,8 @@ def retain_freed_memory() -> bool:
     Idempotent, process-wide; the command-line tools call it before they start.
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # glibc's own name: no library search (find_library runs ldconfig, ~7 ms at every start)
+        libc = ctypes.CDLL("libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False  # musl, macOS, Windows: their allocators decide for themselves

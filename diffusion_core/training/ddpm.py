@@ -160,8 +160,13 @@ def latent_range(scaling: str, vqgan, train: LatentDataset) -> tuple[float, floa
     """The [low, high] that `LatentScale` maps to [-1, 1] (DDPMSettings.latent_scaling)."""
     if scaling == "codebook":
         return vqgan.codebook.range()
-    both = torch.cat([train.latents, train.flipped]).double()  # what training draws from
-    mean, std = float(both.mean()), float(both.std())
+    # Over what training draws from, plain and flipped, in float64 a few latents at a time:
+    # a float64 copy of the whole cache would be four times its size.
+    parts = [chunk for tensor in (train.latents, train.flipped) for chunk in tensor.split(64)]
+    count = sum(part.numel() for part in parts)
+    mean = sum(float(part.double().sum()) for part in parts) / count
+    square_sum = sum(float((part.double() - mean).square().sum()) for part in parts)
+    std = (square_sum / (count - 1)) ** 0.5  # torch.std's unbiased estimate
     return mean - std, mean + std
 
 
