@@ -244,7 +244,8 @@ VQGAN_SETTINGS: dict[str, VQGANSettings] = {
     "lidc": _paper_vqgan((4, 4, 4)),
     # 32x64x64 -> latent 8x16x16 (compression 4). Base width 8 and a codebook the few demo
     # volumes can fill, a light 3D critic only (16 filters) once reconstructions have formed:
-    # about 0.9 s per step at batch 2 on one CPU thread, 30 minutes in all (demo/train_demo.sh).
+    # about 0.38 s per step at batch 2 on two idle CPU threads (0.7 s with the critic), 16
+    # minutes in all (demo/train_demo.sh).
     "demo": VQGANSettings(
         model=VQGANConfig(compression=(4, 4, 4), num_codes=1024, embedding_dim=8,
                           base_channels=8),

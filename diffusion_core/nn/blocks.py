@@ -2,7 +2,8 @@
 
 Tests build tiny 2D cases from the same code that builds the paper's 3D networks. Sections:
 helpers, slice-wise convolutions, the residual block, attention (softmax through
-`scaled_dot_product_attention`, linear), and the U-Net's spatial and depth attention blocks.
+`scaled_dot_product_attention`, written out for short sequences on the CPU; linear), and the
+U-Net's spatial and depth attention blocks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ Size = int | Sequence[int]
 # Values per intermediate that a group of attention inputs may hold (2 MB of float32): about
 # size of a CPU core's L2 cache here, past which memory-bound steps (softmax) slow down 2-3x.
 CACHE_ELEMENTS = 2 ** 19
+# Softmax attention over at most this many keys is written out on the CPU ("auto" path): there
+# PyTorch's fused kernel runs such short sequences (the U-Net's depth attention: 8 to 32 slices)
+# on one thread, 2.7x slower than the written-out products on two (benchmarks/bench_unet.py).
+CPU_SHORT_KEYS = 64
+ATTENTION_PATHS = ("auto", "sdpa", "explicit")
 
 
 def conv_class(spatial_dims: int) -> type[nn.Module]:
@@ -137,21 +143,32 @@ class ResnetBlock(nn.Module):
 
 def dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                           bias: torch.Tensor | None = None, *, scale: float | None = None,
-                          explicit: bool = False) -> torch.Tensor:
+                          path: str = "auto") -> torch.Tensor:
     """softmax(scale q k^T + bias) v; q: (B, heads, L, d), k, v: (B, heads, S, d).
 
     bias: (heads, L, S), or (1, L, S) shared by the heads; `scale` defaults to 1 / sqrt(d).
-    Fused `scaled_dot_product_attention`, unless `explicit`: the same maths written out (the
-    reference the tests and the benchmark compare with).
+    `path` (one of ATTENTION_PATHS): "sdpa" is the fused `scaled_dot_product_attention`;
+    "explicit" the same maths written out, the reference the tests and the benchmark compare
+    with; "auto" is SDPA except on the CPU over at most CPU_SHORT_KEYS keys, where the written-out
+    products are faster (they scale the scores and add the bias in place).
     """
-    if not explicit:
-        # The fused CPU kernel takes a 4D mask only; a 3D one falls back to the slow math path.
-        mask = None if bias is None else bias.expand(1, *bias.shape[-3:])
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-    scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5 if scale is None else scale)
-    if bias is not None:
-        scores = scores + bias
-    return scores.softmax(dim=-1) @ v
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    if path == "explicit":
+        scores = (q @ k.transpose(-2, -1)) * scale
+        if bias is not None:
+            scores = scores + bias
+        return scores.softmax(dim=-1) @ v
+    if path == "auto" and q.device.type == "cpu" and k.shape[-2] <= CPU_SHORT_KEYS:
+        scores = q @ k.transpose(-2, -1)  # (B, heads, L, S), a fresh tensor: safe to modify
+        scores.mul_(scale)
+        if bias is not None:
+            scores.add_(bias)
+        return scores.softmax(dim=-1) @ v
+    if path not in ATTENTION_PATHS:
+        raise ValueError(f"attention path must be one of {ATTENTION_PATHS}, not {path!r}")
+    # The fused CPU kernel takes a 4D mask only; a 3D one falls back to the slow math path.
+    mask = None if bias is None else bias.expand(1, *bias.shape[-3:])
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 
 
 class HeadProjections(nn.Module):
@@ -180,8 +197,9 @@ class HeadProjections(nn.Module):
 class Attention(HeadProjections):
     """Multi-head softmax attention with a pre-LayerNorm: tokens (B, L, C) -> (B, L, C).
 
-    `bias` (heads, L, L) is added to the scores. Setting `explicit = True` switches the
-    attention proper to the written-out softmax(QK^T)V reference path.
+    `bias` (heads, L, L) is added to the scores. `path` picks how the attention proper is
+    computed (`dot_product_attention`): "auto" (default), "sdpa" or the written-out "explicit"
+    softmax(QK^T)V reference.
 
     Narrow tokens (C <= 2 head_channels: the outer levels, e.g. 16 to 64 channels against
     8 heads x 32) take an exactly equivalent route: the scores q_h k_h^T = x (Wq_h^T Wk_h) x^T
@@ -192,7 +210,7 @@ class Attention(HeadProjections):
 
     def __init__(self, channels: int, heads: int = 8, head_channels: int = 32) -> None:
         super().__init__(channels, heads, head_channels)
-        self.explicit = False
+        self.path = "auto"
 
     @property
     def narrow(self) -> bool:
@@ -213,7 +231,7 @@ class Attention(HeadProjections):
                bias: torch.Tensor | None) -> torch.Tensor:
         """softmax(q k^T / sqrt(head_channels) + bias) v over (B, heads, L, *)."""
         return dot_product_attention(q, k, v, bias, scale=self.head_channels ** -0.5,
-                                     explicit=self.explicit)
+                                     path=self.path)
 
     def _forward_narrow(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """The C x C route on normalised tokens x (B, L, C).

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from diffusion_core.nn.blocks import (
+    ATTENTION_PATHS,
     Attention,
     DepthAttention,
     ResnetBlock,
@@ -208,9 +209,12 @@ class UNet(nn.Module):
                              f"not shape {tuple(t.shape)}")
         return t
 
-    def explicit_attention(self, explicit: bool = True) -> UNet:
-        """Switch every softmax attention to the written-out reference path (or back to SDPA)."""
+    def attention_path(self, path: str) -> UNet:
+        """Compute every softmax attention by `path`: "auto" (the default), "sdpa" or the
+        written-out "explicit" reference (`blocks.dot_product_attention`)."""
+        if path not in ATTENTION_PATHS:
+            raise ValueError(f"attention path must be one of {ATTENTION_PATHS}, not {path!r}")
         for module in self.modules():
             if isinstance(module, Attention):
-                module.explicit = explicit
+                module.path = path
         return self

@@ -18,6 +18,7 @@ from diffusion_core.nn.blocks import (
     SliceConv,
     SliceConvTranspose,
     SpatialAttention,
+    dot_product_attention,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -48,12 +49,12 @@ def _randomise_norm(att: nn.Module) -> None:
 
 
 @pytest.mark.parametrize("channels", [6, 16, 40])  # up to 2 head_channels: the C x C route
-@pytest.mark.parametrize("explicit", [False, True])
-def test_softmax_attention_matches_the_plain_formula(channels, explicit):
+@pytest.mark.parametrize("path", ["auto", "sdpa", "explicit"])
+def test_softmax_attention_matches_the_plain_formula(channels, path):
     torch.manual_seed(0)
     att = Attention(channels, heads=3, head_channels=8)
     _randomise_norm(att)
-    att.explicit = explicit
+    att.path = path
     assert att.narrow == (channels <= 16)
     tokens, bias = torch.randn(2, 5, channels), torch.randn(3, 5, 5)
     expected = _plain_attention(att, tokens, bias)
@@ -91,15 +92,38 @@ def test_linear_attention_in_cache_sized_groups_matches_the_whole_batch(monkeypa
 
 
 @pytest.mark.parametrize("channels", [8, 40])
-def test_sdpa_and_the_explicit_softmax_agree_within_1e_5(channels):
+def test_sdpa_auto_and_the_explicit_softmax_agree_within_1e_5(channels):
     torch.manual_seed(2)
     att = Attention(channels, heads=4, head_channels=16)
     tokens, bias = torch.randn(6, 9, channels), torch.randn(4, 9, 9)
-    with torch.no_grad():
-        fused = att(tokens, bias)
-    att.explicit = True
-    with torch.no_grad():
-        assert float((att(tokens, bias) - fused).abs().max()) < 1e-5
+    outputs = {}
+    for path in ("sdpa", "auto", "explicit"):
+        att.path = path
+        with torch.no_grad():
+            outputs[path] = att(tokens, bias)
+    assert float((outputs["auto"] - outputs["explicit"]).abs().max()) < 1e-5
+    assert float((outputs["sdpa"] - outputs["explicit"]).abs().max()) < 1e-5
+
+
+def test_auto_attention_writes_short_sequences_out_on_the_cpu_and_fuses_long_ones(monkeypatch):
+    fused = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention",
+                        lambda *a, **kw: fused.append(a[1].shape[-2]) or sdpa(*a, **kw))
+    torch.manual_seed(4)
+    q = torch.randn(2, 3, 5, 8, requires_grad=True)
+    for keys in (blocks.CPU_SHORT_KEYS, blocks.CPU_SHORT_KEYS + 1):
+        k, v, bias = torch.randn(2, 3, keys, 8), torch.randn(2, 3, keys, 8), torch.randn(3, 5, keys)
+        auto = dot_product_attention(q, k, v, bias)
+        reference = dot_product_attention(q, k, v, bias, path="explicit")
+        assert torch.allclose(auto, reference, atol=1e-5)
+        # the in-place scaling and bias leave the gradient intact
+        (grad_auto,) = torch.autograd.grad(auto.square().sum(), q)
+        (grad_reference,) = torch.autograd.grad(reference.square().sum(), q)
+        assert torch.allclose(grad_auto, grad_reference, atol=1e-4)
+    assert fused == [blocks.CPU_SHORT_KEYS + 1]
+    with pytest.raises(ValueError, match="attention path"):
+        dot_product_attention(q, k, v, path="flash")
 
 
 def test_relative_position_bias_is_one_value_per_offset_clipped_at_max_distance():

@@ -94,11 +94,15 @@ def test_sdpa_and_the_explicit_softmax_reference_agree_within_1e_5(level_attenti
                   base_channels=16)  # widths 16, 32, 64 against 8-channel heads: both routes
     x, t = torch.randn(2, 3, 4, 8, 8), torch.tensor([0, 299])
     with torch.no_grad():
-        fused = model(x, t)
-        reference = model.explicit_attention(True)(x, t)
-        back = model.explicit_attention(False)(x, t)
+        auto = model(x, t)
+        fused = model.attention_path("sdpa")(x, t)
+        reference = model.attention_path("explicit")(x, t)
+        back = model.attention_path("auto")(x, t)
     assert float((fused - reference).abs().max()) < 1e-5
-    assert torch.equal(back, fused)
+    assert float((auto - reference).abs().max()) < 1e-5
+    assert torch.equal(back, auto)
+    with pytest.raises(ValueError, match="attention path"):
+        model.attention_path("flash")
 
 
 def test_the_timestep_conditions_the_output():
