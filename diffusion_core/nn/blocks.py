@@ -27,6 +27,13 @@ CPU_SHORT_KEYS = 64
 ATTENTION_PATHS = ("auto", "sdpa", "explicit")
 
 
+def check_attention_path(path: str) -> str:
+    """`path` if it is one of ATTENTION_PATHS; ValueError otherwise."""
+    if path not in ATTENTION_PATHS:
+        raise ValueError(f"attention path must be one of {ATTENTION_PATHS}, not {path!r}")
+    return path
+
+
 def conv_class(spatial_dims: int) -> type[nn.Module]:
     """`nn.Conv2d` or `nn.Conv3d`."""
     return _by_dims(spatial_dims, nn.Conv2d, nn.Conv3d)
@@ -148,24 +155,19 @@ def dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
     bias: (heads, L, S), or (1, L, S) shared by the heads; `scale` defaults to 1 / sqrt(d).
     `path` (one of ATTENTION_PATHS): "sdpa" is the fused `scaled_dot_product_attention`;
-    "explicit" the same maths written out, the reference the tests and the benchmark compare
-    with; "auto" is SDPA except on the CPU over at most CPU_SHORT_KEYS keys, where the written-out
-    products are faster (they scale the scores and add the bias in place).
+    "explicit" the same maths written out (scores scaled and biased in place), the reference the
+    tests and the benchmark compare with; "auto" is SDPA except on the CPU over at most
+    CPU_SHORT_KEYS keys, where the written-out products are faster.
     """
+    check_attention_path(path)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    if path == "explicit":
-        scores = (q @ k.transpose(-2, -1)) * scale
-        if bias is not None:
-            scores = scores + bias
-        return scores.softmax(dim=-1) @ v
-    if path == "auto" and q.device.type == "cpu" and k.shape[-2] <= CPU_SHORT_KEYS:
+    short_on_cpu = q.device.type == "cpu" and k.shape[-2] <= CPU_SHORT_KEYS
+    if path == "explicit" or (path == "auto" and short_on_cpu):
         scores = q @ k.transpose(-2, -1)  # (B, heads, L, S), a fresh tensor: safe to modify
         scores.mul_(scale)
         if bias is not None:
             scores.add_(bias)
         return scores.softmax(dim=-1) @ v
-    if path not in ATTENTION_PATHS:
-        raise ValueError(f"attention path must be one of {ATTENTION_PATHS}, not {path!r}")
     # The fused CPU kernel takes a 4D mask only; a 3D one falls back to the slow math path.
     mask = None if bias is None else bias.expand(1, *bias.shape[-3:])
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)

@@ -27,13 +27,13 @@ import torch
 from torch import nn
 
 from diffusion_core.nn.blocks import (
-    ATTENTION_PATHS,
     Attention,
     DepthAttention,
     ResnetBlock,
     SliceConv,
     SliceConvTranspose,
     SpatialAttention,
+    check_attention_path,
 )
 from diffusion_core.nn.config import UNetConfig
 
@@ -212,8 +212,7 @@ class UNet(nn.Module):
     def attention_path(self, path: str) -> UNet:
         """Compute every softmax attention by `path`: "auto" (the default), "sdpa" or the
         written-out "explicit" reference (`blocks.dot_product_attention`)."""
-        if path not in ATTENTION_PATHS:
-            raise ValueError(f"attention path must be one of {ATTENTION_PATHS}, not {path!r}")
+        check_attention_path(path)
         for module in self.modules():
             if isinstance(module, Attention):
                 module.path = path

@@ -116,11 +116,15 @@ def test_auto_attention_writes_short_sequences_out_on_the_cpu_and_fuses_long_one
         k, v, bias = torch.randn(2, 3, keys, 8), torch.randn(2, 3, keys, 8), torch.randn(3, 5, keys)
         auto = dot_product_attention(q, k, v, bias)
         reference = dot_product_attention(q, k, v, bias, path="explicit")
+        plain = ((q @ k.transpose(-2, -1)) * 8 ** -0.5 + bias).softmax(dim=-1) @ v
         assert torch.allclose(auto, reference, atol=1e-5)
+        assert torch.allclose(reference, plain, atol=1e-5)
         # the in-place scaling and bias leave the gradient intact
         (grad_auto,) = torch.autograd.grad(auto.square().sum(), q)
         (grad_reference,) = torch.autograd.grad(reference.square().sum(), q)
+        (grad_plain,) = torch.autograd.grad(plain.square().sum(), q)
         assert torch.allclose(grad_auto, grad_reference, atol=1e-4)
+        assert torch.allclose(grad_reference, grad_plain, atol=1e-4)
     assert fused == [blocks.CPU_SHORT_KEYS + 1]
     with pytest.raises(ValueError, match="attention path"):
         dot_product_attention(q, k, v, path="flash")
