@@ -15,6 +15,12 @@ original on the prepared scale [-1, 1] (data range R = 2):
   codebook size, and the perplexity exp(H) of the split's code histogram (the number of equally
   used codes that would give the same entropy).
 
+With `volumes_out` every reconstruction is also written as NIfTI, in the preset's intensities on
+its grid as a sampler writes its volumes (`ReconWriter`): `VOLUMES_OUT/<run folder name>/<array
+name>.nii.gz`. They open in any viewer, and `mdiff-study create --synthetic` takes the folder, so a
+study (or `mdiff-study audit`) of reconstructions against real scans shows what the autoencoder
+alone changes, before any diffusion model is trained on its latents.
+
 A model is anything with the VQ-GAN's contract: `encode(x)`, `quantize(z)`, `decode(z_q)`,
 `codebook.embedding` (K, C), `codebook.num_codes` and `config.compression`. `load_model` is the
 one place models are built from run folders, so tests can substitute it.
@@ -71,6 +77,38 @@ class Autoencoder(Protocol):
 
     def decode(self, z_q: torch.Tensor) -> torch.Tensor:
         """Quantised latent -> reconstruction (N, C, *S)."""
+
+
+class ReconWriter:
+    """Writes one model's reconstructions into `VOLUMES_OUT/<run folder name>/` (module doc).
+
+    A folder that already holds files is refused before anything is computed, so nothing saved
+    is overwritten; each file is written beside its name and renamed, so a crash leaves no
+    half-written volume.
+    """
+
+    def __init__(self, root: Path, run: str | os.PathLike, dataset: PreparedDataset) -> None:
+        from diffusion_core.presets import get_preset
+
+        self.folder = root / Path(run).name
+        if self.folder.exists() and (not self.folder.is_dir() or any(self.folder.iterdir())):
+            raise EvalError(f"--volumes-out: {self.folder} already exists and is not an empty "
+                            "folder; choose another --volumes-out so nothing is overwritten.")
+        manifest = dataset.manifest
+        self.preset = get_preset(manifest.preset)
+        self.spacing = tuple(float(s) for s in manifest.spacing)
+        self.modality = manifest.modality
+
+    def write(self, name: str, reconstruction: np.ndarray) -> Path:
+        """One (D, H, W) reconstruction on the prepared scale -> its NIfTI file."""
+        from diffusion_core.io import Volume, canonical_affine, write_nifti
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{Path(name).stem}.nii.gz"
+        intensity = self.preset.to_intensity(reconstruction.astype(np.float32))
+        write_nifti(Volume(intensity, self.spacing, canonical_affine(self.spacing),
+                           self.modality, f"reconstruction of {name}"), path)
+        return path
 
 
 ModelLoader = Callable[[str | os.PathLike, str], tuple[Autoencoder, dict]]
@@ -168,8 +206,10 @@ def open_split(data: str | os.PathLike, split: str) -> PreparedDataset:
 
 
 def evaluate_model(model: Autoencoder, info: dict, run: str, dataset: PreparedDataset, *,
-                   device: str, figure_index: int | None, progress: bool = True) -> ModelRecon:
-    """Reconstruct every volume of `dataset` with `model` and score it (module docstring)."""
+                   device: str, figure_index: int | None, progress: bool = True,
+                   writer: ReconWriter | None = None) -> ModelRecon:
+    """Reconstruct every volume of `dataset` with `model` and score it (module docstring);
+    `writer` also saves each reconstruction."""
     shape = tuple(dataset.shape)
     compression = tuple(int(c) for c in model.config.compression)
     if len(compression) != len(shape) or any(s % c for s, c in zip(shape, compression,
@@ -189,6 +229,8 @@ def evaluate_model(model: Autoencoder, info: dict, run: str, dataset: PreparedDa
                 result.scores[name].append(value)
             result.add_codes(indices)
             result.names.append(dataset.names[index])
+            if writer is not None:
+                writer.write(dataset.names[index], reconstruction[0, 0].float().cpu().numpy())
             if index == figure_index:
                 result.figure_reconstruction = reconstruction[0, 0].float().cpu().numpy()
     return result
@@ -197,9 +239,11 @@ def evaluate_model(model: Autoencoder, info: dict, run: str, dataset: PreparedDa
 def recon_report(runs: Sequence[str | os.PathLike], data: str | os.PathLike, *,
                  split: str = "val", figure: str | os.PathLike | None = None,
                  figure_volume: str | None = None, device: str = "auto",
+                 volumes_out: str | os.PathLike | None = None,
                  load: ModelLoader | None = None, progress: bool = True,
                  note: Callable[[str], None] = lambda message: None) -> dict:
-    """Score every run on the split of `data` and draw the figure if asked; JSON-ready report.
+    """Score every run on the split of `data`, draw the figure and write the reconstructions
+    (`volumes_out`) if asked; JSON-ready report.
 
     `load(run, device)` builds a model (default `load_model`); `note` hears about models trained
     on another preset than the data's.
@@ -216,6 +260,15 @@ def recon_report(runs: Sequence[str | os.PathLike], data: str | os.PathLike, *,
     figure_index = None
     if figure is not None:
         figure_index = 0 if figure_volume is None else _volume_index(dataset, figure_volume, split)
+    writers = {}
+    if volumes_out is not None:
+        names = [Path(run).name for run in runs]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise EvalError(f"--volumes-out writes one folder per run folder name, and "
+                            f"{', '.join(twice)} is the name of more than one of --models; "
+                            "rename or link one of them.")
+        writers = {str(run): ReconWriter(Path(volumes_out), run, dataset) for run in runs}
     load = load or load_model
     results = []
     for run in runs:
@@ -224,11 +277,13 @@ def recon_report(runs: Sequence[str | os.PathLike], data: str | os.PathLike, *,
             note(f"the VQ-GAN {run} was trained on preset {info['preset']!r}, the data "
                  f"{data} is {dataset.manifest.preset!r}.")
         results.append(evaluate_model(model, info, str(run), dataset, device=device,
-                                      figure_index=figure_index, progress=progress))
+                                      figure_index=figure_index, progress=progress,
+                                      writer=writers.get(str(run))))
     report = {"data": str(data), "split": split, "n_volumes": len(dataset),
               "data_range": DATA_RANGE, "psnr_cap_db": PSNR_CAP_DB,
               "models": [r.as_json() for r in results],
-              "figure": None, "figure_volume": None, "figure_slices": None}
+              "figure": None, "figure_volume": None, "figure_slices": None,
+              "volumes": {run: str(w.folder) for run, w in writers.items()} or None}
     if figure is not None:
         original = dataset[figure_index][0].numpy()
         slices = figure_slices(original.shape[0])
@@ -313,4 +368,6 @@ def recon_text(report: dict) -> str:
                      f" ({100 * codebook['usage']:.1f}%, perplexity {codebook['perplexity']:.1f})")
     if report["figure"]:
         lines.append(f"figure: {report['figure']} (volume {report['figure_volume']})")
+    for run, folder in (report.get("volumes") or {}).items():
+        lines.append(f"reconstructions of {run}: {folder}")
     return "\n".join(lines)

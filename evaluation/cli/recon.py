@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "three slices of one volume into this PNG")
     parser.add_argument("--figure-volume", metavar="NAME",
                         help="the array of the split to draw (default: its first)")
+    parser.add_argument("--volumes-out", type=Path, metavar="DIR",
+                        help="also write every reconstruction as NIfTI into DIR/<run folder "
+                             "name>/ (in the preset's intensities, like mdiff-sample's volumes: "
+                             "mdiff-study create --synthetic takes the folder)")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="where the models run (default: CUDA when available)")
     add_json_option(parser, "the table")
@@ -55,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = recon_report(args.models, args.data, split=args.split, figure=args.figure,
                           figure_volume=args.figure_volume, device=args.device,
+                          volumes_out=args.volumes_out,
                           note=lambda message: print(f"note: {message}", file=sys.stderr))
     print_result(args.json, report, recon_text(report))
     return EXIT_OK

@@ -18,7 +18,7 @@ SHAPE = (16, 32, 32)
 MODEL_KEYS = {"run", "preset", "compression", "latent_shape", "num_codes", "mean", "std",
               "codebook", "volumes"}
 REPORT_KEYS = {"data", "split", "n_volumes", "data_range", "psnr_cap_db", "models", "figure",
-               "figure_volume", "figure_slices"}
+               "figure_volume", "figure_slices", "volumes"}
 
 
 class ScalarCodebook:
@@ -147,8 +147,50 @@ def test_cli_with_a_trained_vqgan(tiny_vqgan, run_eval, tmp_path):
                for v in model["volumes"])
     assert figure.stat().st_size > 5_000 and "recon vq" in err
     status, out, _ = run_eval(["recon", "--models", run, "--data", prep, "--split", "all",
-                               "--device", "cpu"])
+                               "--device", "cpu", "--volumes-out", tmp_path / "vols"])
     assert status == 0 and "PSNR dB" in out and "(c 2x4x4)" in out
+    assert f"reconstructions of {run}: {tmp_path / 'vols' / 'vq'}" in out
+    # Written on the preset's grid, as a sampler's volumes, so a study takes them as such.
+    from diffusion_core.io import read_volume
+    from diffusion_core.presets import get_preset
+    from studies.normalise import is_on_grid
+
+    written = sorted((tmp_path / "vols" / "vq").iterdir())
+    assert [p.name for p in written] == [Path(n).stem + ".nii.gz"
+                                         for n in PreparedDataset(prep, "all").names]
+    assert all(is_on_grid(read_volume(p), get_preset("tiny")) for p in written)
+
+
+def test_volumes_out_writes_each_reconstruction_and_overwrites_nothing(blob_prep, tmp_path):
+    from diffusion_core.data import PreparedDataset
+    from diffusion_core.io import read_volume
+    from diffusion_core.presets import get_preset
+    from evaluation.errors import EvalError
+
+    out = tmp_path / "vols"
+    runs = [tmp_path / "identity", tmp_path / "blur"]
+    report = recon_report(runs, blob_prep, split="all", device="cpu", volumes_out=out,
+                          load=_fake_loader, progress=False)
+    assert report["volumes"] == {str(r): str(out / r.name) for r in runs}
+    dataset = PreparedDataset(blob_prep, "all", flip=False)
+    tiny = get_preset("tiny")
+    for index, name in enumerate(dataset.names):
+        original = dataset[index][0].numpy()
+        same = read_volume(out / "identity" / f"{Path(name).stem}.nii.gz")
+        blurred = read_volume(out / "blur" / f"{Path(name).stem}.nii.gz")
+        assert same.modality == "MR" and same.spacing == tuple(dataset.manifest.spacing)
+        np.testing.assert_allclose(same.array, tiny.to_intensity(original), atol=1e-6)
+        assert np.abs(blurred.array - same.array).max() > 0.05  # the blur, not the original
+    kept = {p: p.read_bytes() for p in out.rglob("*.nii.gz")}
+    with pytest.raises(EvalError, match="already exists and is not an empty folder"):
+        recon_report(runs, blob_prep, split="all", device="cpu", volumes_out=out,
+                     load=_fake_loader, progress=False)
+    assert {p: p.read_bytes() for p in out.rglob("*.nii.gz")} == kept
+    with pytest.raises(EvalError, match="blur is the name of more than one"):
+        recon_report([tmp_path / "a" / "blur", tmp_path / "b" / "blur"], blob_prep,
+                     split="all", device="cpu", volumes_out=tmp_path / "other",
+                     load=_fake_loader, progress=False)
+    assert not (tmp_path / "other").exists()
 
 
 @pytest.fixture(scope="module")
