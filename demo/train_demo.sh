@@ -9,13 +9,15 @@
 # 3. its decoder fine-tuned on the fixed latent space (encoder and codebook frozen) for 300
 #    steps, L1 with the background learned 0.15 below the floor and decoded volumes clamped
 #    there, so that background comes out exact, as in the scans -> RUNS/vqgan;
-# 4. the latent DDPM on RUNS/vqgan's cached latents: the preset's 6,000 steps at 3e-4, then
-#    resumed for 2,500 more at 1e-4, where validation loss and samples still improved
-#    -> RUNS/ddpm;
+# 4. the latent DDPM on RUNS/vqgan's cached latents, predicting v (the velocity) rather than the
+#    noise: the preset's 6,000 steps at 3e-4, then resumed for 2,500 more at 1e-4 -> RUNS/ddpm.
+#    With the same recipe predicting the noise, samples came out blotchier, some of them frayed
+#    patches, and their intensity histograms further from a scan's (README);
 # 5. copy both runs' run.json, weights and logs into diffusion_core/bundled/demo/, where the
 #    registry finds them as the model "demo".
-# Two threads (OMP_NUM_THREADS, default 2) on an otherwise idle 2-core machine: 64 minutes in
-# all (2026-12-01: VQ-GAN 16, decoder fine-tune 1.3, DDPM 47). Other jobs on the cores stretch
+# Two threads (OMP_NUM_THREADS, default 2) on an otherwise idle 2-core machine: about 65 minutes
+# in all (2026-12-01: VQ-GAN 16, decoder fine-tune 1.3, DDPM 47 predicting the noise; the
+# v-prediction DDPM of the bundled model took 48 with a test run beside it for 8 of them). Other jobs on the cores stretch
 # it: an earlier run beside them, one thread, took about two hours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +38,7 @@ steps_done() {  # how far a run folder's training got (0 for none)
         "$1/run.json" 2>/dev/null || echo 0
 }
 DDPM=(ddpm --preset demo --vqgan "$RUNS/vqgan" --data "$RUNS/prep" --out "$RUNS/ddpm"
-      --device cpu --val-every 250 --checkpoint-every 250 --log-every 25)
+      --device cpu --val-every 250 --checkpoint-every 250 --log-every 25 --prediction v)
 if [ "$(steps_done "$RUNS/ddpm")" -lt 6000 ]; then
     $BIN/mdiff-train "${DDPM[@]}" $( [ -f "$RUNS/ddpm/run.json" ] && echo --resume )
 fi

@@ -284,7 +284,7 @@ DDPM_SETTINGS: dict[str, DDPMSettings] = {
     "lidc": _paper_ddpm(32, 50),
     # latent 8 x 8 x 16 x 16: the authors' layout at width 16 (3 M parameters); 6,000 steps of
     # batch 4 (250 passes over the 48 volumes and their flips), EMA from step 500 (the bundled
-    # model then resumed to 8,500 steps at 1e-4: demo/train_demo.sh). Latents at
+    # model predicts v and was resumed to 8,500 steps at 1e-4: demo/train_demo.sh). Latents at
     # unit variance: the codebook's range left them at a standard deviation of 0.17, where the
     # noise drowns the signal in all but the first few percent of timesteps.
     "demo": DDPMSettings(unet=UNetConfig(channels=8, base_channels=16,
