@@ -17,8 +17,9 @@
 #    registry finds them as the model "demo".
 # Two threads (OMP_NUM_THREADS, default 2) on an otherwise idle 2-core machine: about 65 minutes
 # in all (2026-12-01: VQ-GAN 16, decoder fine-tune 1.3, DDPM 47 predicting the noise; the
-# v-prediction DDPM of the bundled model took 48 with a test run beside it for 8 of them). Other jobs on the cores stretch
-# it: an earlier run beside them, one thread, took about two hours.
+# v-prediction DDPM of the bundled model took 48 with a test run beside it for 8 of them; the
+# total is those stage times summed, not one timed run). Other jobs on the cores stretch it: an
+# earlier run beside them, one thread, took about two hours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-build/demo_runs}

@@ -88,6 +88,7 @@ class ReconWriter:
     """
 
     def __init__(self, root: Path, run: str | os.PathLike, dataset: PreparedDataset) -> None:
+        from diffusion_core.io import canonical_affine
         from diffusion_core.presets import get_preset
 
         self.folder = root / Path(run).name
@@ -97,17 +98,18 @@ class ReconWriter:
         manifest = dataset.manifest
         self.preset = get_preset(manifest.preset)
         self.spacing = tuple(float(s) for s in manifest.spacing)
+        self.affine = canonical_affine(self.spacing)
         self.modality = manifest.modality
 
     def write(self, name: str, reconstruction: np.ndarray) -> Path:
         """One (D, H, W) reconstruction on the prepared scale -> its NIfTI file."""
-        from diffusion_core.io import Volume, canonical_affine, write_nifti
+        from diffusion_core.io import Volume, write_nifti
 
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{Path(name).stem}.nii.gz"
         intensity = self.preset.to_intensity(reconstruction.astype(np.float32))
-        write_nifti(Volume(intensity, self.spacing, canonical_affine(self.spacing),
-                           self.modality, f"reconstruction of {name}"), path)
+        write_nifti(Volume(intensity, self.spacing, self.affine, self.modality,
+                           f"reconstruction of {name}"), path)
         return path
 
 
@@ -229,10 +231,12 @@ def evaluate_model(model: Autoencoder, info: dict, run: str, dataset: PreparedDa
                 result.scores[name].append(value)
             result.add_codes(indices)
             result.names.append(dataset.names[index])
-            if writer is not None:
-                writer.write(dataset.names[index], reconstruction[0, 0].float().cpu().numpy())
-            if index == figure_index:
-                result.figure_reconstruction = reconstruction[0, 0].float().cpu().numpy()
+            if writer is not None or index == figure_index:
+                volume = reconstruction[0, 0].float().cpu().numpy()
+                if writer is not None:
+                    writer.write(dataset.names[index], volume)
+                if index == figure_index:
+                    result.figure_reconstruction = volume
     return result
 
 
