@@ -234,13 +234,17 @@ class Trainer:
         return state
 
     def save(self, name: str) -> None:
-        """Write checkpoint `name`, model.safetensors and run.json (rank 0 only)."""
+        """Write checkpoint `name`, model.safetensors and run.json (rank 0 only).
+
+        run.json's weights_step says which step model.safetensors holds: this one, until
+        `export_best` puts the best step's weights there.
+        """
         if self.rank == 0:
             checkpoints.save_checkpoint(self.run_dir, name, self._weights(), self._state())
             checkpoints.save_weights(self.run_dir / checkpoints.WEIGHTS_NAME,
                                      self.task.sampling_weights())
             info = dict(self.run_info, kind=self.task.kind, steps_done=self.step,
-                        trainer=self.config.to_dict())
+                        weights_step=self.step, trainer=self.config.to_dict())
             checkpoints.write_json(self.run_dir / checkpoints.RUN_NAME, info)
         distributed.barrier()
 
