@@ -3,8 +3,9 @@
     .venv/bin/python demo/bundle_demo.py RUNS_DIR
 
 Only what sampling needs travels: each run's run.json, model.safetensors (the DDPM's EMA
-weights) and log.csv. The VQ-GAN is stage 3's (the decoder fine-tuned on stage 2's latent
-space); its record of stage 2 keeps the content hash and names the folder in words. The
+weights) and log.csv. The VQ-GAN is stage 4's (the decoder fine-tuned with the critic on stage
+2's latent space, starting from stage 3's); its record of stage 3 keeps the content hash and
+names the folder in words. The
 DDPM's record of its VQ-GAN becomes the relative path `../vqgan`
 (with the same content hash), so the bundle works wherever the package is installed.
 """
@@ -23,7 +24,7 @@ BUNDLE = ROOT / "diffusion_core" / "bundled" / "demo"
 
 
 def main() -> None:
-    """Bundle RUNS_DIR/vqgan (stage 3) and RUNS_DIR/ddpm."""
+    """Bundle RUNS_DIR/vqgan (stage 4) and RUNS_DIR/ddpm."""
     runs = Path(sys.argv[1])
     for kind in ("vqgan", "ddpm"):
         source, target = runs / kind, BUNDLE / kind
@@ -32,8 +33,8 @@ def main() -> None:
             shutil.copy2(source / name, target / name)
         info = json.loads((source / RUN_NAME).read_text())
         info["data"]["prep_dir"] = "demo/data/train (prepared with the demo preset)"
-        if "init" in info:  # the decoder fine-tune's starting run (stage 2), not bundled
-            info["init"]["path"] = "vqgan_base (stage 2 of demo/train_demo.sh, not bundled)"
+        if "init" in info:  # the critic fine-tune's starting run (stage 3), not bundled
+            info["init"]["path"] = "vqgan_floor (stage 3 of demo/train_demo.sh, not bundled)"
         if kind == "ddpm":
             if info["vqgan"]["hash"] != file_hash(BUNDLE / "vqgan" / WEIGHTS_NAME):
                 raise SystemExit("the DDPM was not trained on this VQ-GAN")
