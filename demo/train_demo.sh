@@ -21,10 +21,10 @@
 #    patches, and their intensity histograms further from a scan's (README);
 # 6. copy both runs' run.json, weights and logs into diffusion_core/bundled/demo/, where the
 #    registry finds them as the model "demo".
-# Two threads (OMP_NUM_THREADS, default 2) on an otherwise idle 2-core machine: about 71 minutes
-# in all (2026-12-01: VQ-GAN 16, floor fine-tune 1.3, critic fine-tune 6.3, DDPM 47.5; the
-# total is those stage times summed from the runs of the bundled model, not one timed run).
-# Other jobs on the cores stretch it: an earlier run beside them, one thread, took two hours.
+# Two threads (OMP_NUM_THREADS, default 2) on an otherwise idle 2-core machine: 71 minutes
+# (2026-12-02, one run from scratch: VQ-GAN 15.6, floor fine-tune 1.3, critic fine-tune 5.9,
+# DDPM 48.3), which reproduced the bundled weights byte for byte. Other jobs on the cores
+# stretch it: an earlier run beside them, one thread, took about two hours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-build/demo_runs}
