@@ -16,9 +16,9 @@ scaling (0.92-1.08), shift (up to 8 mm), a left-right flip with p = 0.5, a gamma
 3 x 3 x 4.5 mm and stored as uint8 NIfTI (the 99.5th percentile at 200): a few MB in all.
 Held-out volumes are made the same way, from their own subject: the study's real cases should
 vary as the scans the model learned from do. (With milder moves and no contrast change, as
-before 2026-12-02, the held-out scans' white matter was more uniform than any training scan's,
-and `mdiff-study audit` told them from samples by the share of voxels at the maximum, a
-difference of the data's making, not the model's; README.)
+before 2026-12-02, the held-out scans' white matter was more uniform than nearly every
+training scan's, and `mdiff-study audit` told them from samples by the share of voxels at the
+maximum, a difference of the data's making, not the model's; README.)
 
 Writes demo/data/train/ and diffusion_core/bundled/demo/heldout/, and copies
 demo/data/SOURCES.md (each source's licence notice) beside the held-out set. Few subjects: a

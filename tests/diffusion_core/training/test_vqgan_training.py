@@ -26,9 +26,9 @@ def _trainer(steps: int, **kw) -> TrainerConfig:
     return TrainerConfig(**values)
 
 
-def _train(data, out, steps, *, resume=False, settings=SETTINGS, **kw):
+def _train(data, out, steps, *, resume=False, settings=SETTINGS, weights="best", **kw):
     return train_vqgan("tiny", data, out, settings=settings, trainer=_trainer(steps, **kw),
-                       device="cpu", resume=resume, progress=False)
+                       device="cpu", resume=resume, weights=weights, progress=False)
 
 
 def test_batches_are_a_pure_function_of_the_step():
@@ -84,15 +84,14 @@ def test_the_run_folder_records_what_it_was_trained_on(tiny_prep_dir, tmp_path):
     assert all(torch.equal(weights[k], best[f"vqgan.{k}"]) for k in weights)
 
 
-
 def test_latest_weights_are_the_last_step_and_run_json_says_so(tiny_prep_dir, tmp_path):
-    train_vqgan("tiny", tiny_prep_dir, tmp_path / "run", settings=SETTINGS,
-                trainer=_trainer(6), device="cpu", weights="latest", progress=False)
+    _train(tiny_prep_dir, tmp_path / "run", 6, weights="latest")
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["steps_done"] == 6 and run["weights_step"] == 6
     weights = load_weights(tmp_path / "run" / "model.safetensors")
     latest, _ = checkpoints.load_checkpoint(tmp_path / "run" / checkpoints.LATEST)
     assert all(torch.equal(weights[k], latest[f"vqgan.{k}"]) for k in weights)
+
 
 def test_a_nan_loss_stops_with_one_sentence_and_keeps_the_last_checkpoint(tiny_prep_dir,
                                                                            tmp_path):
