@@ -5,7 +5,8 @@
 
 - `width 16`: the authors' layout at base width 16 (3.0 M parameters) on a (1, 8, 16, 16, 16)
   latent (a 64^3 image at compression 4): one forward (a sampling step) and one training step
-  (L1 loss on the predicted noise, backward, Adam) at batch 1. Ours (attention path "auto":
+  at batch 1 as the trainer takes it (`DDPMTask`'s L1 loss at random t and its fused Adam;
+  finite check and gradient clipping as `StepContext.backward`). Ours (attention path "auto":
   SDPA, but short sequences written out on the CPU), the same weights with SDPA for every
   attention ("sdpa") and the reference (`attention_path("explicit")`: softmax(QK^T)V written
   out) run interleaved; each row gives the median and the fastest of --repeats, the median of
@@ -13,6 +14,8 @@
   with --threads 1 also the median CPU time per call, which a loaded machine inflates less.
   FACTS.md: the authors' code took 95 ms and 0.27 s on this machine (goal 40 ms / 0.12 s,
   not done above 47 ms / 0.135 s).
+- `fixed cost`: ours on a (1, 8, 1, 8, 8) latent, 1/128 of the voxels: what a call costs
+  whatever the latent's size (operator dispatch, autograd's bookkeeping, Adam over 3 M weights).
 - `mrnet`: one forward at width 64 on (1, 8, 8, 64, 64) (the authors': 1.67 s).
 - `conv`: a (1, 3, 3) convolution as Conv3d against `SliceConv` (a Conv2d over slices), each on
   contiguous and channels-last-3d input, at the shapes of the width-16 U-Net.
@@ -37,10 +40,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from diffusion_core.diffusion import diffusion_loss
 from diffusion_core.nn.blocks import SliceConv
 from diffusion_core.nn.config import UNetConfig
 from diffusion_core.nn.unet import UNet
 from diffusion_core.runtime import retain_freed_memory
+from diffusion_core.schedulers import DDPMScheduler, SchedulerConfig
+from diffusion_core.training.config import DDPMSettings, TrainerConfig
+from diffusion_core.training.ddpm import DDPMTask
 
 AUTHORS = {"width 16 forward": 0.095, "width 16 train step": 0.27, "mrnet forward": 1.67}
 GOALS = {"width 16 forward": (0.040, 0.047), "width 16 train step": (0.12, 0.135)}
@@ -78,17 +85,23 @@ def _forward(model: UNet, x: torch.Tensor, t: torch.Tensor) -> Callable[[], obje
 
 
 def _train_step(model: UNet, x0: torch.Tensor) -> Callable[[], object]:
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    """One step as the trainer takes it: `DDPMTask`'s loss and optimiser, then what
+    `StepContext.backward` does (finite check, backward, gradient clipping, step)."""
+    settings = DDPMSettings(unet=model.config, scheduler=SchedulerConfig(), learning_rate=1e-4,
+                            batch_size=x0.shape[0], steps=1)
+    task = DDPMTask(model, DDPMScheduler(settings.scheduler), settings)
+    optimizer = task.build_optimizers()["unet"]
+    clip = TrainerConfig(steps=1, batch_size=1, learning_rate=1e-4).grad_clip  # its default
     generator = torch.Generator().manual_seed(0)
 
     def run() -> None:
-        noise = torch.randn(x0.shape, generator=generator)
-        t = torch.randint(0, 300, (x0.shape[0],), generator=generator)
-        x_t = 0.7 * x0 + 0.7 * noise  # any noisy latent: the cost does not depend on the mix
-        loss = (model(x_t, t) - noise).abs().mean()
-        optimizer.zero_grad(set_to_none=True)
+        loss = diffusion_loss(model, task.scheduler, x0, generator)
+        if not bool(torch.isfinite(loss.detach())):
+            raise FloatingPointError("the loss is not finite")
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
     return run
 
 
@@ -129,6 +142,18 @@ def bench_width16(repeats: int) -> None:
         {name: _train_step(model, x) for name, model in models.items()}, max(3, repeats // 2)))
 
 
+def bench_fixed_cost(repeats: int) -> None:
+    """Ours at width 16 on one 8 x 8 slice: the cost of a call apart from the latent's size."""
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(channels=8, base_channels=16))
+    x, t = torch.randn(1, 8, 1, 8, 8), torch.tensor([150])
+    times = _interleaved({"forward": _forward(model, x, t), "train step": _train_step(model, x)},
+                         repeats)
+    cells = "   ".join(f"{name} {statistics.median(times[name]) * 1e3:6.1f} ms "
+                       f"(min {min(times[name]) * 1e3:5.1f})" for name in ("forward", "train step"))
+    print(f"{'fixed cost':20s} ours on (1, 8, 1, 8, 8): {cells}", flush=True)
+
+
 def bench_mrnet(repeats: int) -> None:
     """Forward at the mrnet latent, width 64."""
     models = _variants(UNetConfig(channels=8, base_channels=64))
@@ -160,17 +185,42 @@ def bench_convs(repeats: int) -> None:
 
 
 def profile_width16() -> None:
-    """The busiest operators of three width-16 forwards."""
+    """The busiest operators of three width-16 forwards, then of three training steps, each
+    with the total time of the operators that do arithmetic (convolutions, matrix products,
+    softmax, norms, element-wise maths, Adam) rather than dispatch, views or copies."""
     from torch.profiler import ProfilerActivity, profile
 
     model = _variants(UNetConfig(channels=8, base_channels=16))["ours"]
     x, t = torch.randn(1, 8, 16, 16, 16), torch.tensor([150])
-    run = _forward(model, x, t)
-    run()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(3):
-            run()
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    for label, run in (("forward", _forward(model, x, t)), ("train step", _train_step(model, x))):
+        run()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(3):
+                run()
+        events = prof.key_averages()
+        print(events.table(sort_by="self_cpu_time_total", row_limit=15))
+        total = sum(e.self_cpu_time_total for e in events) / 3e3
+        arithmetic = sum(e.self_cpu_time_total for e in events if _is_arithmetic(e.key)) / 3e3
+        print(f"{label}: {total:.1f} ms of operators per call (profiled), {arithmetic:.1f} ms of "
+              f"them in arithmetic kernels", flush=True)
+
+
+# The operators that compute rather than dispatch, view, allocate or copy (a profile's names).
+ARITHMETIC = ("convolution", "conv2d", "mm", "bmm", "addmm", "baddbmm", "softmax", "norm",
+              "silu", "gelu", "mul", "add", "sub", "div", "sum", "mean", "abs", "exp", "adam",
+              "addcmul", "l1_loss", "sgn", "sin", "cos", "sqrt", "pow", "lerp")
+
+
+# Operators that only hand a call on to the kernel that computes (their self time is dispatch).
+CALL_WRAPPERS = ("aten::convolution", "aten::_convolution", "aten::matmul", "aten::linear")
+
+
+def _is_arithmetic(name: str) -> bool:
+    """Whether a profiled operator's name (aten::mm, aten::convolution_backward...) computes."""
+    if not name.startswith("aten::") or name in CALL_WRAPPERS:
+        return False
+    words = name[len("aten::"):].strip("_").split("_")
+    return any(word in ARITHMETIC for word in words) and "copy" not in words
 
 
 def _load() -> str:
@@ -199,6 +249,7 @@ def main() -> None:
     print(f"threads {args.threads}; {_load()}; 1024^2 matmul {_matmul_ms():.1f} ms; "
           f"freed memory {'retained' if retained else 'returned (stock malloc)'}", flush=True)
     bench_width16(args.repeats)
+    bench_fixed_cost(args.repeats)
     if not args.skip_paper:
         bench_mrnet(max(2, args.repeats // 5))
     if not args.skip_convs:
