@@ -5,12 +5,12 @@
 
 - `width 16`: the authors' layout at base width 16 (3.0 M parameters) on a (1, 8, 16, 16, 16)
   latent (a 64^3 image at compression 4): one forward (a sampling step) and one training step
-  at batch 1 as the trainer takes it (`DDPMTask`'s L1 loss at random t and its fused Adam;
-  finite check and gradient clipping as `StepContext.backward`). Ours (attention path "auto":
-  SDPA, but short sequences written out on the CPU), the same weights with SDPA for every
-  attention ("sdpa") and the reference (`attention_path("explicit")`: softmax(QK^T)V written
-  out) run interleaved; each row gives the median and the fastest of --repeats, the median of
-  "sdpa", and the median of the paired ratios ours / reference;
+  at batch 1 as the trainer takes it (`DDPMTask.train_step`: the L1 loss at random t, then
+  `StepContext.backward`'s finite check, gradient clipping and fused Adam). Ours (attention
+  path "auto": SDPA, but short sequences written out on the CPU), the same weights with SDPA
+  for every attention ("sdpa") and the reference (`attention_path("explicit")`:
+  softmax(QK^T)V written out) run interleaved; each row gives the median and the fastest of
+  --repeats, the median of "sdpa", and the median of the paired ratios ours / reference;
   with --threads 1 also the median CPU time per call, which a loaded machine inflates less.
   FACTS.md: the authors' code took 95 ms and 0.27 s on this machine (goal 40 ms / 0.12 s,
   not done above 47 ms / 0.135 s).
@@ -30,17 +30,18 @@ of a 1024 x 1024 matmul to compare runs by.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import resource
 import statistics
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import torch
 from torch import nn
 
-from diffusion_core.diffusion import diffusion_loss
 from diffusion_core.nn.blocks import SliceConv
 from diffusion_core.nn.config import UNetConfig
 from diffusion_core.nn.unet import UNet
@@ -48,6 +49,7 @@ from diffusion_core.runtime import retain_freed_memory
 from diffusion_core.schedulers import DDPMScheduler, SchedulerConfig
 from diffusion_core.training.config import DDPMSettings, TrainerConfig
 from diffusion_core.training.ddpm import DDPMTask
+from diffusion_core.training.trainer import StepContext
 
 AUTHORS = {"width 16 forward": 0.095, "width 16 train step": 0.27, "mrnet forward": 1.67}
 GOALS = {"width 16 forward": (0.040, 0.047), "width 16 train step": (0.12, 0.135)}
@@ -85,23 +87,20 @@ def _forward(model: UNet, x: torch.Tensor, t: torch.Tensor) -> Callable[[], obje
 
 
 def _train_step(model: UNet, x0: torch.Tensor) -> Callable[[], object]:
-    """One step as the trainer takes it: `DDPMTask`'s loss and optimiser, then what
-    `StepContext.backward` does (finite check, backward, gradient clipping, step)."""
+    """One step as the trainer takes it: `DDPMTask.train_step` (its loss, then
+    `StepContext.backward`: finite check, backward, gradient clipping, its fused Adam), given
+    the few things of a `Trainer` that a step reads."""
     settings = DDPMSettings(unet=model.config, scheduler=SchedulerConfig(), learning_rate=1e-4,
                             batch_size=x0.shape[0], steps=1)
     task = DDPMTask(model, DDPMScheduler(settings.scheduler), settings)
-    optimizer = task.build_optimizers()["unet"]
-    clip = TrainerConfig(steps=1, batch_size=1, learning_rate=1e-4).grad_clip  # its default
-    generator = torch.Generator().manual_seed(0)
+    trainer = SimpleNamespace(  # the trainer's defaults, on the CPU
+        device=torch.device("cpu"), wrapped={"unet": model}, autocast=contextlib.nullcontext,
+        optimizers=task.build_optimizers(),
+        config=TrainerConfig(steps=1, batch_size=x0.shape[0], learning_rate=1e-4))
+    context = StepContext(trainer, step=0)
 
     def run() -> None:
-        loss = diffusion_loss(model, task.scheduler, x0, generator)
-        if not bool(torch.isfinite(loss.detach())):
-            raise FloatingPointError("the loss is not finite")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        task.train_step(x0, context)
     return run
 
 
@@ -212,7 +211,8 @@ ARITHMETIC = ("convolution", "conv2d", "mm", "bmm", "addmm", "baddbmm", "softmax
 
 
 # Operators that only hand a call on to the kernel that computes (their self time is dispatch).
-CALL_WRAPPERS = ("aten::convolution", "aten::_convolution", "aten::matmul", "aten::linear")
+CALL_WRAPPERS = ("aten::conv2d", "aten::convolution", "aten::_convolution", "aten::matmul",
+                 "aten::linear")
 
 
 def _is_arithmetic(name: str) -> bool:
