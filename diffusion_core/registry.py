@@ -3,14 +3,23 @@
 The registry is one plain JSON file, `$MDIFF_HOME/models.json` (default: the user's data
 directory, e.g. ~/.local/share/mdiff). A name such as `duke` given to `--model` resolves through
 it; so does a DDPM run folder, which names its own VQ-GAN. Models bundled with the package (the
-demo) are listed too and cannot be removed.
+demo) are listed too and cannot be removed; their names are reserved: `add` refuses them, and an
+entry of that name already in models.json (written by an older mdiff, or by hand) is ignored in
+favour of the bundled model and reported by `ignored()`.
+
+Every change is a read-modify-write under an exclusive lock on `models.json.lock` beside the file
+(POSIX `flock`), and the file is replaced atomically, so concurrent `mdiff-models add` keep every
+entry. Readers take no lock: they see the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +28,13 @@ from diffusion_core import run_files
 from diffusion_core.models import read_run
 from diffusion_core.run_files import CheckpointError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; concurrent adds there may still lose one
+    fcntl = None
+
 REGISTRY_NAME = "models.json"
+LOCK_NAME = "models.json.lock"
 REGISTRY_FORMAT = "mdiff-models"
 REGISTRY_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -59,17 +74,42 @@ def _how_to_make(name: str) -> str:
             f"register it with mdiff-models add {name} --vqgan VQGAN_RUN --ddpm DDPM_RUN")
 
 
+def _shown(value: object) -> str:
+    """A JSON value as a short phrase for an error message."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _parse_entry(name: str, raw: object) -> ModelEntry | str:
+    """A models.json entry as a ModelEntry, or what is wrong with it."""
+    if not isinstance(raw, dict):
+        return f"its entry is {_shown(raw)}, not an object"
+    for key, what in (("preset", "a preset name"), ("vqgan", "a run folder"),
+                      ("ddpm", "a run folder")):
+        value = raw.get(key)
+        if not isinstance(value, str) or not value:
+            return f"its {key} is {_shown(value)}, not {what}"
+    added = raw.get("added")
+    return ModelEntry(name, raw["preset"], raw["vqgan"], raw["ddpm"],
+                      added=added if isinstance(added, str) else "")
+
+
 class Registry:
     """The models of one $MDIFF_HOME plus the bundled ones."""
 
     def __init__(self, home: str | os.PathLike | None = None) -> None:
         self.home = Path(home) if home is not None else mdiff_home()
         self.path = self.home / REGISTRY_NAME
+        self.lock_path = self.home / LOCK_NAME
 
     # --- reading -----------------------------------------------------------------------------
 
-    def _user_entries(self) -> dict[str, ModelEntry]:
-        if not self.path.is_file():
+    def _read_models(self) -> dict:
+        """The `models` object of models.json as stored ({} before the first add)."""
+        if self.path.is_dir():
+            raise RegistryError(f"{self.path} is a folder, not the model registry file; move it "
+                                f"out of the way (models are re-added with mdiff-models add)")
+        if not self.path.exists():
             return {}
         try:
             data = run_files.read_json(self.path, "model registry")
@@ -77,35 +117,77 @@ class Registry:
             raise RegistryError(f"{err}; fix or delete it (models are re-added with "
                                 f"mdiff-models add)") from None
         if data.get("format") != REGISTRY_FORMAT or not isinstance(data.get("models"), dict):
-            raise RegistryError(f"{self.path} is not an mdiff model registry")
-        try:
-            return {name: ModelEntry(**entry, bundled=False)
-                    for name, entry in data["models"].items()}
-        except TypeError as err:
-            raise RegistryError(f"{self.path} is damaged ({err})") from None
+            raise RegistryError(f"{self.path} is not an mdiff model registry; move it out of "
+                                f"the way (models are re-added with mdiff-models add)")
+        return data["models"]
+
+    def _user_entries(self) -> tuple[dict[str, ModelEntry], dict[str, str]]:
+        """The usable entries of models.json, and what is wrong with each damaged one."""
+        entries, damaged = {}, {}
+        for name, raw in self._read_models().items():
+            parsed = _parse_entry(name, raw)
+            if isinstance(parsed, ModelEntry):
+                entries[name] = parsed
+            else:
+                damaged[name] = parsed
+        return entries, damaged
 
     def _bundled_entries(self) -> dict[str, ModelEntry]:
         entries = {}
         for folder in sorted(BUNDLED_DIR.glob("*/")) if BUNDLED_DIR.is_dir() else []:
             vqgan, ddpm = folder / "vqgan", folder / "ddpm"
             if (ddpm / run_files.RUN_NAME).is_file():
-                info = run_files.read_json(ddpm / run_files.RUN_NAME, "bundled model")
+                try:
+                    info = run_files.read_json(ddpm / run_files.RUN_NAME, "bundled model")
+                except CheckpointError as err:
+                    raise RegistryError(f"the bundled model {folder.name!r} is damaged ({err}); "
+                                        f"reinstall mdiff") from None
                 entries[folder.name] = ModelEntry(folder.name, str(info.get("preset", "")),
                                                   str(vqgan), str(ddpm), bundled=True)
         return entries
 
     def entries(self) -> dict[str, ModelEntry]:
-        """Every model by name; a user's model shadows a bundled one of the same name."""
-        return {**self._bundled_entries(), **self._user_entries()}
+        """Every usable model by name: the bundled ones, then the user's (whose entries of a
+        bundled model's name are ignored, see `ignored`; damaged ones are left out, see
+        `damaged`)."""
+        bundled = self._bundled_entries()
+        user, _ = self._user_entries()
+        return {**bundled, **{name: e for name, e in user.items() if name not in bundled}}
+
+    def damaged(self) -> dict[str, str]:
+        """Sentences for the entries of models.json that cannot be used, by name."""
+        bundled = self._bundled_entries()
+        _, damaged = self._user_entries()
+        return {name: self._damaged_sentence(name, problem)
+                for name, problem in damaged.items() if name not in bundled}
+
+    def ignored(self) -> dict[str, str]:
+        """Sentences for the entries of models.json that a bundled model's name hides, by name."""
+        bundled = self._bundled_entries()
+        return {name: (f"the model {name!r} in {self.path} is ignored: {name!r} is the name of "
+                       f"the model bundled with mdiff, which is used instead; remove yours with "
+                       f"mdiff-models remove {name} and add it again under another name")
+                for name in self._read_models() if name in bundled}
+
+    def _damaged_sentence(self, name: str, problem: str) -> str:
+        return (f"model {name!r} in {self.path} is damaged ({problem}); add it again with "
+                f"mdiff-models add {name} --replace --vqgan RUN --ddpm RUN, or forget it with "
+                f"mdiff-models remove {name}")
 
     def get(self, name: str) -> ModelEntry:
-        """The model called `name`, checked to still have both its run folders."""
-        entries = self.entries()
-        if name not in entries:
-            known = ", ".join(entries) or "none yet"
-            raise RegistryError(f"no model named {name!r} is registered (known: {known}); "
-                                f"{_how_to_make(name)}")
-        entry = entries[name]
+        """The model called `name`, checked to still have both its run folders.
+
+        A bundled model's name always means the bundled model (models.json is not even read)."""
+        entry = self._bundled_entries().get(name)
+        if entry is None:
+            user, damaged = self._user_entries()
+            if name in damaged:
+                raise RegistryError(self._damaged_sentence(name, damaged[name]))
+            if name not in user:
+                known = ", ".join(self.entries()) or "none yet"
+                raise RegistryError(f"no model named {name!r} is registered (known: {known}); "
+                                    f"{_how_to_make(name)}")
+            entry = user[name]
         for kind in ("vqgan", "ddpm"):
             folder = Path(getattr(entry, kind))
             if not (folder / run_files.RUN_NAME).is_file():
@@ -115,12 +197,37 @@ class Registry:
 
     # --- writing -----------------------------------------------------------------------------
 
-    def _save(self, entries: dict[str, ModelEntry]) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        models = {name: {k: v for k, v in asdict(e).items() if k not in ("name", "bundled")}
-                  | {"name": name} for name, e in entries.items()}
-        run_files.write_json(self.path, {"format": REGISTRY_FORMAT, "version": REGISTRY_VERSION,
-                                         "models": models})
+    def _unwritable(self, err: OSError) -> RegistryError:
+        if self.home.exists() and not self.home.is_dir():
+            return RegistryError(f"the model registry's folder {self.home} is a file; set "
+                                 f"MDIFF_HOME to a folder you can write")
+        where = f" ({err.filename})" if err.filename and Path(err.filename) != self.home else ""
+        return RegistryError(f"cannot write the model registry in {self.home}: "
+                             f"{err.strerror or err}{where}; set MDIFF_HOME to a folder you can "
+                             f"write, or fix that folder's permissions")
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the registry's lock file exclusively (other writers wait for it)."""
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            handle = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)  # umask applies
+        except OSError as err:
+            raise self._unwritable(err) from None
+        try:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(handle)  # releases the lock; the lock file stays (deleting it would race)
+
+    def _write_models(self, models: dict) -> None:
+        """Replace models.json atomically (a temporary file beside it, then os.replace)."""
+        try:
+            run_files.write_json(self.path, {"format": REGISTRY_FORMAT,
+                                             "version": REGISTRY_VERSION, "models": models})
+        except OSError as err:
+            raise self._unwritable(err) from None
 
     def add(self, name: str, vqgan: str | os.PathLike, ddpm: str | os.PathLike, *,
             replace: bool = False) -> ModelEntry:
@@ -128,8 +235,10 @@ class Registry:
         if not _NAME.match(name):
             raise RegistryError(f"{name!r} is not a usable model name: use letters, digits, '.', "
                                 f"'_' or '-' (at most 64)")
-        entries = self._user_entries()
-        if name in entries and not replace:
+        if name in self._bundled_entries():
+            raise RegistryError(f"{name!r} is the name of the model bundled with mdiff; choose "
+                                f"another name")
+        if name in self._read_models() and not replace:  # early, before hashing the weights
             raise RegistryError(f"a model named {name!r} is already registered; pass --replace "
                                 f"or remove it first")
         vqgan_dir, ddpm_dir = Path(vqgan).resolve(), Path(ddpm).resolve()
@@ -138,7 +247,8 @@ class Registry:
             dd_info = read_run(ddpm_dir, "ddpm")
         except CheckpointError as err:
             raise RegistryError(str(err)) from None
-        recorded = dd_info.get("vqgan", {})
+        recorded = dd_info.get("vqgan")
+        recorded = recorded if isinstance(recorded, dict) else {}
         weights = vqgan_dir / run_files.WEIGHTS_NAME
         if not weights.is_file() or run_files.file_hash(weights) != recorded.get("hash"):
             raise RegistryError(f"the DDPM in {ddpm_dir} was not trained on the VQ-GAN in "
@@ -149,31 +259,50 @@ class Registry:
                                 f"of {dd_info.get('preset')!r}")
         entry = ModelEntry(name, str(dd_info.get("preset")), str(vqgan_dir), str(ddpm_dir),
                            added=datetime.now(UTC).isoformat(timespec="seconds"))
-        entries[name] = entry
-        self._save(entries)
+        with self._locked():
+            models = self._read_models()  # again: another add may have written since
+            if name in models and not replace:
+                raise RegistryError(f"a model named {name!r} is already registered; pass "
+                                    f"--replace or remove it first")
+            models[name] = {k: v for k, v in asdict(entry).items() if k != "bundled"}
+            self._write_models(models)
         return entry
 
     def remove(self, name: str) -> None:
-        """Forget model `name` (its run folders are left as they are)."""
-        entries = self._user_entries()
-        if name not in entries:
+        """Forget model `name` (its run folders are left as they are); a damaged entry, or one
+        hidden by a bundled model's name, is removed too."""
+        if name not in self._read_models():  # before taking the lock, which creates the folder
             if name in self._bundled_entries():
                 raise RegistryError(f"{name!r} is bundled with mdiff and cannot be removed")
             raise RegistryError(f"no model named {name!r} is registered")
-        del entries[name]
-        self._save(entries)
+        with self._locked():
+            models = self._read_models()
+            if name not in models:
+                raise RegistryError(f"no model named {name!r} is registered")
+            del models[name]
+            self._write_models(models)
 
     def resolve(self, name_or_run: str | os.PathLike) -> ModelEntry:
-        """A registered name, or a DDPM run folder (whose run.json names its VQ-GAN)."""
+        """A registered name, or a DDPM run folder (whose run.json names its VQ-GAN).
+
+        A bundled model's name, given as a string, is that model even where a folder of that
+        name holds a run: write ./demo for the folder."""
+        if isinstance(name_or_run, str) and name_or_run in self._bundled_entries():
+            return self.get(name_or_run)
         path = Path(name_or_run)
         if (path / run_files.RUN_NAME).is_file():
             try:
                 info = read_run(path, "ddpm")
             except CheckpointError as err:
                 raise RegistryError(str(err)) from None
-            vqgan = Path(info.get("vqgan", {}).get("path", ""))
+            recorded = info.get("vqgan")
+            where = recorded.get("path") if isinstance(recorded, dict) else None
+            if not isinstance(where, str) or not where:
+                raise RegistryError(f"{path / run_files.RUN_NAME} does not name the VQ-GAN run "
+                                    f"the DDPM was trained on; register the model with "
+                                    f"mdiff-models add NAME --vqgan VQGAN_RUN --ddpm {path}")
+            vqgan = Path(where)
             if not vqgan.is_absolute():
                 vqgan = path / vqgan
             return ModelEntry(path.name, str(info.get("preset")), str(vqgan), str(path.resolve()))
         return self.get(str(name_or_run))
-

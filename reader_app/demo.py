@@ -17,6 +17,9 @@ from pathlib import Path
 from studies.study import StudyError
 
 HELDOUT = Path(__file__).resolve().parents[1] / "diffusion_core" / "bundled" / "demo" / "heldout"
+# The bundled model's name: reserved, so it resolves to the bundled model whatever the user's
+# models.json holds (diffusion_core.registry).
+DEMO_MODEL = "demo"
 # One real and one synthetic practice case: `create_study` splits the block evenly, and the
 # demo gives each source exactly one volume beside the study's.
 PRACTICE = 2
@@ -54,7 +57,7 @@ def build_demo(out: Path, *, n: int = DEFAULT_CASES, seed: int = 0, sampler: str
     samples, study, key = out / "samples", out / "study", out / "study.key.csv"
     if not (study / "study.json").is_file():
         out.mkdir(parents=True, exist_ok=True)
-        sample_folder("demo", n + PRACTICE // 2, samples, sampler=sampler, steps=steps,
+        sample_folder(DEMO_MODEL, n + PRACTICE // 2, samples, sampler=sampler, steps=steps,
                       seed=seed, batch_size=5, device=device)
         create_study(study, synthetic=samples, real=HELDOUT, n=n, n_real=n, preset="demo",
                      turing=True, key=key, seed=seed, dataset="demo", practice=PRACTICE,

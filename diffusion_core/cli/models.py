@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
                     "$MDIFF_HOME/models.json (default: your data directory, e.g. "
                     "~/.local/share/mdiff). Run folders are referenced, never copied.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    listing = sub.add_parser("list", help="every registered and bundled model")
+    listing = sub.add_parser("list", help="every registered and bundled model (a bundled "
+                             "model's name is reserved: it cannot be added)")
     add_json_option(listing, "the table")
     add = sub.add_parser("add", help="register a DDPM run and the VQ-GAN run it was trained on")
     add.add_argument("name", help="the model's name, e.g. the preset (duke)")
@@ -46,10 +47,18 @@ def _describe(entry) -> str:
             f"  ddpm  {entry.ddpm}")
 
 
+def _warn(sentences) -> None:
+    """Each note about an entry of models.json that cannot be used, on stderr."""
+    for sentence in sentences:
+        print(f"mdiff-models: warning: {sentence}.", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     registry = Registry()
     if args.command == "list":
         entries = registry.entries()
+        _warn(registry.ignored().values())
+        _warn(registry.damaged().values())
         text = "\n".join(_describe(e) for e in entries.values()) or (
             f"no models yet in {registry.path}; add one with mdiff-models add NAME --vqgan RUN "
             f"--ddpm RUN")
@@ -59,6 +68,11 @@ def _run(args: argparse.Namespace) -> int:
         print_result(args.json, asdict(entry), f"added {_describe(entry)}")
     elif args.command == "show":
         entry = registry.get(args.name)
+        if entry.bundled:
+            try:
+                _warn(v for k, v in registry.ignored().items() if k == args.name)
+            except RegistryError:
+                pass  # a damaged models.json does not touch a bundled model
         print_result(args.json, asdict(entry), _describe(entry))
     else:
         registry.remove(args.name)

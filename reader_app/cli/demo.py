@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from diffusion_core.cli.common import Failure, run_command
-from diffusion_core.registry import RegistryError
+from diffusion_core.registry import Registry, RegistryError
 from diffusion_core.run_files import CheckpointError
 from diffusion_core.samples import SamplesError
-from reader_app.demo import DEFAULT_CASES
+from reader_app.demo import DEFAULT_CASES, DEMO_MODEL
 from studies.study import StudyError
 
 
@@ -35,11 +35,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warn_if_shadowed(name: str) -> None:
+    """Say on stderr that a user's model of the bundled model's name is ignored (the bundled
+    name always means the bundled model); a damaged models.json is no concern of the demo."""
+    try:
+        note = Registry().ignored().get(name)
+    except RegistryError:
+        return
+    if note:
+        print(f"mdiff-demo: warning: {note}.", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     from reader_app.demo import build_demo, has_display
     from reader_app.launch import LaunchError, ReaderRequest, run_reader
 
     out = Path(args.out)
+    _warn_if_shadowed(DEMO_MODEL)
     demo = build_demo(out, n=args.n, device=args.device)
     print(f"mdiff-demo: study {demo.study} (key: {demo.key}; samples: {demo.samples})")
     screenshot = None if has_display() else out / "screenshot.png"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,212 @@ def test_the_registry_imports_no_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+# --- issue 23: concurrent adds, unwritable homes, damaged entries, the bundled model's name ------
+
+_ADD_WHEN_TOLD = """
+import os, sys, time
+from pathlib import Path
+from diffusion_core.cli.models import main
+name, vqgan, ddpm, go = sys.argv[1:]
+Path(go + "." + name).touch()  # ready
+while not os.path.exists(go):
+    time.sleep(0.001)
+sys.exit(main(["add", name, "--vqgan", vqgan, "--ddpm", ddpm]))
+"""
+
+
+def test_concurrent_adds_keep_every_model(tmp_path):
+    """Six `mdiff-models add` at once, started together: all six end up in models.json."""
+    vqgan, ddpm = _runs(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for round_ in range(3):
+        home, go = tmp_path / f"home{round_}", tmp_path / f"go{round_}"
+        env["MDIFF_HOME"] = str(home)
+        names = [f"m{i}" for i in range(6)]
+        procs = [subprocess.Popen([sys.executable, "-c", _ADD_WHEN_TOLD, name, str(vqgan),
+                                   str(ddpm), str(go)], env=env, cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for name in names]
+        deadline = time.monotonic() + 60
+        while not all(Path(f"{go}.{name}").exists() for name in names):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.01)
+        go.touch()
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            assert out.startswith("added ")
+        stored = json.loads((home / "models.json").read_text())["models"]
+        assert sorted(stored) == names, f"round {round_}"
+        assert not list(home.glob(".models.json.*.tmp"))  # no temporary file left behind
+
+
+def test_the_registry_file_follows_the_umask(tmp_path):
+    vqgan, ddpm = _runs(tmp_path)
+    old = os.umask(0o027)
+    try:
+        Registry(tmp_path / "home").add("x", vqgan, ddpm)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "home" / "models.json").stat().st_mode) == 0o640
+
+
+def _one_sentence(capsys, status: int, starts: str) -> str:
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mdiff-models: {starts}") and err.count("\n") == 1, err
+    return err
+
+
+def test_an_unusable_home_is_one_sentence(tmp_path, monkeypatch, capsys):
+    vqgan, ddpm = _runs(tmp_path)
+    add = ["add", "x", "--vqgan", str(vqgan), "--ddpm", str(ddpm)]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    monkeypatch.setenv("MDIFF_HOME", str(a_file))  # MDIFF_HOME is a file
+    _one_sentence(capsys, main(add), f"the model registry's folder {a_file} is a file")
+    monkeypatch.setenv("MDIFF_HOME", str(a_file / "home"))  # below a file: unwritable, even as root
+    _one_sentence(capsys, main(add), "cannot write the model registry in")
+    assert main(["list"]) == 0  # nothing to list there but the bundled model
+    capsys.readouterr()
+    home = tmp_path / "home"
+    (home / "models.json").mkdir(parents=True)  # models.json is a folder
+    monkeypatch.setenv("MDIFF_HOME", str(home))
+    _one_sentence(capsys, main(add), f"{home / 'models.json'} is a folder")
+    _one_sentence(capsys, main(["list"]), f"{home / 'models.json'} is a folder")
+    _one_sentence(capsys, main(["show", "x"]), f"{home / 'models.json'} is a folder")
+    assert a_file.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="root writes into a read-only folder")
+def test_a_read_only_home_is_one_sentence(tmp_path, monkeypatch, capsys):
+    vqgan, ddpm = _runs(tmp_path)
+    home = tmp_path / "home"
+    Registry(home).add("x", vqgan, ddpm)
+    home.chmod(0o500)
+    try:
+        monkeypatch.setenv("MDIFF_HOME", str(home))
+        err = _one_sentence(capsys, main(["add", "y", "--vqgan", str(vqgan), "--ddpm", str(ddpm)]),
+                            "cannot write the model registry in")
+        assert "Permission denied" in err
+        _one_sentence(capsys, main(["remove", "x"]), "cannot write the model registry in")
+    finally:
+        home.chmod(0o700)
+    assert list(Registry(home)._read_models()) == ["x"]
+
+
+def _write_models(home: Path, models: object) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "models.json").write_text(json.dumps(
+        {"format": "mdiff-models", "version": 1, "models": models}))
+
+
+@pytest.mark.parametrize("bad", [{"vqgan": None}, {"ddpm": None}, {"vqgan": 5}, {"ddpm": ["a"]},
+                                 {"preset": None}, {"vqgan": ""}])
+def test_a_damaged_entry_is_one_sentence_and_the_others_still_work(tmp_path, monkeypatch, capsys,
+                                                                     bad):
+    vqgan, ddpm = _runs(tmp_path)
+    home = tmp_path / "home"
+    good = {"name": "good", "preset": "tiny", "vqgan": str(vqgan), "ddpm": str(ddpm)}
+    _write_models(home, {"good": good, "bad": {**good, "name": "bad", **bad},
+                         "odd": "not an object"})
+    monkeypatch.setenv("MDIFF_HOME", str(home))
+    key = next(iter(bad))
+    err = _one_sentence(capsys, main(["show", "bad"]), "model 'bad' in")
+    assert f"its {key} is {json.dumps(bad[key])}" in err and "mdiff-models remove bad" in err
+    _one_sentence(capsys, main(["show", "odd"]), "model 'odd' in")
+    with pytest.raises(RegistryError, match="model 'bad' .* is damaged"):
+        Registry(home).resolve("bad")
+    assert Registry(home).resolve("good").ddpm == str(ddpm)
+    assert main(["list", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "good" in [m["name"] for m in json.loads(out)["models"]]
+    assert "model 'bad'" in err and "model 'odd'" in err  # reported, not listed
+    # Adding another model keeps the damaged entries as they were; remove forgets them.
+    assert main(["add", "other", "--vqgan", str(vqgan), "--ddpm", str(ddpm)]) == 0
+    assert json.loads((home / "models.json").read_text())["models"]["odd"] == "not an object"
+    assert main(["remove", "bad"]) == 0 and main(["remove", "odd"]) == 0
+    capsys.readouterr()
+    assert main(["list"]) == 0 and capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("content", ["[]", '["a"]', '{"format": "mdiff-models", "models": []}',
+                                     '{"format": "other", "models": {}}', "null"])
+def test_a_registry_that_is_no_registry_is_one_sentence(tmp_path, monkeypatch, capsys, content):
+    vqgan, ddpm = _runs(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models.json").write_text(content)
+    monkeypatch.setenv("MDIFF_HOME", str(home))
+    _one_sentence(capsys, main(["list"]), f"{home / 'models.json'}")
+    _one_sentence(capsys, main(["add", "x", "--vqgan", str(vqgan), "--ddpm", str(ddpm)]),
+                  f"{home / 'models.json'}")
+    assert (home / "models.json").read_text() == content  # left for the user to look at
+
+
+def test_adding_a_name_again_needs_replace(tmp_path):
+    vqgan, ddpm = _runs(tmp_path)
+    registry = Registry(tmp_path / "home")
+    first = registry.add("x", vqgan, ddpm)
+    with pytest.raises(RegistryError, match="already registered; pass --replace"):
+        registry.add("x", vqgan, ddpm)
+    (tmp_path / "other").mkdir()
+    other_vq, other_dd = _runs(tmp_path / "other")
+    registry.add("x", other_vq, other_dd, replace=True)
+    assert registry.get("x").ddpm == str(other_dd.resolve()) != first.ddpm
+
+
+def test_a_ddpm_run_that_names_no_vqgan_is_one_sentence(tmp_path):
+    _, ddpm = _runs(tmp_path)
+    for recorded in (None, {"path": None}, {"hash": "x"}):
+        (ddpm / "run.json").write_text(json.dumps({"kind": "ddpm", "preset": "tiny",
+                                                   "vqgan": recorded}))
+        with pytest.raises(RegistryError, match="does not name the VQ-GAN run"):
+            Registry(tmp_path / "home").resolve(str(ddpm))
+
+
+def test_a_bundled_name_is_reserved(tmp_path, monkeypatch, capsys):
+    """`demo` always means the bundled model: `add demo` is refused, a `demo` already in
+    models.json is reported and ignored (and can be removed), `list` shows the bundled one."""
+    vqgan, ddpm = _runs(tmp_path)
+    home = tmp_path / "home"
+    monkeypatch.setenv("MDIFF_HOME", str(home))
+    for extra in ([], ["--replace"]):
+        _one_sentence(capsys, main(["add", "demo", "--vqgan", str(vqgan), "--ddpm", str(ddpm),
+                                    *extra]), "'demo' is the name of the model bundled")
+    assert not (home / "models.json").exists()
+    # A `demo` entry from before the rule (or written by hand), next to a damaged one.
+    _write_models(home, {"demo": {"name": "demo", "preset": "tiny", "vqgan": str(vqgan),
+                                  "ddpm": str(ddpm)}})
+    registry = Registry(home)
+    assert registry.get("demo").bundled and registry.resolve("demo").bundled
+    assert set(registry.ignored()) == {"demo"}
+    assert main(["list", "--json"]) == 0
+    out, err = capsys.readouterr()
+    demo = [m for m in json.loads(out)["models"] if m["name"] == "demo"]
+    assert len(demo) == 1 and demo[0]["bundled"] and demo[0]["preset"] == "demo"
+    assert err.startswith("mdiff-models: warning: the model 'demo' in") and "ignored" in err
+    assert main(["list"]) == 0
+    assert "demo: preset demo, bundled" in capsys.readouterr().out
+    assert main(["show", "demo"]) == 0
+    out, err = capsys.readouterr()
+    assert "bundled" in out and "ignored" in err
+    assert main(["remove", "demo"]) == 0  # the user's entry goes; the bundled model stays
+    capsys.readouterr()
+    assert Registry(home).ignored() == {} and Registry(home).get("demo").bundled
+    _one_sentence(capsys, main(["remove", "demo"]), "'demo' is bundled with mdiff")
+
+
+def test_a_bundled_name_needs_no_registry_and_beats_a_folder_of_that_name(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models.json").write_text("{not json")
+    assert Registry(home).get("demo").bundled  # a damaged models.json does not matter to it
+    _, ddpm = _runs(tmp_path)
+    ddpm.rename(tmp_path / "demo")  # a DDPM run folder called demo in the working directory
+    monkeypatch.chdir(tmp_path)
+    assert Registry(home).resolve("demo").bundled
+    assert not Registry(home).resolve("./demo").bundled  # the folder, named as a path

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+from pathlib import Path
 
+from diffusion_core.registry import BUNDLED_DIR
 from reader_app.cli.demo import main
 from studies.cli.study import main as study_main
 from studies.study import Study
@@ -62,3 +65,23 @@ def test_the_default_demo_study_passes_the_blinding_audit(tmp_path, monkeypatch,
     report = capsys.readouterr().out
     assert "9 real and 9 synthetic cases" in report
     assert code == 0, report
+
+
+def test_a_user_model_named_demo_is_ignored_with_a_warning(tmp_path, monkeypatch, capsys):
+    """Issue 23: a `demo` in the user's models.json (here a damaged one) does not shadow the
+    bundled model; the demo says it is ignored and runs on the bundled one."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models.json").write_text(json.dumps({"format": "mdiff-models", "version": 1,
+                                                  "models": {"demo": {
+                                                      "name": "demo", "preset": "tiny",
+                                                      "vqgan": None, "ddpm": None}}}))
+    monkeypatch.setenv("MDIFF_HOME", str(home))
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    out = tmp_path / "demo"
+    assert main(["--out", str(out), "--n", "1", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "mdiff-demo: warning: the model 'demo' in" in err and "is ignored" in err
+    sidecar = json.loads((out / "samples" / "samples.json").read_text())
+    assert sidecar["model"] == "demo" and sidecar["preset"] == "demo"
+    assert Path(sidecar["ddpm"]["path"]) == BUNDLED_DIR / "demo" / "ddpm"

@@ -126,9 +126,11 @@ def test_a_decoder_fine_tuned_on_a_frozen_latent_space_learns_an_exact_floor(tin
 
     _train(tiny_prep_dir, tmp_path / "base", 12)
     base, _ = load_vqgan(tmp_path / "base")
+    # The last step's weights at a learning rate that descends steadily: the best-validation
+    # step of a shorter, faster run depended on the thread count and the CPU's kernels.
     train_vqgan("tiny", tiny_prep_dir, tmp_path / "floor", settings=_floored(),
-                trainer=_trainer(30, learning_rate=3e-3), device="cpu", progress=False,
-                init=tmp_path / "base", freeze_encoder=True)
+                trainer=_trainer(60, learning_rate=1e-3), device="cpu", progress=False,
+                init=tmp_path / "base", freeze_encoder=True, weights="latest")
     tuned, run = load_vqgan(tmp_path / "floor")
     assert run["init"] == vqgan_fingerprint(tmp_path / "base")
     assert run["frozen"] == ["encoder", "codebook"] and run["vqgan"]["output_floor"] == -1.0
@@ -137,16 +139,18 @@ def test_a_decoder_fine_tuned_on_a_frozen_latent_space_learns_an_exact_floor(tin
     for key in weights:
         same = torch.equal(weights[key], start[key])
         assert same == (not key.startswith("decoder.")), key
-    volume = torch.as_tensor(PreparedDataset(tiny_prep_dir, "train")[0])[None]
-    background = volume <= -1.0
-    assert background.float().mean() > 0.2  # the blobs sit on an exact -1 background
+    volumes = torch.stack([torch.as_tensor(v) for v in PreparedDataset(tiny_prep_dir, "train")])
+    background = volumes <= -1.0
+    assert background.float().mean() > 0.05  # the blobs sit on an exact -1 background
     with torch.no_grad():
-        before = base.decode(base.quantize(base.encode(volume)))
-        after = tuned.decode(tuned.quantize(tuned.encode(volume)))
+        before = base.decode(base.quantize(base.encode(volumes)))
+        after = tuned.decode(tuned.quantize(tuned.encode(volumes)))
     assert after.min() >= -1.0  # decode clamps at the floor
+    # Without the floor no background voxel is exact; with it, a large share is (0.54 to 0.57
+    # measured over 1 and 2 threads, AVX2 and AVX-512 kernels).
     exact_before = float((before[background] == -1.0).float().mean())
     exact_after = float((after[background] == -1.0).float().mean())
-    assert exact_before < 0.6 < exact_after, (exact_before, exact_after)
+    assert exact_before == 0.0 and exact_after > 0.3, (exact_before, exact_after)
 
 
 def test_floor_options_that_cannot_work_are_refused(tiny_prep_dir, tmp_path):
@@ -173,3 +177,39 @@ def test_the_seed_alone_decides_the_initialisation(tiny_prep_dir, tmp_path):
         _train(tiny_prep_dir, tmp_path / name, 1)
         runs.append(load_weights(tmp_path / name / checkpoints.LATEST / checkpoints.WEIGHTS_NAME))
     assert all(torch.equal(runs[0][key], runs[1][key]) for key in runs[0])
+
+
+def test_a_resume_checks_the_data_by_content_not_by_path(tiny_prep_dir, make_blob_prep_dir,
+                                                         tmp_path):
+    """A moved copy of the PREP_DIR resumes (run.json names where the data is now); other data
+    of the preset, and a run.json from before content hashes, need --new-data, which keeps the
+    earlier records."""
+    import shutil
+
+    from diffusion_core.prepared import content_hash
+
+    run = tmp_path / "run"
+    _train(tiny_prep_dir, run, 2, val_every=2, checkpoint_every=2)
+    first = json.loads((run / "run.json").read_text())["data"]
+    assert first["content_hash"] == content_hash(tiny_prep_dir)
+    moved = shutil.copytree(tiny_prep_dir, tmp_path / "moved" / "prep")
+    _train(moved, run, 3, resume=True, val_every=2, checkpoint_every=1)
+    data = json.loads((run / "run.json").read_text())["data"]
+    assert data == {**first, "prep_dir": str(moved.resolve())}
+    other = make_blob_prep_dir(tmp_path / "other", seed=5)
+    with pytest.raises(RunSetupError, match="trained on other data than"):
+        _train(other, run, 4, resume=True)
+    # A run trained before content hashes were recorded cannot tell: it says what to do.
+    info = json.loads((run / "run.json").read_text())
+    del info["data"]["content_hash"]
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(RunSetupError, match="before mdiff recorded its data's content.*add "
+                                            "--new-data to continue on it"):
+        _train(moved, run, 4, resume=True)
+    train_vqgan("tiny", moved, run, settings=SETTINGS, trainer=_trainer(4, checkpoint_every=1),
+                device="cpu", resume=True, new_data=True, progress=False)
+    final = json.loads((run / "run.json").read_text())
+    assert final["data"] == data and final["data_history"] == [{**info["data"], "steps_done": 3}]
+    with pytest.raises(RunSetupError, match="--new-data goes with --resume"):
+        train_vqgan("tiny", moved, tmp_path / "new", settings=SETTINGS, trainer=_trainer(1),
+                    device="cpu", new_data=True, progress=False)
