@@ -7,7 +7,9 @@ weights) and log.csv. The VQ-GAN is stage 4's (the decoder fine-tuned with the c
 2's latent space, starting from stage 3's); its record of stage 3 keeps the content hash and
 names the folder in words. The
 DDPM's record of its VQ-GAN becomes the relative path `../vqgan`
-(with the same content hash), so the bundle works wherever the package is installed.
+(with the same content hash), so the bundle works wherever the package is installed. Each
+copied model.safetensors is checked against the sha256 its run.json recorded (`weights_hash`,
+which loading checks too); a run trained before mdiff recorded it gets the copy's hash.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from diffusion_core.run_files import RUN_NAME, WEIGHTS_NAME, file_hash
+from diffusion_core.run_files import RUN_NAME, WEIGHTS_HASH, WEIGHTS_NAME, file_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "diffusion_core" / "bundled" / "demo"
@@ -32,6 +34,10 @@ def main() -> None:
         for name in (WEIGHTS_NAME, "log.csv"):
             shutil.copy2(source / name, target / name)
         info = json.loads((source / RUN_NAME).read_text())
+        copied = file_hash(target / WEIGHTS_NAME)
+        if info.setdefault(WEIGHTS_HASH, copied) != copied:
+            raise SystemExit(f"{source / WEIGHTS_NAME} does not match the hash its run.json "
+                             f"recorded; it was changed after training")
         info["data"]["prep_dir"] = "demo/data/train (prepared with the demo preset)"
         if "init" in info:  # the critic fine-tune's starting run (stage 3), not bundled
             info["init"]["path"] = "vqgan_floor (stage 3 of demo/train_demo.sh, not bundled)"

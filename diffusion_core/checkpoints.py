@@ -5,14 +5,14 @@ sampling) and `checkpoint_latest/`, `checkpoint_best/` (everything `--resume` ne
 written to a temporary name and moved into place with `os.replace`; a checkpoint folder is swapped
 in whole, and lists the sha256 of each of its files, so a truncated or edited file is refused with
 one sentence instead of being loaded. Training state is read with `torch.load(weights_only=True)`,
-which never unpickles an object.
+which never unpickles an object. Weights holding NaN or infinity are refused on load: one such
+value makes a sampler's every output the same, silently. Files and folders follow the umask.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -21,17 +21,20 @@ from safetensors.torch import load_file, save_file
 
 from diffusion_core.run_files import (
     RUN_NAME,
+    WEIGHTS_HASH,
     WEIGHTS_NAME,
     CheckpointError,
+    atomic_folder,
     atomic_path,
     file_hash,
+    follow_umask,
     read_json,
     write_json,
 )
 
-__all__ = ["RUN_NAME", "WEIGHTS_NAME", "CheckpointError", "file_hash", "read_json", "write_json",
-           "save_weights", "load_weights", "load_into", "save_checkpoint", "load_checkpoint",
-           "checkpoint_folder"]
+__all__ = ["RUN_NAME", "WEIGHTS_NAME", "WEIGHTS_HASH", "CheckpointError", "file_hash",
+           "read_json", "write_json", "save_weights", "load_weights", "load_into",
+           "save_checkpoint", "load_checkpoint", "checkpoint_folder"]
 
 STATE_NAME = "state.pt"
 CHECKPOINT_MANIFEST = "checkpoint.json"
@@ -45,6 +48,7 @@ def save_weights(path: str | os.PathLike, state: dict[str, torch.Tensor]) -> Non
     tmp = atomic_path(path)
     try:
         save_file(tensors, str(tmp))
+        follow_umask(tmp)  # safetensors re-creates the file 0600
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -56,10 +60,16 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"{path} is missing")
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path} is not a readable safetensors file ({err}); it may be "
                               f"truncated or not written by mdiff") from None
+    for key, value in tensors.items():
+        if (value.is_floating_point() or value.is_complex()) and not bool(
+                torch.isfinite(value).all()):
+            raise CheckpointError(f"{path} holds NaN or infinite values (in {key}), so it is "
+                                  f"damaged; restore it from a backup or write it again")
+    return tensors
 
 
 def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
@@ -83,7 +93,7 @@ def save_checkpoint(run_dir: str | os.PathLike, name: str, weights: dict[str, to
     """Write RUN/name/ (weights + training state + their hashes), swapped in whole."""
     run_dir = Path(run_dir)
     final = run_dir / name
-    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{name}.new-"))
+    staging = atomic_folder(final)
     try:
         save_weights(staging / WEIGHTS_NAME, weights)
         torch.save(state, staging / STATE_NAME)
@@ -128,9 +138,12 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
     weights = load_weights(folder / WEIGHTS_NAME)
     try:
         state = torch.load(folder / STATE_NAME, map_location="cpu", weights_only=True)
-    except Exception as err:  # weights_only raises UnpicklingError and others for foreign data
-        raise CheckpointError(f"{folder / STATE_NAME} is not mdiff training state ({err})") \
-            from None
+    except Exception:  # weights_only raises UnpicklingError and others for foreign data
+        # torch's own message advises weights_only=False, which would run the file's code.
+        raise CheckpointError(f"{folder / STATE_NAME} is not mdiff training state: it holds "
+                              f"Python objects mdiff never unpickles, so it was not written by "
+                              f"mdiff-train; resume from another checkpoint or start the run "
+                              f"again") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{folder / STATE_NAME} is not mdiff training state")
     return weights, state

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from diffusion_core.prepared import PreparedError, load_manifest, split_arrays
+from diffusion_core.prepared import PreparedError, load_array, load_manifest, split_arrays
 
 
 def flip_decision(seed: int, epoch: int, name: str) -> bool:
@@ -65,17 +65,9 @@ class PreparedDataset(Dataset):
         return self.flip and flip_decision(self.seed, self.epoch, self.names[index])
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        """Item `index`: float32 (1, D, H, W) in [-1, 1]."""
-        path = self.prep_dir / self.names[index]
-        try:
-            array = np.load(path)
-        except (OSError, ValueError) as err:
-            raise PreparedError(f"{path} (listed in manifest.json) cannot be read ({err}); "
-                                f"run mdiff-prepare again") from None
-        if array.shape != self.shape:
-            raise PreparedError(f"{path} has shape {array.shape}, the manifest says "
-                                f"{self.shape}; run mdiff-prepare again")
-        volume = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).unsqueeze(0)
+        """Item `index`: float32 (1, D, H, W) in [-1, 1]; PreparedError naming a bad file."""
+        array = load_array(self.prep_dir / self.names[index], self.shape)
+        volume = torch.from_numpy(np.ascontiguousarray(array)).unsqueeze(0)
         if self.is_flipped(index):
             volume = torch.flip(volume, dims=(-1,))
         return volume

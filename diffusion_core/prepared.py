@@ -8,6 +8,7 @@ run resumes where it stopped, and a second run skips the scans already done.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -147,6 +148,72 @@ def _manifest_data(path: Path) -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise PreparedError(f"{path} cannot be read as JSON ({err})") from None
+
+
+# mdiff-prepare clips to [-1, 1] exactly; the margin only forgives float rounding of other tools.
+VALUE_TOLERANCE = 1e-3
+CONTENT_HASH_FORMAT = "mdiff-prepared-content/1"
+
+
+def check_array(array: np.ndarray, path: str | os.PathLike,
+                shape: tuple[int, ...] | list[int]) -> np.ndarray:
+    """`array` as float32 when it is a PREP_DIR array: `shape`, finite, inside [-1, 1].
+
+    PreparedError naming `path` otherwise: such an array was not written by mdiff-prepare (or
+    was changed since), and training or scoring on it gives wrong numbers, not an error.
+    """
+    shape = tuple(int(n) for n in shape)
+    if array.shape != shape:
+        raise PreparedError(f"{path} has shape {array.shape}, not the {shape} its PREP_DIR's "
+                            f"manifest.json gives; run mdiff-prepare again")
+    if array.dtype.kind not in "fiu":
+        raise PreparedError(f"{path} holds {array.dtype} values, not a prepared volume; run "
+                            f"mdiff-prepare again")
+    values = np.asarray(array, dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise PreparedError(f"{path} holds NaN or infinite values; run mdiff-prepare again")
+    low, high = float(values.min()), float(values.max())
+    if low < -1.0 - VALUE_TOLERANCE or high > 1.0 + VALUE_TOLERANCE:
+        raise PreparedError(f"{path} holds values from {low:g} to {high:g}, outside the "
+                            f"prepared range [-1, 1]; run mdiff-prepare again")
+    return values
+
+
+def load_array(path: str | os.PathLike, shape: tuple[int, ...] | list[int]) -> np.ndarray:
+    """One PREP_DIR array as float32, checked by `check_array`; PreparedError naming the file."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as err:
+        raise PreparedError(f"{path} (listed in manifest.json) cannot be read ({err}); run "
+                            f"mdiff-prepare again") from None
+    return check_array(array, path, shape)
+
+
+def content_hash(prep_dir: str | os.PathLike) -> str:
+    """The fingerprint of a PREP_DIR's content: equal for equal data wherever it lies.
+
+    sha256 over the preset, its pipeline hash and, for each array in the order of its file
+    name, the name, its source scan and the sha256 of the file's bytes (the array names and
+    sources decide the split and the flips, so they are content too; the folder's path and the
+    raw data folder are not). Every array is read once and checked on the way (`check_array`),
+    so a PREP_DIR that hashes is one that trains. PreparedError naming a missing or bad file.
+    """
+    prep_dir = Path(prep_dir)
+    manifest = load_manifest(prep_dir)
+    digest = hashlib.sha256(json.dumps([CONTENT_HASH_FORMAT, manifest.preset,
+                                        manifest.pipeline_hash]).encode("utf-8"))
+    for name, source in sorted(manifest.array_sources()):
+        path = prep_dir / name
+        try:
+            data = path.read_bytes()
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, EOFError, ValueError) as err:
+            raise PreparedError(f"{path} (listed in manifest.json) cannot be read ({err}); run "
+                                f"mdiff-prepare again") from None
+        check_array(array, path, manifest.shape)
+        record = [name, source, hashlib.sha256(data).hexdigest()]
+        digest.update(("\n" + json.dumps(record)).encode("utf-8"))
+    return digest.hexdigest()
 
 
 SPLITS = ("train", "val", "all")

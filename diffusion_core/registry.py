@@ -305,4 +305,8 @@ class Registry:
             if not vqgan.is_absolute():
                 vqgan = path / vqgan
             return ModelEntry(path.name, str(info.get("preset")), str(vqgan), str(path.resolve()))
+        if path.is_dir() and str(name_or_run) not in self.entries():
+            raise RegistryError(f"{path} is a folder but not a DDPM run: its {run_files.RUN_NAME} "
+                                f"is missing; give the run folder mdiff-train ddpm wrote, or a "
+                                f"registered model's name")
         return self.get(str(name_or_run))

@@ -5,11 +5,17 @@ seed of every file), then each volume is written atomically under its planned na
 was interrupted is resumed by running the same command again: files already there are kept and
 their seeds are not sampled twice; a folder planned with other settings is refused. Provenance
 lives in this sidecar, never in the NIfTI headers. Reading it needs no torch.
+
+A plan is checked against the disk and the memory it needs before anything is allocated or
+written (`check_room`): a count that cannot fit is one sentence, not a process the system kills.
+`complete` turns true once every planned file is there; a reader that takes the folder as a set of
+finished samples (`read_samples(..., finished=True)`) refuses an interrupted one.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +24,17 @@ from diffusion_core import run_files
 SAMPLES_NAME = "samples.json"
 SAMPLES_FORMAT = "mdiff-samples"
 SAMPLES_VERSION = 1
+
+
+# A lower bound of one sampled volume's file: gzip keeps at least an eighth of the float32
+# voxels of a sample (about 29% for the demo preset's, whose background is mostly flat), plus the
+# NIfTI header and the file's line in samples.json.
+COMPRESSED_FRACTION = 1 / 8
+FILE_OVERHEAD_BYTES = 512
+# Memory per planned file while a plan is made, compared and written: its {"file", "seed"} entry
+# (about 300 B), the copies `settings()` and a resumed folder's plan make, and samples.json's
+# text while it is written (the peak: about 900 B a file with the entry).
+PLAN_BYTES_PER_FILE = 2048
 
 
 class SamplesError(Exception):
@@ -50,8 +67,17 @@ def case_name(index: int) -> str:
     return f"case_{index:04d}.nii.gz"
 
 
-def read_samples(folder: str | os.PathLike) -> SamplesPlan:
-    """The plan of a samples folder; SamplesError when it has none or it is damaged."""
+def planned_files(n: int, seed: int) -> list[dict]:
+    """The files of a plan of `n` volumes from `seed` on: case_0001 gets `seed`, and so on."""
+    return [{"file": case_name(i + 1), "seed": seed + i} for i in range(n)]
+
+
+def read_samples(folder: str | os.PathLike, *, finished: bool = False) -> SamplesPlan:
+    """The plan of a samples folder; SamplesError when it has none or it is damaged.
+
+    `finished`: also refuse a folder whose sampling was interrupted (not `complete`), for a
+    reader that takes its volumes as the whole set (a study's synthetic cases).
+    """
     path = Path(folder) / SAMPLES_NAME
     try:
         data = run_files.read_json(path, "samples folder")
@@ -65,6 +91,12 @@ def read_samples(folder: str | os.PathLike) -> SamplesPlan:
             str(item["file"]), int(item["seed"])
     except (TypeError, KeyError, ValueError) as err:
         raise SamplesError(f"{path} is damaged ({err})") from None
+    if finished and plan.complete is not True:
+        done = sum(1 for item in plan.files if (Path(folder) / item["file"]).is_file())
+        raise SamplesError(f"{folder} was interrupted while it was being sampled ({done} of "
+                           f"{len(plan.files)} volumes written); finish it by running the same "
+                           f"mdiff-sample command again (the same --model, --n, --seed, "
+                           f"--sampler and --steps, with --out {folder})")
     return plan
 
 
@@ -76,16 +108,110 @@ def write_samples(folder: Path, plan: SamplesPlan) -> None:
 
 def open_samples_folder(folder: Path, plan: SamplesPlan) -> list[dict]:
     """Create or resume a samples folder for `plan`; returns the files still to sample."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if (folder / SAMPLES_NAME).exists():
-        previous = read_samples(folder)
-        if previous.settings() != plan.settings():
-            raise SamplesError(f"{folder} holds samples made with other settings (model, "
-                               f"sampler, steps, seeds or count); choose another --out")
-    else:
-        stray = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
-        if stray:
-            raise SamplesError(f"{folder} is not empty and is not a samples folder; choose an "
-                               f"empty or new --out")
-        write_samples(folder, plan)
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SamplesError(f"--out {folder} is a file, not a folder; give the path of a new or "
+                           f"empty folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if (folder / SAMPLES_NAME).exists():
+            previous = read_samples(folder)
+            if previous.settings() != plan.settings():
+                raise SamplesError(f"{folder} holds samples made with other settings (model, "
+                                   f"sampler, steps, seeds or count); choose another --out")
+        else:
+            stray = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
+            if stray:
+                raise SamplesError(f"{folder} is not empty and is not a samples folder; choose "
+                                   f"an empty or new --out")
+            write_samples(folder, plan)
+    except OSError as err:
+        raise SamplesError(unwritable(folder, err)) from None
     return [item for item in plan.files if not (folder / item["file"]).is_file()]
+
+
+def unwritable(folder: Path, err: OSError) -> str:
+    """The sentence for a samples folder the system does not let us create or write."""
+    reason = err.strerror or " ".join(str(err).split())
+    where = f" ({err.filename})" if err.filename and str(err.filename) != str(folder) else ""
+    return (f"cannot write the samples folder {folder}{where}: {reason}; choose an --out "
+            f"where you may create files")
+
+
+def existing_parent(path: Path) -> Path:
+    """`path` itself when it exists, else its nearest existing ancestor."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse an --out that cannot become a samples folder we may write, before any work."""
+    folder = Path(folder)
+    place = existing_parent(folder)
+    if not place.is_dir():
+        what = "is a file, not a folder" if place == Path(os.path.abspath(folder)) else \
+            f"cannot be made: {place} is a file"
+        raise SamplesError(f"--out {folder} {what}; give the path of a new or empty folder")
+    if not os.access(place, os.W_OK | os.X_OK):
+        raise SamplesError(f"cannot write the samples folder {folder}: {place} is not writable "
+                           f"by you; choose an --out where you may create files")
+
+
+def estimated_file_bytes(voxels: int) -> int:
+    """A lower bound of one sampled volume's size on disk (COMPRESSED_FRACTION)."""
+    return int(voxels * 4 * COMPRESSED_FRACTION) + FILE_OVERHEAD_BYTES
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can still give (Linux's MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_room(folder: Path, n: int, voxels: int) -> None:
+    """Refuse a plan of `n` volumes of `voxels` each that the disk under `folder` or the memory
+    cannot hold, before anything is allocated or written (files already there count as done)."""
+    folder = Path(folder)
+    done = 0
+    if folder.is_dir():
+        with os.scandir(folder) as entries:
+            done = sum(1 for e in entries if e.name.startswith("case_") and e.is_file())
+    need_disk = max(0, n - done) * estimated_file_bytes(voxels)
+    place = existing_parent(folder)
+    try:
+        usage = shutil.disk_usage(place)
+    except OSError:
+        usage = None  # not a place we can write to: opening the folder says so
+    # A pseudo file system (/proc) has no size at all: creating the folder there says what fails.
+    free = usage.free if usage is not None and usage.total > 0 else None
+    if free is not None and need_disk > free:
+        raise SamplesError(f"--n {n} volumes need at least {_size(need_disk)} but {place} has "
+                           f"{_size(free)} free; ask for fewer volumes or choose an --out on a "
+                           f"larger disk")
+    need_memory = n * PLAN_BYTES_PER_FILE
+    memory = available_memory()
+    if memory is not None and need_memory > memory:
+        raise SamplesError(f"--n {n} volumes need about {_size(need_memory)} of memory just to "
+                           f"plan (each file's seed), more than the {_size(memory)} available; "
+                           f"sample fewer volumes per folder (with --seed to continue the seeds)")
+
+
+def _size(count: float) -> str:
+    """A byte count for people: 1.5 GB."""
+    unit = "B"
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if count < 1000 or unit == "PB":
+            break
+        count /= 1000
+    return f"{count:.0f} B" if unit == "B" else f"{count:.1f} {unit}"

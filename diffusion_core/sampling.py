@@ -4,6 +4,10 @@ noise (one generator per volume) -> loop(U-Net, scheduler.step) -> de-normalise 
 range -> snap to the nearest code -> decode (in exact tiles for big volumes) -> the preset's
 intensities (`Preset.to_intensity`, HU for CT). A volume's seed fixes it whatever the batch
 size: its initial noise and every noise of the sampler come from its own generator.
+
+`sample_folder` checks everything it can before a model is loaded or a file written (the seeds'
+range, --out, the disk and memory the plan needs), then samples batch by batch, writing each
+volume as soon as it is done.
 """
 
 from __future__ import annotations
@@ -22,15 +26,25 @@ from diffusion_core import run_files
 from diffusion_core.diffusion import LatentScale
 from diffusion_core.presets import Preset, get_preset
 from diffusion_core.samples import (
+    SamplesError,
     SamplesPlan,
-    case_name,
+    check_folder,
+    check_room,
     open_samples_folder,
+    planned_files,
+    unwritable,
     write_samples,
 )
 from diffusion_core.schedulers import make_scheduler
 
 # Decode in 2 x 2 tiles from this many output voxels on (a 128^3 CT is 2.1 M voxels).
 TILED_DECODE_VOXELS = 1 << 22
+# Sampling steps when none are asked for, capped at what the model allows (the tiny preset's
+# DPM-Solver has 19); the ancestral ddpm sampler takes every step.
+DEFAULT_STEPS = {"dpm": 20, "ddim": 50}
+# Seeds are 0 .. 2**63 - 1: torch takes up to 2**64 - 1 (and wraps negative ones onto those), but
+# a seed is also written to JSON, CSV keys and databases that other tools read as int64.
+MAX_SEED = 2 ** 63 - 1
 
 
 @dataclass
@@ -78,11 +92,13 @@ class LatentDiffusionPipeline:
         return noise, generators
 
     def scheduler(self, sampler: str, steps: int | None, eta: float = 0.0):
-        """The sampler's scheduler set to `steps` (all trained steps by default); ValueError for
-        an unknown sampler or more steps than the model was trained with."""
+        """The sampler's scheduler set to `steps` (by default `DEFAULT_STEPS`, or all the model
+        allows if fewer); ValueError for an unknown sampler or more steps than it allows."""
         options = {"eta": eta} if sampler == "ddim" else {}
         scheduler = make_scheduler(sampler, self.scheduler_config, **options)
-        scheduler.set_timesteps(steps or self.scheduler_config.num_train_timesteps)
+        limit = scheduler.max_inference_steps
+        scheduler.set_timesteps(min(DEFAULT_STEPS.get(sampler, limit), limit)
+                                if steps is None else steps)
         return scheduler
 
     @torch.no_grad()
@@ -110,28 +126,67 @@ class LatentDiffusionPipeline:
             yield from self.sample(seeds[start:start + batch_size], **kwargs)
 
 
+def check_seeds(seed: int, n: int) -> None:
+    """ValueError unless the seeds `seed` .. `seed + n - 1` all lie in 0 .. MAX_SEED."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
+    if seed + n - 1 > MAX_SEED:
+        raise ValueError(f"--seed {seed} with --n {n} gives seeds past {MAX_SEED}, the largest "
+                         f"mdiff takes; give a --seed of at most {MAX_SEED - n + 1}")
+
+
+def resolve_model(model: str | os.PathLike):
+    """The registry's entry for a model name or DDPM run folder (`Registry.resolve`), saying what
+    is missing when `model` is a folder that is no run rather than an unknown name."""
+    from diffusion_core.registry import Registry, RegistryError
+
+    registry = Registry()
+    try:
+        return registry.resolve(model)
+    except RegistryError:
+        path = Path(model)
+        if path.is_dir() and str(model) not in registry.entries():
+            raise run_files.CheckpointError(
+                f"{path} is a folder but not a DDPM run folder: its {run_files.RUN_NAME} is "
+                f"missing (is its training still starting, or is it another folder?); give a "
+                f"run written by mdiff-train ddpm, or a model name from mdiff-models list"
+            ) from None
+        raise
+
+
 def sample_folder(model: str, n: int, out: str | os.PathLike, *, sampler: str = "dpm",
                   steps: int | None = None, eta: float = 0.0, seed: int = 0,
                   batch_size: int = 4, device: str = "auto", progress: bool = True) -> dict:
-    """Write `n` sampled volumes of a registered model (or DDPM run) into a samples folder."""
-    from diffusion_core.io import Volume, canonical_affine, write_nifti
+    """Write `n` sampled volumes of a registered model (or DDPM run) into a samples folder.
+
+    `steps` None: the sampler's default (`DEFAULT_STEPS`, capped at what the model allows).
+    """
+    from diffusion_core.io import Volume, VolumeError, canonical_affine, write_nifti
     from diffusion_core.models import vqgan_fingerprint
-    from diffusion_core.registry import Registry
+    from diffusion_core.outputs import check_output
     from diffusion_core.training import distributed
     from diffusion_core.training.trainer import resolve_device
 
-    entry = Registry().resolve(model)
-    folder = Path(out)
-    ddpm_hash = {"path": entry.ddpm,
-                 "hash": run_files.file_hash(Path(entry.ddpm) / run_files.WEIGHTS_NAME)}
-    plan = SamplesPlan(model=entry.name, preset=entry.preset,
-                       vqgan=vqgan_fingerprint(entry.vqgan), ddpm=ddpm_hash, sampler=sampler,
-                       steps=int(steps or 0), eta=float(eta),
-                       files=[{"file": case_name(i + 1), "seed": seed + i} for i in range(n)])
+    if n < 1:
+        raise ValueError(f"--n must be a positive number of volumes, not {n}")
+    check_seeds(seed, n)
+    entry = resolve_model(model)
+    folder = check_output(out, inputs=[("--model", entry.ddpm), ("--model's VQ-GAN", entry.vqgan)],
+                          kind="folder")
+    check_folder(folder)
+    check_room(folder, n, int(np.prod(get_preset(entry.preset).shape)))
     distributed.setup()
     rank, world = distributed.rank(), distributed.world_size()
     pipeline = LatentDiffusionPipeline.from_runs(entry.vqgan, entry.ddpm, resolve_device(device))
-    pipeline.scheduler(sampler, steps, eta)  # refuse impossible settings before writing anything
+    # Refuse impossible settings before writing anything; the plan records the steps taken.
+    steps = pipeline.scheduler(sampler, steps, eta).num_inference_steps
+    ddpm_info = run_files.read_json(Path(entry.ddpm) / run_files.RUN_NAME, "DDPM run")
+    ddpm_hash = {"path": entry.ddpm,
+                 "hash": ddpm_info.get(run_files.WEIGHTS_HASH)
+                 or run_files.file_hash(Path(entry.ddpm) / run_files.WEIGHTS_NAME)}
+    plan = SamplesPlan(model=entry.name, preset=entry.preset,
+                       vqgan=vqgan_fingerprint(entry.vqgan), ddpm=ddpm_hash, sampler=sampler,
+                       steps=int(steps), eta=float(eta), files=planned_files(n, seed))
     if rank == 0:
         open_samples_folder(folder, plan)  # rank 0 creates or checks the folder first
     distributed.barrier()
@@ -139,25 +194,33 @@ def sample_folder(model: str, n: int, out: str | os.PathLike, *, sampler: str = 
     todo = remaining[rank::world]
     spacing = pipeline.preset.spacing
     affine = canonical_affine(spacing)
-    by_seed = {item["seed"]: item["file"] for item in todo}
     started = time.perf_counter()
     from tqdm.auto import tqdm
 
     with tqdm(total=len(todo), desc="sample", unit="volume", file=sys.stderr,
               disable=not (progress and rank == 0)) as bar:
-        for volume in pipeline.stream(list(by_seed), batch_size, sampler=sampler, steps=steps,
-                                      eta=eta):
-            name = by_seed[volume.seed]
-            tmp = folder / f".{name}.partial.nii.gz"
-            write_nifti(Volume(volume.intensity, spacing, affine, pipeline.preset.modality,
-                               f"sample seed {volume.seed}"), tmp)
-            os.replace(tmp, folder / name)
-            bar.update(1)
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            volumes = pipeline.sample([item["seed"] for item in batch], sampler=sampler,
+                                      steps=steps, eta=eta)
+            for item, volume in zip(batch, volumes, strict=True):
+                try:  # write_nifti writes beside the file and renames: never a partial case
+                    write_nifti(Volume(volume.intensity, spacing, affine,
+                                       pipeline.preset.modality, f"sample seed {volume.seed}"),
+                                folder / item["file"])
+                except VolumeError as err:
+                    cause = err.__cause__
+                    raise SamplesError(unwritable(folder, cause) if isinstance(cause, OSError)
+                                       else str(err)) from None
+                bar.update(1)
     seconds = time.perf_counter() - started
     distributed.barrier()
     if rank == 0:
         plan.complete = all((folder / item["file"]).is_file() for item in plan.files)
-        write_samples(folder, plan)
+        try:
+            write_samples(folder, plan)
+        except OSError as err:
+            raise SamplesError(unwritable(folder, err)) from None
     return {"folder": str(folder), "model": entry.name, "sampler": sampler, "steps": steps,
             "written": len(todo), "kept": n - len(remaining),
             "seconds_per_volume": seconds / max(1, len(todo))}

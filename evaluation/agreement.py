@@ -197,17 +197,20 @@ def agreement_report(ratings: pd.DataFrame) -> dict:
 
 
 def agreement_from_exports(paths: Sequence[str | os.PathLike], *,
-                           figure: str | os.PathLike | None = None) -> dict:
+                           figure: str | os.PathLike | None = None,
+                           force: bool = False) -> dict:
     """The agreement report of export CSVs; with `figure`, also the paper's Figure 2 as PNG.
 
-    The report's "figure" is the PNG's path, or None. EvalError for a bad file or figure path.
+    The report's "figure" is the PNG's path, or None. EvalError for a bad file or figure path;
+    OutputPathError for a figure path that is one of the CSVs, lies in a study, or exists
+    without `force` (`diffusion_core.outputs`).
     """
     figure = None if figure is None else Path(figure)
     if figure is not None:
         from evaluation.slice_panels import check_figure_path
 
         # Before any statistics, so a typo in the path costs nothing.
-        check_figure_path(figure)
+        check_figure_path(figure, inputs=[("CSV", path) for path in paths], force=force)
     report = agreement_report(load_ratings(paths))
     report["figure"] = None
     if figure is not None:

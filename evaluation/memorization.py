@@ -229,8 +229,13 @@ class CoarseSet:
 def _pool_stream(read: Callable[[int], np.ndarray], count: int, grid: int,
                  desc: str, progress: bool) -> torch.Tensor:
     """Read `count` (D, H, W) volumes one by one, pooling each at once: (count, d, h, w)."""
-    pooled = [downsample(torch.from_numpy(np.ascontiguousarray(read(index)))[None], grid)[0]
-              for index in tqdm(range(count), desc=desc, unit="volume", disable=not progress)]
+    pooled = []
+    # Closed before an error leaves, so the error's sentence is not printed into the bar's line.
+    with tqdm(total=count, desc=desc, unit="volume", disable=not progress) as bar:
+        for index in range(count):
+            array = np.ascontiguousarray(read(index))
+            pooled.append(downsample(torch.from_numpy(array)[None], grid)[0])
+            bar.update()
     return torch.stack(pooled)
 
 
@@ -279,12 +284,15 @@ def memorization_report(train: str | os.PathLike, samples: str | os.PathLike, *,
                         grid: int = DEFAULT_GRID, max_shift: int = DEFAULT_MAX_SHIFT,
                         copies: int = DEFAULT_COPIES, noise: float = DEFAULT_NOISE,
                         seed: int = 0, figure: str | os.PathLike | None = None,
-                        pairs: int = DEFAULT_PAIRS, progress: bool = True) -> dict:
-    """Nearest training volume, score and class of every sample, with the calibration (JSON)."""
+                        pairs: int = DEFAULT_PAIRS, progress: bool = True,
+                        force: bool = False) -> dict:
+    """Nearest training volume, score and class of every sample, with the calibration (JSON);
+    an existing `figure` is replaced only with `force` (`check_figure_path`)."""
     started = time.perf_counter()
     figure = None if figure is None else Path(figure)
     if figure is not None:
-        check_figure_path(figure)
+        check_figure_path(figure, force=force, inputs=[
+            ("--train", train), ("--samples", samples), ("--holdout", holdout)])
     _check_options(grid, max_shift, copies, noise, pairs)
     if train_split not in TRAIN_SPLITS:
         raise EvalError(f"--train-split is one of {', '.join(TRAIN_SPLITS)}, not {train_split!r}.")

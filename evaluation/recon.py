@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from diffusion_core.data import PreparedDataset
 from diffusion_core.nn.codebook import nearest_codes
+from diffusion_core.outputs import check_output
 from diffusion_core.prepared import PreparedError
 from diffusion_core.run_files import CheckpointError
 from evaluation.errors import EvalError
@@ -207,6 +208,23 @@ def open_split(data: str | os.PathLike, split: str) -> PreparedDataset:
     return dataset
 
 
+def read_volume(dataset: PreparedDataset, index: int) -> torch.Tensor:
+    """Volume `index` of the split, (1, D, H, W); EvalError naming a bad array."""
+    try:
+        return dataset[index]
+    except PreparedError as err:
+        raise EvalError(f"--data: {str(err).rstrip('.')}.") from None
+
+
+def check_preset(info: dict, run: str | os.PathLike, dataset: PreparedDataset) -> None:
+    """EvalError when the VQ-GAN was trained on another preset than the data's."""
+    preset = info.get("preset")
+    if preset is not None and preset != dataset.manifest.preset:
+        raise EvalError(f"the VQ-GAN {run} was trained on preset {preset!r} but --data "
+                        f"{dataset.prep_dir} was prepared with {dataset.manifest.preset!r}; "
+                        "evaluate it on a PREP_DIR of its own preset.")
+
+
 def evaluate_model(model: Autoencoder, info: dict, run: str, dataset: PreparedDataset, *,
                    device: str, figure_index: int | None, progress: bool = True,
                    writer: ReconWriter | None = None) -> ModelRecon:
@@ -225,8 +243,12 @@ def evaluate_model(model: Autoencoder, info: dict, run: str, dataset: PreparedDa
     with torch.inference_mode():
         for index in tqdm(range(len(dataset)), desc=f"recon {Path(run).name}", unit="volume",
                           disable=not progress):
-            x = dataset[index].unsqueeze(0).to(device)
+            x = read_volume(dataset, index).unsqueeze(0).to(device)
             reconstruction, indices = reconstruct(model, x)
+            if not bool(torch.isfinite(reconstruction).all()):
+                raise EvalError(f"the VQ-GAN {run} gives NaN or infinite values for "
+                                f"{dataset.names[index]}; its weights are damaged, so train it "
+                                "again or restore its run folder.")
             for name, value in volume_scores(x, reconstruction).items():
                 result.scores[name].append(value)
             result.add_codes(indices)
@@ -245,18 +267,22 @@ def recon_report(runs: Sequence[str | os.PathLike], data: str | os.PathLike, *,
                  figure_volume: str | None = None, device: str = "auto",
                  volumes_out: str | os.PathLike | None = None,
                  load: ModelLoader | None = None, progress: bool = True,
-                 note: Callable[[str], None] = lambda message: None) -> dict:
+                 force: bool = False) -> dict:
     """Score every run on the split of `data`, draw the figure and write the reconstructions
     (`volumes_out`) if asked; JSON-ready report.
 
-    `load(run, device)` builds a model (default `load_model`); `note` hears about models trained
-    on another preset than the data's.
+    `load(run, device)` builds a model (default `load_model`); one trained on another preset
+    than the data's is refused (EvalError). Neither output may lie in an input or a study
+    (`diffusion_core.outputs`); an existing `figure` is replaced only with `force`.
     """
     from evaluation.diversity import resolve_device
 
+    inputs = [("--data", data), *(("--models", run) for run in runs)]
     figure = None if figure is None else Path(figure)
     if figure is not None:
-        check_figure_path(figure)
+        check_figure_path(figure, inputs=inputs, force=force)
+    if volumes_out is not None:
+        check_output(volumes_out, inputs=inputs, what="--volumes-out", kind="folder")
     if not runs:
         raise EvalError("--models needs at least one VQ-GAN run folder.")
     device = resolve_device(device)
@@ -274,22 +300,21 @@ def recon_report(runs: Sequence[str | os.PathLike], data: str | os.PathLike, *,
                             "rename or link one of them.")
         writers = {str(run): ReconWriter(Path(volumes_out), run, dataset) for run in runs}
     load = load or load_model
-    results = []
-    for run in runs:
-        model, info = load(run, device)
-        if info.get("preset") not in (None, dataset.manifest.preset):
-            note(f"the VQ-GAN {run} was trained on preset {info['preset']!r}, the data "
-                 f"{data} is {dataset.manifest.preset!r}.")
-        results.append(evaluate_model(model, info, str(run), dataset, device=device,
-                                      figure_index=figure_index, progress=progress,
-                                      writer=writers.get(str(run))))
+    # Every model is loaded and checked before any is scored, so a mistake costs no time.
+    models = [(run, *load(run, device)) for run in runs]
+    for run, _model, info in models:
+        check_preset(info, run, dataset)
+    results = [evaluate_model(model, info, str(run), dataset, device=device,
+                              figure_index=figure_index, progress=progress,
+                              writer=writers.get(str(run)))
+               for run, model, info in models]
     report = {"data": str(data), "split": split, "n_volumes": len(dataset),
               "data_range": DATA_RANGE, "psnr_cap_db": PSNR_CAP_DB,
               "models": [r.as_json() for r in results],
               "figure": None, "figure_volume": None, "figure_slices": None,
               "volumes": {run: str(w.folder) for run, w in writers.items()} or None}
     if figure is not None:
-        original = dataset[figure_index][0].numpy()
+        original = read_volume(dataset, figure_index)[0].numpy()
         slices = figure_slices(original.shape[0])
         drawn = draw_recon(original, results, slices, dataset.names[figure_index],
                            dataset.manifest.depth_axis)

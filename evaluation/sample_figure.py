@@ -100,10 +100,12 @@ def draw_grid(grid: SliceGrid) -> Figure:
 
 
 def slice_figure(folder: str | Path, out: str | Path, *, n_volumes: int = DEFAULT_VOLUMES,
-                 n_slices: int = DEFAULT_SLICES, ct_name: str = "soft tissue") -> dict:
-    """Draw the grid of `folder` into the PNG `out`; returns what it shows (JSON-ready)."""
+                 n_slices: int = DEFAULT_SLICES, ct_name: str = "soft tissue",
+                 force: bool = False) -> dict:
+    """Draw the grid of `folder` into the PNG `out` (an existing file only with `force`, never
+    one in `folder` or a study: `check_figure_path`); returns what it shows (JSON-ready)."""
     out = Path(out)
-    check_figure_path(out)
+    check_figure_path(out, inputs=[("DIR", folder)], force=force, what="--out")
     if n_volumes < 1 or n_slices < 1:
         raise EvalError("--volumes and --slices must be at least 1.")
     grid = read_grid(folder, n_volumes, n_slices, ct_name)

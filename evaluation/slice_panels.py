@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
 from diffusion_core.modality import CT_WINDOWS, MR_PERCENTILES
+from diffusion_core.outputs import Inputs, check_output, replacing
 from evaluation.errors import EvalError
 
 # Letters at the top, bottom, left and right edge of a depth slice, by the plane of the slices.
@@ -101,8 +102,12 @@ def show_slice(ax: Axes, image: np.ndarray, window: DisplayWindow | tuple[float,
     return artist
 
 
-def check_figure_path(path: Path) -> None:
-    """EvalError for a figure path that cannot work: not a .png, or in a missing folder."""
+def check_figure_path(path: Path, *, inputs: Inputs = (), force: bool = False,
+                      what: str = "--figure") -> None:
+    """Refuse a figure path before anything is computed: OutputPathError when it is an input,
+    lies in a study or an input folder, or exists without `force` (`diffusion_core.outputs`);
+    EvalError when it cannot work (not a .png, or in a missing folder)."""
+    check_output(path, inputs=inputs, force=force, what=what)
     if path.suffix.lower() != ".png":
         raise EvalError(f"the figure {path} must be a .png file; give a path ending in .png.")
     if not path.parent.is_dir():
@@ -110,9 +115,11 @@ def check_figure_path(path: Path) -> None:
 
 
 def save_png(figure: Figure, path: str | os.PathLike, dpi: int = 150) -> None:
-    """Write a figure as a PNG; EvalError when the file cannot be written."""
+    """Write a figure as a PNG, atomically (a failed write leaves `path` as it was); EvalError
+    when the file cannot be written."""
     try:
-        figure.savefig(path, format="png", dpi=dpi)
+        with replacing(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=dpi)
     except OSError as err:
         raise EvalError(f"cannot write the figure {path} ({err.strerror or err}); choose a "
                         "writable path.") from None

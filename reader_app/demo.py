@@ -54,6 +54,9 @@ def build_demo(out: Path, *, n: int = DEFAULT_CASES, seed: int = 0, sampler: str
     if not 1 <= n <= most:
         raise StudyError(f"--n {n} is outside 1 to {most}: the demo has {most + 1} held-out real "
                          "scans, and its practice block takes one; give a smaller --n.")
+    if out.exists() and not out.is_dir():
+        raise StudyError(f"{out} is a file; --out takes a folder for the demo (new, or one an "
+                         "earlier mdiff-demo made).")
     samples, study, key = out / "samples", out / "study", out / "study.key.csv"
     if not (study / "study.json").is_file():
         out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from studies.ratings import (
     CaseNote,
     CaseRecord,
     TruthNotShownError,
+    truth_when_flagged,
 )
 from studies.study import utc_now
 
@@ -94,7 +95,10 @@ class PreviewStore:
 
     def practice_truth(self, case_id: str) -> str:
         """A practice case's truth once it is done; TruthNotShownError before."""
-        if not self.is_done(case_id):
+        given = self._answers.get(case_id, {})
+        answered = all(key in given for key in self._keys)
+        if not answered and not (self.note(case_id).not_assessable
+                                 and truth_when_flagged(self._study)):
             raise TruthNotShownError(f"Practice case {case_id} is not answered yet.")
         return self._study.practice[case_id]
 

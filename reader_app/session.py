@@ -15,7 +15,13 @@ from typing import Protocol
 
 from reader_app.events import Event
 from studies.questions import TURING_QUESTIONS
-from studies.ratings import AnswerChange, AnswersFinalError, CaseNote, CaseRecord
+from studies.ratings import (
+    AnswerChange,
+    AnswersFinalError,
+    CaseNote,
+    CaseRecord,
+    TruthNotShownError,
+)
 
 TURING_CALL = TURING_QUESTIONS[0]  # "Real or synthetic?": the feedback repeats the reader's call
 
@@ -199,13 +205,17 @@ class ReadingSession:
 
     @property
     def practice_feedback(self) -> str | None:
-        """The truth of the current practice case once it is done ("This practice case was
-        real.", then on a line of its own the reader's real-or-synthetic call where the study
-        asks it); None
-        before, and always None for a study case, which has no truth here."""
+        """The truth of the current practice case once the store shows it ("This practice case
+        was real.", then on a line of its own the reader's real-or-synthetic call where the study
+        asks it): once every question is answered, or once flagged where the study says so.
+        Asking shows it: the store records the moment, and marks later answers. None before,
+        and always None for a study case, which has no truth here."""
         if self.finished or not self.current_is_practice or not self.current_done:
             return None
-        truth = self.store.practice_truth(self._case_ids[self._index])
+        try:
+            truth = self.store.practice_truth(self._case_ids[self._index])
+        except TruthNotShownError:
+            return None  # flagged without every answer, in a study that keeps the truth then
         call = self._answers.get(TURING_CALL.key)
         said = "" if call is None else f"\nYou answered {TURING_CALL.option(call).text}."
         return f"This practice case was {truth}.{said}"

@@ -49,6 +49,7 @@ from tqdm import tqdm
 
 from diffusion_core.io import Scan, Volume, VolumeError, constant_value, list_scans, modality_doubt
 from diffusion_core.modality import MODALITIES
+from diffusion_core.outputs import check_output
 from diffusion_core.preprocess import PreprocessError
 from diffusion_core.presets import Preset, PresetError, get_preset
 from diffusion_core.samples import SAMPLES_NAME, SamplesError, read_samples
@@ -188,9 +189,10 @@ def create_study(out: str | Path, *, synthetic: str | Path | None = None,
     """
     out = Path(out)
     key_path = Path(key) if key is not None else default_key_path(out)
-    _check_targets(out, key_path)
-    _check_folders({"--real": real, "--synthetic": synthetic, "--practice-real": practice_real,
-                    "--practice-synthetic": practice_synthetic})
+    folders = {"--real": real, "--synthetic": synthetic, "--practice-real": practice_real,
+               "--practice-synthetic": practice_synthetic}
+    _check_targets(out, key_path, folders)
+    _check_folders(folders)
     the_preset = _load_preset(preset)
     modality = _study_modality(modality, the_preset)
     # Independent streams for choosing inputs and for the dither, both from the one seed.
@@ -295,7 +297,10 @@ def create_study_from_model(out: str | Path, *, model: str, n: int, sampler: str
         raise StudyError(f"model {model!r} is of preset {entry.preset!r}, not "
                          f"{options['preset']!r}; leave --preset out or pick another model.")
     options["preset"] = entry.preset
-    _check_targets(out, Path(options["key"]) if options.get("key") else default_key_path(out))
+    _check_targets(out, Path(options["key"]) if options.get("key") else default_key_path(out),
+                   {"--model": model if Path(model).exists() else None,
+                    **{f"--{name.replace('_', '-')}": options.get(name)
+                       for name in ("real", "practice_real", "practice_synthetic")}})
     out.parent.mkdir(parents=True, exist_ok=True)
     samples = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.samples-"))
     try:
@@ -344,20 +349,25 @@ def clear_stale_builds(out: Path) -> list[Path]:
     return removed
 
 
-def _check_targets(out: Path, key_path: Path) -> None:
-    """Refuse an existing study folder, a key inside it, an existing key or one without a folder.
+def _check_targets(out: Path, key_path: Path,
+                   inputs: dict[str, str | Path | None]) -> None:
+    """Refuse an existing study folder, a key inside it, an existing key or one without a folder,
+    and either of them inside another study or an input folder (`inputs`: option -> folder).
 
     The default key's folder is the study's parent, made with the study.
     """
     if out.exists():
         raise StudyError(f"{out} already exists; choose a new --out folder (a study is never "
                          "written over).")
+    check_output(out, inputs=inputs.items(), what="--out", kind="folder")
     if is_inside(key_path, out):
         raise StudyError(f"The key {key_path} would lie inside the study {out}, where readers "
                          "could open it; give a --key path outside the study folder.")
     if not key_path.parent.is_dir() and key_path.parent != out.parent:
         raise StudyError(f"The folder {key_path.parent} for the key does not exist; create it or "
                          "give another --key path.")
+    # An existing key is refused below in create's own words: create has no --force.
+    check_output(key_path, inputs=inputs.items(), what="--key", force=True)
     if key_path.exists():
         raise StudyError(f"The key {key_path} already exists; give another --key path or move "
                          "the old key away.")
@@ -519,9 +529,9 @@ def _input(scan: Scan, source: str, folder: Path, part_draw: int) -> _Input:
         return _Input(scan, source, part_draw=part_draw)
     if (folder / SAMPLES_NAME).is_file():  # a samples folder written by mdiff-sample
         try:
-            plan = read_samples(folder)
+            plan = read_samples(folder, finished=True)  # an interrupted folder is no input
         except SamplesError as err:
-            raise StudyError(f"{err}; sample the folder again with mdiff-sample.") from None
+            raise StudyError(str(err)) from None
         seeds = {item["file"]: str(item["seed"]) for item in plan.files}
         return _Input(scan, source, plan.model, seeds.get(path.name, ""), part_draw)
     sidecar = _read_json(path.with_name(_stem(path) + ".json"))

@@ -6,25 +6,29 @@ Columns: study_id, dataset, reader, case_id, the Table 1 answers (letters A-D), 
 real_or_synthetic (real|synthetic) and confidence (1-4) when the study asks them, then
 not_assessable (1 when the reader flagged "image cannot be assessed", else 0) and comment (the
 reader's free text), seconds_on_case and rated_at (ISO 8601, the latest answer); with
-`include_practice` also practice (1 for a practice case, 0 for a study case); with the key also
-source and origin.
+`include_practice` also practice (1 for a practice case, 0 for a study case) and after_truth (1
+for a practice case with an answer given after its truth was shown to the reader, else 0); with
+the key also source and origin.
 Without `include_partial` only done cases are written (every question answered, or flagged); with
 it, every case with an answer, a comment or a flag (unanswered cells empty). Practice cases are
 written only with `include_practice`, before the reader's study cases: they are never ratings.
+Every reader database is checked as it is read (`studies.ratings.read_reader_ratings`): one that
+holds impossible values is refused, and so is one whose history does not explain its answers
+(edited outside mdiff), naming the cases, unless `accept_edits`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from diffusion_core.outputs import check_output, write_text_atomically
 from studies.imrmc import imrmc_table
 from studies.key import KeyEntry, is_inside, read_study_key
 from studies.questions import TABLE1_QUESTIONS, TURING_QUESTIONS, Question
-from studies.ratings import ReaderRatings, read_study_ratings
+from studies.ratings import ReaderRatings, read_study_ratings, refuse_edited
 from studies.study import Study, StudyError
 
 ID_COLUMNS: tuple[str, ...] = ("study_id", "dataset", "reader", "case_id")
@@ -32,16 +36,16 @@ TABLE1_COLUMNS: tuple[str, ...] = tuple(q.key for q in TABLE1_QUESTIONS)
 TURING_ANSWER_COLUMNS: tuple[str, ...] = tuple(q.key for q in TURING_QUESTIONS)
 NOTE_COLUMNS: tuple[str, ...] = ("not_assessable", "comment")
 TIME_COLUMNS: tuple[str, ...] = ("seconds_on_case", "rated_at")
-PRACTICE_COLUMNS: tuple[str, ...] = ("practice",)
+PRACTICE_COLUMNS: tuple[str, ...] = ("practice", "after_truth")
 UNBLINDED_COLUMNS: tuple[str, ...] = ("source", "origin")
 # Every column an export can have, in the order it writes them; a study without the Turing
-# questions leaves those out, an export without practice cases the practice column, an export
+# questions leaves those out, an export without practice cases the practice columns, an export
 # without the key the unblinded ones.
 COLUMNS: tuple[str, ...] = (ID_COLUMNS + TABLE1_COLUMNS + TURING_ANSWER_COLUMNS + NOTE_COLUMNS
                             + TIME_COLUMNS + PRACTICE_COLUMNS + UNBLINDED_COLUMNS)
 # Answers written as their option's text instead of the stored letter.
 WORDED_QUESTIONS: tuple[str, ...] = ("real_or_synthetic",)
-# How the yes/no columns (not_assessable, practice) are written.
+# How the yes/no columns (not_assessable, practice, after_truth) are written.
 FLAG_CELLS: dict[bool, str] = {False: "0", True: "1"}
 FORMATS: tuple[str, ...] = ("csv", "imrmc")
 
@@ -53,6 +57,9 @@ class ExportSummary:
     rows: int  # rating rows (reader x case)
     # Ratings flagged "not assessable": written and marked in a CSV, left out of an iMRMC table.
     not_assessable: int
+    # Reader-case pairs whose history disagrees with their answers, exported as they stand
+    # (only with `accept_edits`; else the export is refused).
+    edited: int = 0
 
 
 def export_columns(study: Study, with_key: bool, with_practice: bool = False) -> list[str]:
@@ -97,6 +104,7 @@ def export_rows(study: Study, readers: list[ReaderRatings], include_partial: boo
             row["rated_at"] = ratings.answered_at.get(case_id, "")
             if include_practice:
                 row["practice"] = FLAG_CELLS[study.is_practice(case_id)]
+                row["after_truth"] = FLAG_CELLS[ratings.answered_after_truth(case_id)]
             if key is not None:
                 row["source"] = key[case_id].source
                 row["origin"] = key[case_id].origin
@@ -106,21 +114,30 @@ def export_rows(study: Study, readers: list[ReaderRatings], include_partial: boo
 
 def export_study(folder: str | Path, out: str | Path, *, key_path: str | Path | None = None,
                  include_partial: bool = False, include_practice: bool = False,
-                 export_format: str = "csv", score: str | None = None) -> ExportSummary:
+                 export_format: str = "csv", score: str | None = None,
+                 force: bool = False, accept_edits: bool = False) -> ExportSummary:
     """Write the export (atomically) and say what it holds; `score` (iMRMC only): realism or
-    turing."""
+    turing. `out` follows `diffusion_core.outputs.check_output`: never the key, a file of a study
+    or an existing study key; an existing file only with `force` (OutputPathError).
+    `accept_edits`: export databases edited outside mdiff as they stand (EditedRatingsError
+    without it)."""
     if export_format not in FORMATS:
         raise StudyError(f"The export format {export_format!r} is not one of "
                          f"{', '.join(FORMATS)}; give --format csv or --format imrmc.")
     study = Study.open(folder)
     out = Path(out)
     key = None
+    if key_path is not None and is_inside(out, study.folder):
+        raise StudyError(f"An export with the key would put the answer key inside the study "
+                         f"({out}); write it outside {study.folder}.")
+    check_output(out, inputs=[("STUDY", study.folder), ("--key", key_path)], force=force)
     if key_path is not None:
-        if is_inside(out, study.folder):
-            raise StudyError(f"An export with the key would put the answer key inside the study "
-                             f"({out}); write it outside {study.folder}.")
         key = read_study_key(study, key_path)
     readers = read_study_ratings(study)
+    if not accept_edits:
+        refuse_edited(readers, "restore from a backup, or give --accept-edits to export the "
+                               "answers as they stand")
+    edited = sum(len(ratings.history_disagrees) for ratings in readers)
     if export_format == "imrmc":
         if key is None:
             raise StudyError("The iMRMC table needs each case's truth; give the study's key with "
@@ -129,7 +146,8 @@ def export_study(folder: str | Path, out: str | Path, *, key_path: str | Path | 
             raise StudyError("The iMRMC table holds done study cases only; leave out "
                              "--include-partial and --include-practice.")
         table = imrmc_table(study, readers, key, score)
-        text, summary = table.text, ExportSummary(table.n_scores, table.n_not_assessable)
+        text, summary = table.text, ExportSummary(table.n_scores, table.n_not_assessable,
+                                                  edited)
     else:
         if score is not None:
             raise StudyError("--score chooses the iMRMC table's score; give it with --format "
@@ -141,22 +159,15 @@ def export_study(folder: str | Path, out: str | Path, *, key_path: str | Path | 
         writer.writeheader()
         writer.writerows(found)
         flagged = sum(row["not_assessable"] == FLAG_CELLS[True] for row in found)
-        text, summary = buffer.getvalue(), ExportSummary(len(found), flagged)
+        text, summary = buffer.getvalue(), ExportSummary(len(found), flagged, edited)
     _write_atomically(out, text)
     return summary
 
 
 def _write_atomically(out: Path, text: str) -> None:
     """Write `text` to a temporary file beside `out`, then rename it into place."""
-    tmp = out.with_name(out.name + ".tmp")
     try:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, out)
+        write_text_atomically(out, text)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise StudyError(f"Cannot write {out} ({err.strerror}); choose a writable --out "
                          "path.") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -20,7 +20,9 @@ Here:
 - only done study cases count: a case a reader flagged "not assessable" is left out for that
   reader (the header says how many), a case no reader scored has no truth row, and practice cases
   never appear;
-- no free text holds a colon, since iMRMC reads any line holding "N0:" and the like as a count.
+- no free text holds a colon, since iMRMC reads any line holding "N0:" and the like as a count;
+- a table without a single score is refused (StudyError): iMRMC cannot read one, and an empty
+  file would pass for a finished export.
 """
 
 from __future__ import annotations
@@ -89,6 +91,10 @@ def imrmc_table(study: Study, readers: list[ReaderRatings], key: dict[str, KeyEn
             elif ratings.is_complete(case_id, study.question_keys):
                 scored.setdefault(ratings.reader, {})[case_id] = \
                     case_score(ratings.answers[case_id], score)
+    if not scored:
+        raise StudyError(f"No reader has finished an assessable study case of study "
+                         f"{study.study_id} yet ({flagged} ratings flagged not assessable), so "
+                         "the iMRMC table would hold no score; nothing was written.")
     cases = sorted({case_id for given in scored.values() for case_id in given})
     number = {case_id: index for index, case_id in enumerate(cases, start=1)}
     truth = {case_id: int(key[case_id].source == SIGNAL) for case_id in cases}

@@ -2,6 +2,9 @@
 
 A case is done when every question has an answer or the reader flagged it "not assessable".
 Practice cases are counted apart (`practice`, `practice_done`) and their time is never study time.
+A reader database holding impossible values is refused (`studies.ratings.read_reader_ratings`,
+one sentence); cases whose history does not explain their answers (edited outside mdiff) are
+listed per reader (`edited_cases`), since export refuses them.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass
 
-from studies.ratings import read_study_ratings
+from studies.ratings import case_list, read_study_ratings
 from studies.study import Study
 
 
@@ -24,6 +27,7 @@ class ReaderProgress:
     seconds_median: float | None  # median time per done study case; None before the first
     practice: str | None  # "done / total" practice cases; None for a study without practice
     practice_done: bool | None  # every practice case done; None for a study without practice
+    edited_cases: list[str]  # cases whose history does not explain their answers, comment or flag
 
 
 def study_progress(study: Study) -> list[ReaderProgress]:
@@ -40,7 +44,8 @@ def study_progress(study: Study) -> list[ReaderProgress]:
             ratings.reader, len(done), len(study.case_ids), total,
             statistics.median(times) if times else None,
             f"{practised} / {len(study.practice_ids)}" if has_practice else None,
-            practised == len(study.practice_ids) if has_practice else None))
+            practised == len(study.practice_ids) if has_practice else None,
+            ratings.history_disagrees))
     return progress
 
 
@@ -78,4 +83,9 @@ def status_text(report: dict) -> str:
         if report["practice_cases"]:
             line += f"  {r['practice']}" + (" done" if r["practice_done"] else " (not done)")
         lines.append(line)
+    for r in report["readers"]:
+        if r["edited_cases"]:
+            lines.append(f"{r['reader']}: the history does not explain cases "
+                         f"{case_list(r['edited_cases'])}, edited outside mdiff (export refuses "
+                         "them without --accept-edits).")
     return "\n".join(lines)

@@ -218,6 +218,8 @@ def validate_manifest(manifest: Any, path: Path) -> None:
         raise bad("has a shape or spacing without three values")
     if not isinstance(manifest.get("answers_editable", True), bool):
         raise bad("has a field 'answers_editable' that is not true or false")
+    if not isinstance(manifest.get("practice_truth_when_flagged", False), bool):
+        raise bad("has a field 'practice_truth_when_flagged' that is not true or false")
     _validate_practice(manifest.get("practice", []), bad)
 
 

@@ -54,3 +54,41 @@ def tiny_model(tmp_path_factory) -> tuple[Path, Path]:
                                                    val_every=4, checkpoint_every=4),
                progress=False)
     return root / "vq", root / "dd"
+
+
+TABLE1 = ("realistic_appearance", "slice_consistency", "anatomical_correctness")
+
+
+def write_rated_study(root: Path, readers: tuple[str, ...] = ("ann",)) -> tuple[Path, Path]:
+    """(study, key) under `root`: 3 real and 3 synthetic tiny MR scans, every case answered by
+    each reader (Table 1 'C', Turing 'R' with confidence 2)."""
+    from diffusion_core.io import Volume, canonical_affine, write_nifti
+    from studies.cli.study import main as study_main
+    from studies.ratings import RatingStore
+    from studies.study import Study
+
+    rng = np.random.default_rng(0)
+    for source in ("real", "synthetic"):
+        for i in range(3):
+            array = rng.uniform(0, 200, (8, 16, 16)).astype(np.float32)
+            write_nifti(Volume(array, (2.0, 2.0, 2.0), canonical_affine((2.0, 2.0, 2.0)), "MR"),
+                        root / source / f"v{i}.nii.gz")
+    study, key = root / "study", root / "study.key.csv"
+    assert study_main(["create", "--out", str(study), "--real", str(root / "real"),
+                       "--synthetic", str(root / "synthetic"), "--preset", "tiny",
+                       "--turing"]) == 0
+    opened = Study.open(study)
+    for reader in readers:
+        with RatingStore.open(opened, reader) as store:
+            for case_id in store.case_order:
+                for question in TABLE1:
+                    store.record_answer(case_id, question, "C", 2.0)
+                store.record_answer(case_id, "real_or_synthetic", "R", 2.0)
+                store.record_answer(case_id, "confidence", "2", 2.0)
+    return study, key
+
+
+@pytest.fixture(scope="session")
+def make_rated_study():
+    """The `write_rated_study` function."""
+    return write_rated_study

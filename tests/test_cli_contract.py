@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from diffusion_core.cli import common
@@ -21,7 +20,6 @@ from diffusion_core.cli.prepare import _parser as prepare_parser
 from diffusion_core.cli.prepare import main as prepare_main
 from diffusion_core.cli.sample import _parser as sample_parser
 from diffusion_core.cli.train import _parser as train_parser
-from diffusion_core.io import Volume, canonical_affine, write_nifti
 from evaluation.cli.eval import SUBCOMMANDS as EVAL_SUBCOMMANDS
 from evaluation.cli.eval import main as eval_main
 from studies.cli.study import SUBCOMMANDS as STUDY_SUBCOMMANDS
@@ -34,30 +32,22 @@ TABLE1 = ("realistic_appearance", "slice_consistency", "anatomical_correctness")
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> dict[str, Path]:
+def workspace(tmp_path_factory, make_rated_study) -> dict[str, Path]:
     """Scans, a rated study with its key and export, and a copy to merge."""
     root = tmp_path_factory.mktemp("contract")
-    rng = np.random.default_rng(0)
-    for source in ("real", "synthetic"):
-        for i in range(3):
-            array = rng.uniform(0, 200, (8, 16, 16)).astype(np.float32)
-            write_nifti(Volume(array, (2.0, 2.0, 2.0), canonical_affine((2.0, 2.0, 2.0)), "MR"),
-                        root / source / f"v{i}.nii.gz")
-    study, key = root / "study", root / "study.key.csv"
-    assert study_main(["create", "--out", str(study), "--real", str(root / "real"),
-                       "--synthetic", str(root / "synthetic"), "--preset", "tiny",
-                       "--turing"]) == 0
+    study, key = make_rated_study(root, ("ann", "ben"))
     copy = root / "copy"
     shutil.copytree(study, copy)
-    for folder, readers in ((study, ("ann", "ben")), (copy, ("cleo",))):
-        opened = Study.open(folder)
-        for reader in readers:
-            with RatingStore.open(opened, reader) as store:
-                for case_id in store.case_order:
-                    for question in TABLE1:
-                        store.record_answer(case_id, question, "C", 2.0)
-                    store.record_answer(case_id, "real_or_synthetic", "R", 2.0)
-                    store.record_answer(case_id, "confidence", "2", 2.0)
+    # The copy's own reader replaces the study's two, so merging brings in one new reader.
+    for database in (copy / "ratings").glob("*.sqlite"):
+        database.unlink()
+    opened = Study.open(copy)
+    with RatingStore.open(opened, "cleo") as store:
+        for case_id in store.case_order:
+            for question in TABLE1:
+                store.record_answer(case_id, question, "C", 2.0)
+            store.record_answer(case_id, "real_or_synthetic", "R", 2.0)
+            store.record_answer(case_id, "confidence", "2", 2.0)
     export = root / "ratings.csv"
     assert study_main(["export", str(study), "--out", str(export), "--key", str(key)]) == 0
     return {"root": root, "study": study, "key": key, "export": export, "copy": copy}

@@ -9,6 +9,7 @@ from diffusion_core.cli.common import (
     EXIT_OK,
     Failure,
     add_json_option,
+    os_error_sentence,
     positive_int,
     print_result,
     run_command,
@@ -34,10 +35,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="dpm: DPM-Solver++ 2M (default, 20 steps); ddim; ddpm: the paper's "
                              "ancestral sampler over all training steps")
     parser.add_argument("--steps", type=positive_int,
-                        help="sampling steps (default: 20 for dpm, 50 for ddim, all for ddpm)")
+                        help="sampling steps (default: 20 for dpm, 50 for ddim, or all the model "
+                             "allows if fewer; all for ddpm)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM's eta (0: deterministic)")
     parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the first volume; volume i gets seed + i - 1")
+                        help="seed of the first volume; volume i gets seed + i - 1 (seeds run "
+                             "from 0 to 2^63 - 1)")
     parser.add_argument("--batch-size", type=positive_int, default=4,
                         help="volumes sampled at once (does not change any volume)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -45,14 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-DEFAULT_STEPS = {"dpm": 20, "ddim": 50}
-
-
 def _run(args: argparse.Namespace) -> int:
     from diffusion_core.sampling import sample_folder
 
-    steps = args.steps or DEFAULT_STEPS.get(args.sampler)
-    summary = sample_folder(args.model, args.n, args.out, sampler=args.sampler, steps=steps,
+    summary = sample_folder(args.model, args.n, args.out, sampler=args.sampler, steps=args.steps,
                             eta=args.eta, seed=args.seed, batch_size=args.batch_size,
                             device=args.device)
     print_result(args.json, summary, f"sampled {summary['written']} volumes into {args.out} "
@@ -65,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of mdiff-sample."""
     args = _parser().parse_args(argv)
     return run_command("mdiff-sample", lambda: _run(args),
-                       [Failure((RegistryError, CheckpointError, SamplesError, ValueError))],
+                       [Failure((RegistryError, CheckpointError, SamplesError, ValueError)),
+                        Failure(OSError, sentence=os_error_sentence)],
                        interrupted="interrupted; run the same command again to resume")
 
 

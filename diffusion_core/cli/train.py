@@ -41,6 +41,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="where to train (default: auto, CUDA when available; bf16 on CUDA)")
     parser.add_argument("--resume", action="store_true",
                         help="continue RUN_DIR from its latest checkpoint, exactly")
+    parser.add_argument("--new-data", action="store_true",
+                        help="with --resume: continue on a PREP_DIR whose content differs from "
+                             "the one the run was trained on (run.json keeps both records)")
     parser.add_argument("--seed", type=int, default=0, help="data order and initialisation")
     parser.add_argument("--log-every", type=int, default=10, metavar="N",
                         help="write a log.csv row every N steps (default 10)")
@@ -113,7 +116,7 @@ def _train_ddpm(args: argparse.Namespace) -> dict:
         settings = replace(settings, scheduler=replace(settings.scheduler, prediction_type=kind))
     return train_ddpm(args.preset, args.data, args.vqgan, args.out, settings=settings,
                       trainer=_trainer_config(args, settings), device=args.device,
-                      resume=args.resume, weights=args.weights)
+                      resume=args.resume, weights=args.weights, new_data=args.new_data)
 
 
 def _train_vqgan(args: argparse.Namespace) -> dict:
@@ -135,7 +138,7 @@ def _train_vqgan(args: argparse.Namespace) -> dict:
                        trainer=_trainer_config(args, settings), weights=args.weights,
                        device=args.device, resume=args.resume,
                        perceptual_weights=args.perceptual_weights, init=args.init,
-                       freeze_encoder=args.freeze_encoder)
+                       freeze_encoder=args.freeze_encoder, new_data=args.new_data)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from diffusion_core.io.dicom_read import (
     read_dicom_folder,
 )
 from diffusion_core.io.nifti import is_nifti_name, is_npy_name, read_nifti, read_npy
-from diffusion_core.io.volume import Volume, VolumeError
+from diffusion_core.io.volume import Volume, VolumeError, canonical_affine, canonical_volume
 from diffusion_core.modality import MODALITIES
 
 MRNET_MODALITY = "MR"  # a bare .npy records no modality: MRNet's knee MRI exams are MR
@@ -120,6 +120,7 @@ class Scan:
     prepared_by: str | None = None  # a PREP_DIR array: the preset whose pipeline made it
     modality: str = ""  # a PREP_DIR array: that preset's modality
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)  # ...: its nominal output spacing
+    shape: tuple[int, ...] | None = None  # ...: the shape its manifest gives
 
     @property
     def is_preprocessed(self) -> bool:
@@ -127,14 +128,22 @@ class Scan:
         return self.prepared_by is not None
 
     def read(self, *, modality: str | None = None) -> Volume:
-        """The scan as a Volume; a PREP_DIR array with its preset's modality and spacing."""
+        """The scan as a Volume; a PREP_DIR array with its preset's modality and spacing,
+        checked as every PREP_DIR array is (`prepared.check_array`)."""
         if self.prepared_by is None:
             return read_volume(self.path, modality=modality)
         if not self.path.is_file():
             raise VolumeError(f"{self.path} does not exist, though the manifest of its PREP_DIR "
                               "lists it.")
-        volume = read_npy(self.path, self.spacing)
-        volume.modality = self.modality
+        # prepared.py reads scans through this package, so it can only be imported here, late.
+        from diffusion_core.prepared import PreparedError, load_array
+        from diffusion_core.presets import get_preset
+
+        try:
+            array = load_array(self.path, self.shape or get_preset(self.prepared_by).shape)
+        except PreparedError as err:
+            raise VolumeError(f"{err}.") from None
+        volume = canonical_volume(array, canonical_affine(self.spacing), self.modality, self.path)
         return _settle_modality(volume, modality, self.path)
 
 
@@ -176,7 +185,8 @@ def list_scans(folder: str | os.PathLike) -> ScanListing:
     if not names:
         raise VolumeError(f"{folder} is a PREP_DIR without arrays (no scan was prepared).")
     return ScanListing([Scan(folder / name, prepared_by=preset.name, modality=preset.modality,
-                             spacing=preset.spacing) for name in names], [])
+                             spacing=preset.spacing, shape=tuple(manifest.shape))
+                        for name in names], [])
 
 
 # A CT scan's air is -1000 HU; MR magnitudes are never that negative.

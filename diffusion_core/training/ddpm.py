@@ -2,9 +2,10 @@
 
 A frozen VQ-GAN encodes every prepared volume once, and its left-right flipped twin (the flip
 augmentation, applied to the image before encoding), into `RUN/latents/`, in a file named by the
-VQ-GAN's content hash: a changed VQ-GAN never feeds stale latents, and a rebuilt cache replaces
-the old one. The run records the VQ-GAN's folder and hash instead of copying its weights; both
-are checked whenever the run is resumed or sampled.
+content hashes of the VQ-GAN and of the PREP_DIR (`latent_cache`): a changed VQ-GAN or other data
+never feed stale latents, and a rebuilt cache replaces the old one. The run records the VQ-GAN's
+folder and hash instead of copying its weights; both are checked whenever the run is resumed or
+sampled.
 
 Weight EMA as the authors: every `ema_every` steps, a copy of the weights until `ema_start`, then
 ema = decay * ema + (1 - decay) * weights (0.995, every 10 steps, from step 2,000).
@@ -12,6 +13,8 @@ ema = decay * ema + (1 - decay) * weights (0.995, every 10 steps, from step 2,00
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,12 +126,25 @@ def _encode_all(vqgan: nn.Module, dataset: PreparedDataset, device: torch.device
     return torch.stack(plain), torch.stack(flipped)
 
 
-def latent_cache(run_dir: Path, vqgan_run: Path, vqgan_hash: str, data: Path,
+def cache_key(vqgan_hash: str, data_hash: str, splits: dict[str, PreparedDataset]) -> str:
+    """What a latent cache encodes: the VQ-GAN's and the PREP_DIR's content hashes and the order
+    of each split's arrays (the cache's rows follow it)."""
+    record = {"vqgan": vqgan_hash, "data": data_hash,
+              "splits": {split: dataset.names for split, dataset in sorted(splits.items())}}
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def latent_cache(run_dir: Path, vqgan_run: Path, vqgan_hash: str, data: Path, data_hash: str,
                  device: torch.device, progress: bool) -> dict[str, LatentDataset | list]:
-    """Train and val latent datasets, from RUN/latents/<hash>.safetensors or encoded anew."""
+    """Train and val latent datasets, from RUN/latents/<key>.safetensors or encoded anew.
+
+    The file is named by `cache_key`, so latents of another VQ-GAN or of other data (another
+    PREP_DIR of the preset, or this one prepared again) are never read: they are encoded anew
+    and the old file is deleted. `data_hash` is `prepared.content_hash(data)`.
+    """
     cache_dir = run_dir / CACHE_DIR
-    path = cache_dir / f"{vqgan_hash[:32]}.safetensors"
     splits = {split: PreparedDataset(data, split, flip=False) for split in ("train", "val")}
+    path = cache_dir / f"{cache_key(vqgan_hash, data_hash, splits)[:32]}.safetensors"
     if not path.is_file():
         if distributed.rank() == 0:
             vqgan, _ = load_vqgan(vqgan_run, str(device))
@@ -139,7 +155,7 @@ def latent_cache(run_dir: Path, vqgan_run: Path, vqgan_hash: str, data: Path,
                         vqgan, dataset, device, progress)
             cache_dir.mkdir(parents=True, exist_ok=True)
             for stale in cache_dir.glob("*.safetensors"):
-                stale.unlink()  # latents of another VQ-GAN
+                stale.unlink()  # latents of another VQ-GAN or other data
             checkpoints.save_weights(path, tensors)
         distributed.barrier()
     tensors = checkpoints.load_weights(path)
@@ -191,9 +207,13 @@ class _Normalised(torch.utils.data.Dataset):
 
 def train_ddpm(preset_name: str, data: str | Path, vqgan_run: str | Path, out: str | Path, *,
                settings: DDPMSettings, trainer: TrainerConfig, device: str = "auto",
-               resume: bool = False, weights: str = "best",
-               progress: bool = True) -> dict[str, float]:
-    """Train a preset's latent DDPM on a PREP_DIR through a trained VQ-GAN run."""
+               resume: bool = False, weights: str = "best", progress: bool = True,
+               new_data: bool = False) -> dict[str, float]:
+    """Train a preset's latent DDPM on a PREP_DIR through a trained VQ-GAN run.
+
+    `new_data` (with `resume`): continue on other data than the run was trained on
+    (`runs.open_run_dir`); its latents are encoded anew, at the run's latent scale.
+    """
     from diffusion_core.training.trainer import resolve_device
 
     run_dir = Path(out)
@@ -212,11 +232,15 @@ def train_ddpm(preset_name: str, data: str | Path, vqgan_run: str | Path, out: s
     if settings.unet.channels != latent_shape[0]:
         raise runs.RunSetupError(f"the U-Net takes {settings.unet.channels} channels but the "
                                  f"VQ-GAN's latents have {latent_shape[0]}")
-    runs.open_run_dir(run_dir, "ddpm", info, resume=resume)
+    previous = runs.open_run_dir(run_dir, "ddpm", info, resume=resume, new_data=new_data)
     latents = latent_cache(run_dir, Path(vqgan_run), vqgan_info["hash"], Path(data),
-                           resolve_device(device), progress)
-    # A function of the VQ-GAN and the cached latents, so a resumed run computes the same.
-    low, high = latent_range(settings.latent_scaling, vqgan, latents["train"])
+                           data_info["content_hash"], resolve_device(device), progress)
+    if previous is not None and previous.get("latent_range") is not None:
+        # The scale the U-Net has learnt: kept when a run goes on with --new-data.
+        low, high = (float(v) for v in previous["latent_range"])
+    else:
+        # A function of the VQ-GAN and the cached latents, fixed when the run starts.
+        low, high = latent_range(settings.latent_scaling, vqgan, latents["train"])
     info["latent_range"] = [low, high]
     scale = LatentScale(low, high)
     train = _Normalised(latents["train"], scale)

@@ -237,16 +237,27 @@ class Trainer:
         """Write checkpoint `name`, model.safetensors and run.json (rank 0 only).
 
         run.json's weights_step says which step model.safetensors holds: this one, until
-        `export_best` puts the best step's weights there.
+        `export_best` puts the best step's weights there; its weights_hash is their sha256,
+        which every load checks.
         """
         if self.rank == 0:
             checkpoints.save_checkpoint(self.run_dir, name, self._weights(), self._state())
-            checkpoints.save_weights(self.run_dir / checkpoints.WEIGHTS_NAME,
-                                     self.task.sampling_weights())
             info = dict(self.run_info, kind=self.task.kind, steps_done=self.step,
-                        weights_step=self.step, trainer=self.config.to_dict())
-            checkpoints.write_json(self.run_dir / checkpoints.RUN_NAME, info)
+                        trainer=self.config.to_dict())
+            self._write_sampling_weights(info, self.step)
         distributed.barrier()
+
+    def _write_sampling_weights(self, info: dict, step: int) -> None:
+        """model.safetensors from the task's weights now, then run.json with its step and hash.
+
+        In that order: a crash between the two leaves weights that do not match run.json's
+        hash, which a load refuses, never weights loaded under another step's record.
+        """
+        weights = self.run_dir / checkpoints.WEIGHTS_NAME
+        checkpoints.save_weights(weights, self.task.sampling_weights())
+        info = dict(info, weights_step=step)
+        info[checkpoints.WEIGHTS_HASH] = checkpoints.file_hash(weights)
+        checkpoints.write_json(self.run_dir / checkpoints.RUN_NAME, info)
 
     def restore(self, name: str) -> int:
         """Load checkpoint `name`'s modules and task state (not the optimisers); its step."""
@@ -279,11 +290,8 @@ class Trainer:
         if self.rank != 0 or checkpoints.checkpoint_folder(self.run_dir, checkpoints.BEST) is None:
             return None
         step = self.restore(checkpoints.BEST)
-        checkpoints.save_weights(self.run_dir / checkpoints.WEIGHTS_NAME,
-                                 self.task.sampling_weights())
-        info = checkpoints.read_json(self.run_dir / checkpoints.RUN_NAME)
-        info["weights_step"] = step
-        checkpoints.write_json(self.run_dir / checkpoints.RUN_NAME, info)
+        self._write_sampling_weights(checkpoints.read_json(self.run_dir / checkpoints.RUN_NAME),
+                                     step)
         return step
 
     def resume(self) -> int:

@@ -193,12 +193,13 @@ def train_vqgan(preset_name: str, data: str | Path, out: str | Path, *,
                 settings: VQGANSettings, trainer: TrainerConfig, device: str = "auto",
                 resume: bool = False, perceptual_weights: str | Path | None = None,
                 weights: str = "best", progress: bool = True, init: str | Path | None = None,
-                freeze_encoder: bool = False) -> dict[str, float]:
+                freeze_encoder: bool = False, new_data: bool = False) -> dict[str, float]:
     """Train a preset's VQ-GAN on a PREP_DIR into a run folder; returns the last logged row.
 
     `init`: start from another VQ-GAN run's weights (the same network, its output floor
     aside), recorded in run.json by folder and content hash. `freeze_encoder` (with `init`):
-    train the decoder alone on that run's fixed latent space.
+    train the decoder alone on that run's fixed latent space. `new_data` (with `resume`):
+    continue on other data than the run was trained on (`runs.open_run_dir`).
     """
     from diffusion_core.data import PreparedDataset
 
@@ -218,7 +219,7 @@ def train_vqgan(preset_name: str, data: str | Path, out: str | Path, *,
     perceptual = None
     if perceptual_weights is not None and settings.loss.perceptual_weight > 0:
         perceptual = PerceptualLoss(perceptual_weights)
-    runs.open_run_dir(run_dir, "vqgan", info, resume=resume)
+    runs.open_run_dir(run_dir, "vqgan", info, resume=resume, new_data=new_data)
     if perceptual is None and distributed.rank() == 0:
         print("mdiff-train: no --perceptual-weights given, so the perceptual loss is off "
               "(reconstruction is L1 only)", file=sys.stderr)

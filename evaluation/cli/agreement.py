@@ -1,4 +1,5 @@
-"""`mdiff-eval agreement CSV [CSV ...] [--json] [--figure PNG]`: the paper's reader statistics.
+"""`mdiff-eval agreement CSV [CSV ...] [--json] [--figure PNG [--force]]`: the paper's reader
+statistics.
 
 JSON (`--json`), one object:
 
@@ -41,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--figure", type=Path, metavar="PNG",
                         help="also draw the paper's Figure 2 (options A-D per reader and "
                              "question, one panel per dataset) into this PNG file")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the --figure file if it exists (never an input or a file "
+                             "of a study)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
     # pandas, statsmodels and matplotlib load here, not at import, so `mdiff-eval --help` is fast.
     from evaluation.agreement import agreement_from_exports, agreement_text
 
-    report = agreement_from_exports(args.csv, figure=args.figure)
+    report = agreement_from_exports(args.csv, figure=args.figure, force=args.force)
     print_result(args.json, report, agreement_text(report))
     return EXIT_OK

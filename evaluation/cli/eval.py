@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from diffusion_core.cli.common import Failure, Subcommand, command_parser, run_command
+from diffusion_core.outputs import OutputPathError
 from evaluation.cli import agreement, figure, memorization, msssim, recon, turing
 from evaluation.errors import EvalError
 
@@ -24,7 +25,8 @@ DESCRIPTION = "Evaluate synthetic volumes and reader studies as in the Medical D
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `mdiff-eval`; a user mistake is one sentence on stderr and exit status 2."""
     args = command_parser("mdiff-eval", DESCRIPTION, SUBCOMMANDS).parse_args(argv)
-    return run_command(f"mdiff-eval {args.command}", lambda: args.run(args), [Failure(EvalError)])
+    return run_command(f"mdiff-eval {args.command}", lambda: args.run(args),
+                       [Failure((EvalError, OutputPathError))])
 
 
 if __name__ == "__main__":

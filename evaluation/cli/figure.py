@@ -1,4 +1,5 @@
-"""`mdiff-eval figure DIR --out PNG`: neighbouring slices of several volumes (the paper's Figure 1).
+"""`mdiff-eval figure DIR --out PNG [--force]`: neighbouring slices of several volumes (the
+paper's Figure 1).
 
 What is drawn, and how it is windowed, is `evaluation.sample_figure`'s docstring.
 
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a samples folder (mdiff-sample), a PREP_DIR or a folder of scans")
     parser.add_argument("--out", type=Path, required=True, metavar="PNG",
                         help="the PNG file to write")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the --out file if it exists (never an input or a file "
+                             "of a study)")
     parser.add_argument("--volumes", type=positive_int, default=DEFAULT_VOLUMES, metavar="N",
                         help=f"how many volumes, one row each, the first of DIR (default "
                              f"{DEFAULT_VOLUMES})")
@@ -48,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.sample_figure import slice_figure, slice_figure_text
 
     report = slice_figure(args.dir, args.out, n_volumes=args.volumes, n_slices=args.slices,
-                          ct_name=args.ct_window)
+                          ct_name=args.ct_window, force=args.force)
     print_result(args.json, report, slice_figure_text(report))
     return EXIT_OK

@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the augmented copies (default 0)")
     parser.add_argument("--figure", type=Path, metavar="PNG",
                         help="draw the score distributions and the closest pairs into this PNG")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the --figure file if it exists (never an input or a file "
+                             "of a study)")
     parser.add_argument("--pairs", type=positive_int, default=DEFAULT_PAIRS, metavar="N",
                         help=f"closest pairs in the figure (default {DEFAULT_PAIRS})")
     add_json_option(parser, "the text report")
@@ -75,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
     report = memorization_report(
         args.train, args.samples, holdout=args.holdout, train_split=args.train_split,
         grid=args.grid, max_shift=args.max_shift, copies=args.copies, noise=args.noise,
-        seed=args.seed, figure=args.figure, pairs=args.pairs)
+        seed=args.seed, figure=args.figure, pairs=args.pairs, force=args.force)
     print_result(args.json, report, memorization_text(report))
     return EXIT_OK

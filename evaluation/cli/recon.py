@@ -16,7 +16,6 @@ JSON (`--json`), one object:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from diffusion_core.cli.common import EXIT_OK, add_json_option, print_result
@@ -41,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--figure", type=Path, metavar="PNG",
                         help="draw the original, each reconstruction and its difference map for "
                              "three slices of one volume into this PNG")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the --figure file if it exists (never an input or a file "
+                             "of a study)")
     parser.add_argument("--figure-volume", metavar="NAME",
                         help="the array of the split to draw (default: its first)")
     parser.add_argument("--volumes-out", type=Path, metavar="DIR",
@@ -59,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
 
     report = recon_report(args.models, args.data, split=args.split, figure=args.figure,
                           figure_volume=args.figure_volume, device=args.device,
-                          volumes_out=args.volumes_out,
-                          note=lambda message: print(f"note: {message}", file=sys.stderr))
+                          volumes_out=args.volumes_out, force=args.force)
     print_result(args.json, report, recon_text(report))
     return EXIT_OK

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from diffusion_core.cli.common import Failure, run_command
+from diffusion_core.cli.common import Failure, os_error_sentence, run_command
 from diffusion_core.registry import Registry, RegistryError
 from diffusion_core.run_files import CheckpointError
 from diffusion_core.samples import SamplesError
@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `mdiff-demo`."""
     args = build_parser().parse_args(argv)
     return run_command("mdiff-demo", lambda: _run(args),
-                       [Failure((RegistryError, CheckpointError, SamplesError, StudyError))],
+                       [Failure((RegistryError, CheckpointError, SamplesError, StudyError)),
+                        Failure(OSError, sentence=os_error_sentence)],
                        interrupted="interrupted; run it again to continue.")
 
 

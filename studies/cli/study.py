@@ -18,6 +18,7 @@ from diffusion_core.cli.common import (
     os_error_sentence,
     run_command,
 )
+from diffusion_core.outputs import OutputPathError
 from studies.cli import audit, create, export, merge, status
 from studies.study import StudyError
 
@@ -30,7 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `mdiff-study`."""
     args = command_parser("mdiff-study", DESCRIPTION, SUBCOMMANDS).parse_args(argv)
     return run_command("mdiff-study", lambda: args.run(args),
-                       [Failure(StudyError), Failure(OSError, sentence=os_error_sentence)],
+                       [Failure((StudyError, OutputPathError)),
+                        Failure(OSError, sentence=os_error_sentence)],
                        interrupted="interrupted by the user.")
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import stat
 
 import pytest
 import torch
 
-from diffusion_core import checkpoints
+from diffusion_core import checkpoints, run_files
 from diffusion_core.checkpoints import (
     CheckpointError,
     checkpoint_folder,
@@ -79,9 +81,13 @@ def test_a_pickled_object_is_never_unpickled_even_with_a_matching_hash(tmp_path,
     manifest["files"][checkpoints.STATE_NAME] = checkpoints.file_hash(
         folder / checkpoints.STATE_NAME)
     checkpoints.write_json(folder / checkpoints.CHECKPOINT_MANIFEST, manifest)
-    with pytest.raises(CheckpointError, match="not mdiff training state"):
+    with pytest.raises(CheckpointError, match="not mdiff training state") as refused:
         load_checkpoint(folder)
     assert "unpickled!" not in capsys.readouterr().out
+    # Our sentence, not torch's advice to load it with weights_only=False (which runs its code).
+    message = str(refused.value)
+    assert "weights_only" not in message and "\n" not in message
+    assert str(folder / checkpoints.STATE_NAME) in message
 
 
 def test_foreign_weights_do_not_load_into_a_model(tmp_path):
@@ -90,3 +96,52 @@ def test_foreign_weights_do_not_load_into_a_model(tmp_path):
         load_into(model, {"other.weight": torch.zeros(2, 3)}, tmp_path / "x")
     with pytest.raises(CheckpointError, match="has shape"):
         load_into(model, {"weight": torch.zeros(3, 3), "bias": torch.zeros(2)}, tmp_path / "x")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_weights_holding_nan_or_infinity_are_refused(tmp_path, bad):
+    weights = {**WEIGHTS, "layer.bias": torch.tensor([0.0, bad])}
+    save_weights(tmp_path / "w.safetensors", weights)
+    with pytest.raises(CheckpointError, match=r"NaN or infinite values \(in layer.bias\)") as err:
+        load_weights(tmp_path / "w.safetensors")
+    assert str(tmp_path / "w.safetensors") in str(err.value)
+    # Integer tensors (step counters, code indices) cannot be non-finite and still load.
+    save_weights(tmp_path / "i.safetensors", {"count": torch.arange(3)})
+    assert torch.equal(load_weights(tmp_path / "i.safetensors")["count"], torch.arange(3))
+
+
+def test_run_weights_are_checked_against_the_hash_run_json_recorded(tmp_path):
+    save_weights(tmp_path / checkpoints.WEIGHTS_NAME, WEIGHTS)
+    info = {checkpoints.WEIGHTS_HASH: checkpoints.file_hash(tmp_path / checkpoints.WEIGHTS_NAME)}
+    assert run_files.verified_weights(tmp_path, info) == tmp_path / checkpoints.WEIGHTS_NAME
+    data = bytearray((tmp_path / checkpoints.WEIGHTS_NAME).read_bytes())
+    data[-3] ^= 0x01  # one flipped bit in a tensor: still a readable safetensors file
+    (tmp_path / checkpoints.WEIGHTS_NAME).write_bytes(bytes(data))
+    load_weights(tmp_path / checkpoints.WEIGHTS_NAME)
+    with pytest.raises(CheckpointError, match="does not match the sha256 its run.json recorded"):
+        run_files.verified_weights(tmp_path, info)
+    # A run written before the hash was recorded has nothing to check against, and still loads.
+    assert run_files.verified_weights(tmp_path, {}) == tmp_path / checkpoints.WEIGHTS_NAME
+    with pytest.raises(CheckpointError, match="is missing"):
+        run_files.verified_weights(tmp_path / "nothing", info)
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize(("umask", "file_mode", "folder_mode"),
+                         [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)])
+def test_weights_checkpoints_and_json_follow_the_umask(tmp_path, umask, file_mode, folder_mode):
+    previous = os.umask(umask)
+    try:
+        save_weights(tmp_path / "model.safetensors", WEIGHTS)
+        save_checkpoint(tmp_path, "checkpoint_latest", WEIGHTS, STATE)
+        save_checkpoint(tmp_path, "checkpoint_latest", WEIGHTS, STATE)  # the swap, too
+        checkpoints.write_json(tmp_path / "run.json", {"kind": "vqgan"})
+    finally:
+        os.umask(previous)
+    folder = tmp_path / "checkpoint_latest"
+    assert _mode(folder) == folder_mode
+    for path in (tmp_path / "model.safetensors", tmp_path / "run.json", *folder.iterdir()):
+        assert _mode(path) == file_mode, path

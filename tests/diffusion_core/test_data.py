@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -65,3 +67,21 @@ def test_a_damaged_prep_dir_is_a_clear_error(tmp_path, make_prep_dir):
         dataset[dataset.names.index("b.npy")]
     with pytest.raises(ValueError, match="split"):
         PreparedDataset(folder, "test")
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    (np.nan, "NaN or infinite values; run mdiff-prepare again"),
+    (1000.0, "to 1000, outside the prepared range [-1, 1]; run mdiff-prepare again"),
+])
+def test_an_array_with_nan_or_out_of_range_values_is_refused(value, problem, tmp_path,
+                                                             make_prep_dir):
+    """Training and scoring read arrays here: a NaN or a PREP_DIR scaled to +-1000 is an error
+    naming the file, not numbers computed from it."""
+    folder = make_prep_dir(tmp_path / "prep", ["a", "b"])
+    array = np.load(folder / "b.npy")
+    array[2, 3, 4] = value
+    np.save(folder / "b.npy", array)
+    dataset = PreparedDataset(folder, "all", flip=False)
+    assert dataset[dataset.names.index("a.npy")].shape == (1, *SHAPE)
+    with pytest.raises(PreparedError, match=rf"b\.npy holds .*{re.escape(problem)}"):
+        dataset[dataset.names.index("b.npy")]

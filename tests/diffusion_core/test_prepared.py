@@ -15,7 +15,10 @@ from diffusion_core.prepared import (
     PreparedError,
     PrepareSummary,
     SkippedScan,
+    check_array,
+    content_hash,
     find_manifest,
+    load_array,
     load_manifest,
     output_stem,
     prepare_folder,
@@ -177,3 +180,81 @@ def test_a_summary_line_points_at_the_skipped_reasons():
     assert clean.line() == "prepared 2, skipped 0, already done 0; 2 arrays in prep"
     skipped = PrepareSummary(preset="tiny", out_dir="prep", prepared=1, skipped=1, arrays=1)
     assert f"skipped 1 (see {Path('prep') / MANIFEST_NAME})" in skipped.line()
+
+
+# --------------------------------------------------------------------------- arrays and content
+
+
+@pytest.mark.parametrize(("array", "problem"), [
+    (np.full((8, 16, 16), np.nan, np.float32), "holds NaN or infinite values"),
+    (np.full((8, 16, 16), -np.inf, np.float32), "holds NaN or infinite values"),
+    (np.linspace(-1000, 1000, 8 * 16 * 16, dtype=np.float32).reshape(8, 16, 16),
+     "holds values from -1000 to 1000, outside the prepared range [-1, 1]"),
+    (np.zeros((16, 16, 8), np.float32), "has shape (16, 16, 8), not the (8, 16, 16)"),
+    (np.zeros((8, 16, 16), np.complex64), "holds complex64 values"),
+])
+def test_a_bad_prep_dir_array_is_one_sentence_naming_the_file(array, problem, tmp_path):
+    path = tmp_path / "scan.npy"
+    np.save(path, array)
+    with pytest.raises(PreparedError) as caught:
+        load_array(path, (8, 16, 16))
+    message = str(caught.value)
+    assert message.startswith(str(path)) and problem in message
+    assert message.endswith("run mdiff-prepare again") and message.count(";") == 1
+
+
+def test_prepared_arrays_pass_within_rounding_and_come_back_as_float32(tmp_path):
+    """The range allows float rounding (1e-3) beyond [-1, 1]; nothing more."""
+    array = np.linspace(-1.0005, 1.0005, 8 * 16 * 16).reshape(8, 16, 16)
+    checked = check_array(array, "a.npy", [8, 16, 16])
+    assert checked.dtype == np.float32 and np.array_equal(checked, array.astype(np.float32))
+    with pytest.raises(PreparedError, match="from -1.0005 to 1.002, outside"):
+        check_array(np.where(array > 1, 1.002, array), "a.npy", (8, 16, 16))
+    np.save(tmp_path / "cut.npy", np.zeros((8, 16, 16), np.float32))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "cut.npy").read_bytes()[:200])
+    with pytest.raises(PreparedError, match="cut.npy .listed in manifest.json. cannot be read"):
+        load_array(tmp_path / "cut.npy", (8, 16, 16))
+
+
+def test_what_mdiff_prepare_writes_passes_the_check(tmp_path, ct_phantom):
+    """The pipeline ends in an exact [-1, 1] clip, so its arrays never trip the range check."""
+    raw = tmp_path / "raw"
+    write_nifti(ct_phantom, raw / "phantom.nii.gz")
+    prepare_folder(get_preset("lidc"), raw, tmp_path / "prep", progress=False)
+    manifest = load_manifest(tmp_path / "prep")
+    for name, _source in manifest.array_sources():
+        array = load_array(tmp_path / "prep" / name, manifest.shape)
+        assert -1.0 <= array.min() < array.max() <= 1.0
+    assert len(content_hash(tmp_path / "prep")) == 64
+
+
+def test_the_content_hash_follows_the_data_not_the_folder(tmp_path, make_prep_dir):
+    """Equal for a copy elsewhere and for another manifest order; different for one changed
+    value, a renamed array or another source; PreparedError for a bad array."""
+    import shutil
+
+    original = make_prep_dir(tmp_path / "a", ["s1", "s2", "s3"])
+    digest = content_hash(original)
+    copy = shutil.copytree(original, tmp_path / "elsewhere" / "copy")
+    assert content_hash(copy) == digest
+    manifest = load_manifest(copy)
+    manifest.scans.reverse()
+    manifest.save(copy)
+    assert content_hash(copy) == digest
+    changed = shutil.copytree(original, tmp_path / "changed")
+    array = np.load(changed / "s2.npy")
+    array[3, 4, 5] = np.nextafter(array[3, 4, 5], np.float32(2))
+    np.save(changed / "s2.npy", array)
+    assert content_hash(changed) != digest
+    renamed = shutil.copytree(original, tmp_path / "renamed")
+    manifest = load_manifest(renamed)
+    manifest.scans[0].source = "other.nii.gz"
+    manifest.save(renamed)
+    assert content_hash(renamed) != digest
+    array[0, 0, 0] = np.nan
+    np.save(changed / "s2.npy", array)
+    with pytest.raises(PreparedError, match="s2.npy holds NaN"):
+        content_hash(changed)
+    (changed / "s2.npy").unlink()
+    with pytest.raises(PreparedError, match="s2.npy .listed in manifest.json. cannot be read"):
+        content_hash(changed)

@@ -315,3 +315,16 @@ def test_a_bundled_name_needs_no_registry_and_beats_a_folder_of_that_name(tmp_pa
     monkeypatch.chdir(tmp_path)
     assert Registry(home).resolve("demo").bundled
     assert not Registry(home).resolve("./demo").bundled  # the folder, named as a path
+
+
+def test_a_folder_without_run_json_is_named_as_such(tmp_path, monkeypatch):
+    """`--model FOLDER` where the folder lost its run.json says what is missing, not "no model
+    named ... registered" (the study side resolves through the registry)."""
+    registry = Registry(tmp_path / "home")
+    folder = tmp_path / "ddpm_run"
+    folder.mkdir()
+    with pytest.raises(RegistryError, match=r"run.json is missing"):
+        registry.resolve(str(folder))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RegistryError, match="no model named 'nothing_here'"):
+        registry.resolve("nothing_here")

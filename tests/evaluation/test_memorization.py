@@ -223,3 +223,28 @@ def test_a_too_small_training_split_is_refused(tmp_path, write_prepared, write_n
     samples = write_nifti_volumes(tmp_path / "s", [np.zeros((8, 8, 8))])
     with pytest.raises(EvalError, match="needs at least 2"):
         memorization_report(train, samples, train_split="all", progress=False)
+
+
+def test_damaged_prep_dir_arrays_are_one_sentence(tmp_path, smooth_volumes, write_prepared,
+                                                  write_nifti_volumes, run_eval):
+    """A NaN in the training PREP_DIR gave NCC -2 and called every sample a copy; a samples
+    PREP_DIR scaled to +-1000 was clipped to [-1, 1] unseen. Both name the file."""
+    volumes = 2 * smooth_volumes(5, (8, 8, 8), seed=3) - 1
+    train = write_prepared(tmp_path / "train", volumes[:4])
+    broken = np.load(train / "vol01.npy")
+    broken[1, 2, 3] = np.nan
+    np.save(train / "vol01.npy", broken)
+    samples = write_nifti_volumes(tmp_path / "samples", [(volumes[4] + 1) / 2])
+    status, out, err = run_eval(["memorization", "--train", train, "--samples", samples,
+                                 "--train-split", "all", "--copies", "2"])
+    assert status == 2 and out == "" and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (f"mdiff-eval memorization: {train / 'vol01.npy'} "
+                                            "holds NaN or infinite values; run mdiff-prepare "
+                                            "again.")
+    np.save(train / "vol01.npy", volumes[1])
+    scaled = write_prepared(tmp_path / "scaled", [1000 * volumes[4]])
+    status, out, err = run_eval(["memorization", "--train", train, "--samples", scaled,
+                                 "--train-split", "all", "--copies", "2"])
+    assert status == 2 and out == "" and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert str(scaled / "vol00.npy") in line and "outside the prepared range [-1, 1]" in line

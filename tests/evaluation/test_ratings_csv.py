@@ -174,4 +174,4 @@ def test_the_export_writes_the_columns_the_loader_reads():
     assert COLUMNS == (
         "study_id", "dataset", "reader", "case_id", "realistic_appearance", "slice_consistency",
         "anatomical_correctness", "real_or_synthetic", "confidence", "not_assessable", "comment",
-        "seconds_on_case", "rated_at", "practice", "source", "origin")
+        "seconds_on_case", "rated_at", "practice", "after_truth", "source", "origin")

@@ -193,6 +193,18 @@ def test_volumes_out_writes_each_reconstruction_and_overwrites_nothing(blob_prep
     assert not (tmp_path / "other").exists()
 
 
+def test_volumes_out_that_is_a_file_is_one_refusal_before_anything_runs(blob_prep, tmp_path):
+    """Not a traceback from deep in the writing, and the file is left as it was."""
+    from diffusion_core.outputs import OutputPathError
+
+    taken = tmp_path / "vols"
+    taken.write_bytes(b"kept")
+    with pytest.raises(OutputPathError, match="is a file, not a folder"):
+        recon_report([tmp_path / "identity"], blob_prep, split="all", device="cpu",
+                     volumes_out=taken, load=_fake_loader, progress=False)
+    assert taken.read_bytes() == b"kept"
+
+
 @pytest.fixture(scope="module")
 def tiny_vqgan(tmp_path_factory, write_prepared) -> tuple[Path, Path]:
     """A tiny VQ-GAN trained for two steps on 12 blob volumes of the tiny preset (8x16x16)."""
@@ -252,3 +264,51 @@ def test_an_empty_split_says_which_to_use(tmp_path, write_prepared):
                                         "all"):
         recon_report([tmp_path / "identity"], prep, split=empty, load=_fake_loader,
                      device="cpu", progress=False)
+
+
+def _one_line(status, out, err) -> str:
+    """The one sentence of a refused `mdiff-eval recon` (after its progress bar, if any)."""
+    assert status == 2 and out == "" and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("mdiff-eval recon: ") and line.endswith(".")
+    return line
+
+
+@pytest.mark.parametrize(("damage", "expected"), [
+    (lambda a: np.where(a > 0.5, np.nan, a), "vol03.npy holds NaN or infinite values; run "
+                                             "mdiff-prepare again."),
+    (lambda a: 1000 * a, "outside the prepared range [-1, 1]; run mdiff-prepare again."),
+    (lambda a: a[:, :16], "vol03.npy has shape (16, 16, 32), not the (16, 32, 32)"),
+])
+def test_a_damaged_prep_dir_array_is_one_sentence(damage, expected, blob_prep, run_eval,
+                                                  monkeypatch):
+    """No NaN scores (nor a --json traceback over them), no scores of data on another scale."""
+    monkeypatch.setattr("evaluation.recon.load_model", _fake_loader)
+    np.save(blob_prep / "vol03.npy", damage(np.load(blob_prep / "vol03.npy")))
+    line = _one_line(*run_eval(["recon", "--models", blob_prep.parent / "identity", "--data",
+                                blob_prep, "--split", "all", "--device", "cpu", "--json"]))
+    assert expected in line and str(blob_prep / "vol03.npy") in line
+
+
+def test_a_model_giving_nan_is_one_sentence(blob_prep, run_eval, monkeypatch):
+    """A VQ-GAN whose weights went bad gives no NaN scores: a --json report cannot hold them."""
+    model = FakeAutoencoder()
+    model.decode = lambda z_q: torch.full_like(z_q, float("nan"))
+    monkeypatch.setattr("evaluation.recon.load_model", lambda run, device: (model, {}))
+    line = _one_line(*run_eval(["recon", "--models", blob_prep.parent / "bad", "--data",
+                                blob_prep, "--split", "all", "--device", "cpu", "--json"]))
+    assert "the VQ-GAN " in line and "gives NaN or infinite values for vol00.npy" in line
+
+
+def test_a_vqgan_of_another_preset_is_refused(tiny_vqgan, run_eval, write_prepared, tmp_path):
+    """A tiny VQ-GAN on a demo PREP_DIR scores nothing (its 7.75 dB said nothing of it)."""
+    from diffusion_core.presets import get_preset
+
+    run, _prep = tiny_vqgan
+    demo = write_prepared(tmp_path / "demo", _blobs(2, shape=get_preset("demo").shape), "demo")
+    line = _one_line(*run_eval(["recon", "--models", run, "--data", demo, "--split", "all",
+                                "--device", "cpu", "--volumes-out", tmp_path / "vols"]))
+    assert line == (f"mdiff-eval recon: the VQ-GAN {run} was trained on preset 'tiny' but --data "
+                    f"{demo} was prepared with 'demo'; evaluate it on a PREP_DIR of its own "
+                    "preset.")
+    assert not (tmp_path / "vols").exists()

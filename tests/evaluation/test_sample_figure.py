@@ -100,7 +100,9 @@ def test_a_samples_folder_follows_its_plan_and_its_preset_plane(tmp_path, run_ev
     assert report["volumes"] == ["case_0002.nii.gz", "case_0001.nii.gz"]
     assert report["plane"] == "sagittal" and report["edges"] is None
     assert report["slices"] == list(range(6))
-    status, text, _ = run_eval(["figure", folder, "--out", tmp_path / "s.png"])
+    status, _, err = run_eval(["figure", folder, "--out", tmp_path / "s.png"])
+    assert status == 2 and "exists; pass --force" in err  # never written over unasked
+    status, text, _ = run_eval(["figure", folder, "--out", tmp_path / "s.png", "--force"])
     assert status == 0 and "2 of 2 volumes" in text and "sagittal slices 2-6" in text
 
 

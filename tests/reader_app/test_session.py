@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 from reader_app.preview_store import PreviewStore
 from reader_app.review import format_seconds, review_rows
 from reader_app.session import FINAL_REFUSED, ReadingSession
-from studies.ratings import RatingStore, TruthNotShownError
+from studies.ratings import RatingStore, TruthNotShownError, read_reader_ratings
 from studies.study import Study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -279,14 +280,64 @@ def test_practice_truth_only_once_done_and_never_for_a_study_case(make_practice_
     assert session.practice_feedback == f"This practice case was {study.practice['P01']}."
     session.next()
     assert session.practice_feedback is None
-    session.set_not_assessable(True)  # flagged is done: the truth is shown too
-    assert session.practice_feedback == f"This practice case was {study.practice['P02']}."
+    session.set_not_assessable(True)  # flagged is done, but the study keeps the truth then
+    assert session.can_go_next and session.practice_feedback is None
     session.next()
     answer_all(session)
     assert session.practice_feedback is None and not session.current_is_practice
     session.next()
     assert set(spy.asked) == {"P01", "P02"}
     session.close()
+
+
+def _truth_when_flagged(folder: Path) -> Path:
+    """The study at `folder` with study.json's practice_truth_when_flagged set to true."""
+    manifest = json.loads((folder / "study.json").read_text())
+    manifest["practice_truth_when_flagged"] = True
+    (folder / "study.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_answers_given_after_the_truth_was_shown_are_marked(make_practice_study):
+    """Flag a practice case to see its truth (where the study shows it then), take the flag
+    back and answer: the answers are marked after_truth; so is an answer changed after the
+    truth of an answered case, and not the answers given before it."""
+    folder = _truth_when_flagged(make_practice_study())
+    study = Study.open(folder)
+    session = open_session(folder)
+    answer_all(session)
+    assert session.practice_feedback == f"This practice case was {study.practice['P01']}."
+    session.answer("realistic_appearance", "D")  # changed once the truth was known
+    session.next()
+    session.set_not_assessable(True)
+    assert session.practice_feedback == f"This practice case was {study.practice['P02']}."
+    session.set_not_assessable(False)
+    assert session.practice_feedback is None
+    answer_all(session)
+    session.close()
+    ratings = read_reader_ratings(folder / "ratings" / "ann.sqlite", study)
+    assert ratings.after_truth == {"P01": {"realistic_appearance"},
+                                   "P02": {"realistic_appearance", "slice_consistency",
+                                           "anatomical_correctness"}}
+    assert sorted(ratings.truth_shown) == ["P01", "P02"] and ratings.history_disagrees == []
+
+
+def test_answers_before_the_truth_are_not_marked(make_practice_study):
+    """In a study that keeps a flagged case's truth, flagging shows nothing and records no
+    showing; answers changed before the truth are not marked, and the truth comes once every
+    question is answered."""
+    folder = make_practice_study()
+    session = open_session(folder)
+    session.answer("realistic_appearance", "B")
+    session.set_not_assessable(True)
+    assert session.practice_feedback is None
+    session.set_not_assessable(False)
+    session.answer("realistic_appearance", "C")
+    answer_all(session, {"slice_consistency": "A", "anatomical_correctness": "A"})
+    assert session.practice_feedback is not None
+    session.close()
+    ratings = read_reader_ratings(folder / "ratings" / "ann.sqlite")
+    assert ratings.after_truth == {} and list(ratings.truth_shown) == ["P01"]
 
 
 def test_practice_feedback_repeats_the_readers_real_or_synthetic_call(make_practice_study):

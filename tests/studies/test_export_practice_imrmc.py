@@ -59,12 +59,14 @@ def test_practice_rows_are_exported_only_when_asked_and_marked(practised, tmp_pa
     columns, rows = _read_csv(out)
     assert "practice" not in columns
     assert [r["case_id"] for r in rows] == order[:3]  # done cases: two answered, one flagged
+    out = tmp_path / "with_practice.csv"
     assert main(["export", str(study.folder), "--out", str(out), "--include-practice",
-                 "--key", str(key)]) == 0
+                 "--key", str(key), "--force"]) == 0
     columns, rows = _read_csv(out)
-    assert columns[-3:] == ["practice", "source", "origin"]
-    assert [(r["case_id"], r["practice"]) for r in rows] == \
-        [("P01", "1"), ("P02", "1"), (order[0], "0"), (order[1], "0"), (order[2], "0")]
+    assert columns[-4:] == ["practice", "after_truth", "source", "origin"]
+    assert [(r["case_id"], r["practice"], r["after_truth"]) for r in rows] == \
+        [("P01", "1", "0"), ("P02", "1", "0"), (order[0], "0", "0"), (order[1], "0", "0"),
+         (order[2], "0", "0")]
     assert [r["source"] for r in rows[:2]] == ["synthetic", "real"]
     assert rows[0]["origin"] == "/practice/P01"
 
@@ -223,7 +225,7 @@ def test_the_imrmc_table_has_the_documented_layout(turing_rated, tmp_path, capsy
                  "--key", str(key), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report == {"imrmc": str(out), "format": "imrmc", "rows": 10, "not_assessable": 1,
-                      "with_key": True}
+                      "with_key": True, "edited": 0}
     parsed = parse_imrmc(out.read_text())
     assert parsed["counts"] == {"NR": 2, "N0": 3, "N1": 3, "NM": 1}
     case_of = {}
@@ -273,6 +275,30 @@ def test_imrmc_mistakes_are_one_sentence(turing_rated, tmp_path, capsys, options
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "t.imrmc").exists()
+
+
+def test_an_imrmc_table_without_a_score_is_refused_and_nothing_written(tmp_path,
+                                                                        study_folder_with,
+                                                                        capsys):
+    """Only practice answers, a flagged case and a half-done one: no score for iMRMC, so one
+    sentence and no file (an empty table would pass for a finished export)."""
+    study = Study.open(study_folder_with(tmp_path / "study", n_cases=4, practice=PRACTICE))
+    key = tmp_path / "study.key.csv"
+    write_key(key, [KeyEntry(c, "real", "x") for c in study.case_ids]
+              + [KeyEntry(c, s, "y") for c, s in PRACTICE.items()])
+    out = tmp_path / "t.imrmc"
+    argv = ["export", str(study.folder), "--out", str(out), "--format", "imrmc", "--key", str(key)]
+    assert main(argv) == 2  # no reader at all
+    assert "would hold no score; nothing was written" in capsys.readouterr().err
+    with RatingStore.open(study, "anna") as store:
+        _answer(store, "P01")
+        store.set_not_assessable(store.case_order[0], True)
+        store.record_answer(store.case_order[1], "realistic_appearance", "A", 1.0)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "No reader has finished an assessable study case" in err and err.count("\n") == 1
+    assert "(1 ratings flagged not assessable)" in err
+    assert not out.exists()
 
 
 def test_score_mistakes_are_one_sentence(practised, tmp_path, capsys):

@@ -80,7 +80,9 @@ def test_export_partial_cases_with_flag(study_folder, tmp_path):
     assert (rows[0]["realistic_appearance"], rows[0]["slice_consistency"],
             rows[0]["anatomical_correctness"]) == ("", "A", "")
     assert rows[0]["seconds_on_case"] == "3.0"
-    assert main(["export", str(study_folder), "--out", str(out)]) == 0
+    assert main(["export", str(study_folder), "--out", str(out)]) == 2  # exists: needs --force
+    assert len(_read_csv(out)[1]) == 1
+    assert main(["export", str(study_folder), "--out", str(out), "--force"]) == 0
     assert _read_csv(out)[1] == []
 
 
@@ -134,9 +136,11 @@ def test_status_counts_and_times(study_folder, capsys):
     assert report["cases"] == 12 and report["study_id"] == study.study_id
     anna, ben = report["readers"]
     assert anna == {"reader": "anna", "done": 3, "total": 12, "seconds_total": 55.0,
-                    "seconds_median": 10.0, "practice": None, "practice_done": None}
+                    "seconds_median": 10.0, "practice": None, "practice_done": None,
+                    "edited_cases": []}
     assert ben == {"reader": "ben", "done": 0, "total": 12, "seconds_total": 0.0,
-                   "seconds_median": None, "practice": None, "practice_done": None}
+                   "seconds_median": None, "practice": None, "practice_done": None,
+                   "edited_cases": []}
     assert main(["status", str(study_folder)]) == 0
     text = capsys.readouterr().out
     assert "anna" in text and "3 / 12" in text and "0:00:55" in text

@@ -77,8 +77,9 @@ def test_practice_truth_only_after_the_case_is_answered(practice_study):
         assert store.practice_truth("P01") == "synthetic"
         assert not store.practice_done()
         store.set_not_assessable("P02", True)  # a flagged case is done too
-        assert store.practice_truth("P02") == "real"
         assert store.practice_done()
+        with pytest.raises(TruthNotShownError, match="P02 is flagged not assessable"):
+            store.practice_truth("P02")  # but shows its truth only where the study says so
         for other in (store.case_order[0], "P03"):
             with pytest.raises(RatingStoreError, match="no practice case"):
                 store.practice_truth(other)

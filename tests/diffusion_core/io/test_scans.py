@@ -224,6 +224,23 @@ def test_a_prep_dir_lists_its_arrays_as_preprocessed_by_its_preset(tmp_path):
     assert read_volume(scans[0].path).spacing == (1.0, 1.0, 1.0)
 
 
+def test_a_prep_dir_array_is_checked_as_training_checks_it(tmp_path):
+    """Studies, figures and memorisation read PREP_DIR arrays here: values beyond [-1, 1] (which
+    the inverse pipeline would silently clip), NaN or another shape than the manifest's are a
+    VolumeError naming the file."""
+    arrays = _tiny_arrays(3)
+    arrays["b0.npy"] = arrays["b0.npy"] * 1000
+    arrays["a1.npy"][0, 0, 0] = np.nan
+    arrays["b2.npy"] = arrays["b2.npy"][:, :8]
+    prep = _prep_dir(tmp_path / "prep", "tiny", arrays)
+    problems = {"b0.npy": "outside the prepared range [-1, 1]; run mdiff-prepare again",
+                "a1.npy": "holds NaN or infinite values; run mdiff-prepare again",
+                "b2.npy": "has shape (8, 8, 16), not the (8, 16, 16)"}
+    for scan in list_scans(prep).scans:
+        with pytest.raises(VolumeError, match=re.escape(problems[scan.path.name])):
+            scan.read()
+
+
 def test_a_ct_prep_dir_reads_as_ct(tmp_path):
     """lidc arrays are CT at 2.5 mm, not MRNet's MR; asking for MR is refused."""
     prep = _prep_dir(tmp_path / "prep", "lidc",

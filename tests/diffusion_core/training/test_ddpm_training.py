@@ -137,3 +137,72 @@ def test_unit_variance_scaling_records_the_latents_mean_and_std(tiny_prep_dir, v
     assert extent > 1.1 and pipeline.scheduler_config.clip_sample_range == pytest.approx(extent)
     with pytest.raises(ValueError, match="latent scaling must be one of codebook, std"):
         replace(SETTINGS, latent_scaling="minmax")
+
+
+def _cache(run):
+    (path,) = (run / CACHE_DIR).glob("*.safetensors")
+    return path, load_weights(path)
+
+
+def test_a_killed_run_reused_with_other_data_encodes_that_data(tiny_prep_dir, vqgan_run,
+                                                               make_blob_prep_dir, tmp_path):
+    """Another PREP_DIR of the preset, with as many arrays under the same names: the latents
+    left by a killed run in the folder are of the old data, so they are encoded anew."""
+    from diffusion_core.prepared import content_hash
+
+    other = make_blob_prep_dir(tmp_path / "other", seed=5)
+    run = tmp_path / "dd"
+    _train(tiny_prep_dir, vqgan_run, run, 2)
+    old_path, _ = _cache(run)
+    (run / "run.json").unlink()  # what a run killed before its first checkpoint leaves
+    for folder in ("checkpoint_latest", "checkpoint_best"):
+        import shutil
+        shutil.rmtree(run / folder, ignore_errors=True)
+    _train(other, vqgan_run, run, 2)
+    _train(other, vqgan_run, tmp_path / "fresh", 2)
+    path, latents = _cache(run)
+    _, fresh = _cache(tmp_path / "fresh")
+    assert path.name != old_path.name and set(latents) == set(fresh)
+    assert all(torch.equal(latents[k], fresh[k]) for k in fresh)
+    data = json.loads((run / "run.json").read_text())["data"]
+    assert data["content_hash"] == content_hash(other)
+    assert data["prep_dir"] == str(other.resolve())
+
+
+def test_a_resume_on_other_data_needs_new_data_and_keeps_both_records(tiny_prep_dir, vqgan_run,
+                                                                      make_blob_prep_dir,
+                                                                      tmp_path):
+    """Other content is refused; --new-data re-encodes the latents at the run's latent scale
+    (the U-Net learnt that one) and run.json keeps the old record in data_history."""
+    from dataclasses import replace
+
+    from diffusion_core.prepared import content_hash
+
+    def train(data, out, steps, **kw):
+        train_ddpm("tiny", data, vqgan_run, out, settings=replace(SETTINGS, latent_scaling="std"),
+                   trainer=_trainer(steps), device="cpu", progress=False, **kw)
+
+    other = make_blob_prep_dir(tmp_path / "other", seed=5)
+    run = tmp_path / "dd"
+    train(tiny_prep_dir, run, 3)
+    before = json.loads((run / "run.json").read_text())
+    old_cache, _ = _cache(run)
+    with pytest.raises(RunSetupError, match=r"trained on other data than .*other .it was started "
+                                            r"on .*prep, whose content differs.*--new-data"):
+        train(other, run, 6, resume=True)
+    train(other, run, 6, resume=True, new_data=True)
+    after = json.loads((run / "run.json").read_text())
+    assert after["steps_done"] == 6 and after["latent_range"] == before["latent_range"]
+    assert after["data"]["content_hash"] == content_hash(other)
+    assert after["data_history"] == [{**before["data"], "steps_done": 3}]
+    new_cache, latents = _cache(run)
+    train(other, tmp_path / "fresh", 1)
+    _, fresh = _cache(tmp_path / "fresh")
+    assert new_cache.name != old_cache.name
+    assert all(torch.equal(latents[k], fresh[k]) for k in fresh)
+    # A run started on the other data would have another scale: the kept one is the old data's.
+    assert json.loads((tmp_path / "fresh" / "run.json").read_text())["latent_range"] != \
+        before["latent_range"]
+    # Later resumes on the new data need no flag, and keep the history.
+    train(other, run, 9, resume=True)
+    assert json.loads((run / "run.json").read_text())["data_history"] == after["data_history"]

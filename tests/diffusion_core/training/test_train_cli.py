@@ -52,3 +52,33 @@ def test_user_mistakes_exit_2_with_one_sentence(tiny_prep_dir, tmp_path, capsys)
         err = capsys.readouterr().err
         assert code == 2, (argv, err)
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_bad_arrays_and_other_data_are_one_sentence(tiny_prep_dir, make_blob_prep_dir, tmp_path,
+                                                    capsys):
+    """A NaN in the PREP_DIR is refused before a run folder exists; a resume on other data
+    exits 2 unless --new-data says it is meant."""
+    import numpy as np
+
+    damaged = make_blob_prep_dir(tmp_path / "damaged", n=2)
+    array = np.load(damaged / "scan01.npy")
+    array[0, 0, 0] = np.nan
+    np.save(damaged / "scan01.npy", array)
+    out = tmp_path / "run"
+    code = main(["vqgan", "--preset", "tiny", "--data", str(damaged), "--out", str(out), *FAST])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not out.exists()
+    assert line == (f"mdiff-train: {damaged / 'scan01.npy'} holds NaN or infinite values; run "
+                    "mdiff-prepare again")
+    assert main(["vqgan", "--preset", "tiny", "--data", str(tiny_prep_dir), "--out", str(out),
+                 *FAST]) == 0
+    other = make_blob_prep_dir(tmp_path / "other", seed=5)
+    resume = ["vqgan", "--preset", "tiny", "--data", str(other), "--out", str(out), *FAST,
+              "--steps", "4", "--resume"]
+    capsys.readouterr()
+    assert main(resume) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "was trained on other data than" in line and "add --new-data" in line
+    assert main([*resume, "--new-data"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["data"]["prep_dir"] == str(other.resolve()) and len(run["data_history"]) == 1
