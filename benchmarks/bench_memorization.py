@@ -7,10 +7,13 @@ Writes a PREP_DIR of `--train` smooth random 64^3 arrays (the adni preset's shap
 `--samples` NIfTI samples (.nii.gz, as mdiff-sample writes them) of which `--planted` are
 shifted, mirrored, noised copies of training volumes, and `--holdout` fresh volumes, into a
 temporary folder; then times
-- `search`: the nearest-neighbour search alone on the pooled 16^3 volumes (samples x training,
-  125 shifts x 2 mirrors), in memory;
+- `search`: the coarse search alone on the pooled 16^3 volumes (samples x training, 125 shifts x
+  2 mirrors, keeping 3 candidates per sample), in memory;
+- `align`: the fine comparison alone: each sample's 3 candidates aligned again at full
+  resolution (a 32^3 then a 64^3 step, 27 shifts each), in memory;
 - `command`: the whole `memorization_report` as `mdiff-eval memorization` runs it (reading and
-  pooling every file, augmented copies, held-out volumes, samples, thresholds);
+  pooling every file, augmented copies, held-out volumes, samples, both stages, thresholds,
+  power);
 and checks that the planted copies are flagged and the fresh samples are not.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -33,11 +37,8 @@ sys.path.insert(0, str(ROOT))
 from diffusion_core.io import Volume, canonical_affine, write_nifti  # noqa: E402
 from diffusion_core.prepared import Manifest, PreparedScan  # noqa: E402
 from diffusion_core.presets import get_preset  # noqa: E402
-from evaluation.memorization import (  # noqa: E402
-    downsample,
-    memorization_report,
-    nearest_neighbours,
-)
+from evaluation.copy_search import downsample, nearest_neighbours, refine  # noqa: E402
+from evaluation.memorization import CheckOptions, memorization_report  # noqa: E402
 
 
 def smooth_volumes(n: int, size: int, generator: torch.Generator) -> np.ndarray:
@@ -106,27 +107,38 @@ def main() -> None:
                                                                   1)}), flush=True)
 
         generator = torch.Generator().manual_seed(1)
-        queries = downsample(torch.from_numpy(smooth_volumes(args.samples, args.size,
-                                                             generator)))
-        references = downsample(torch.from_numpy(smooth_volumes(args.train, args.size,
-                                                                generator)))
-        started = time.perf_counter()
-        nearest_neighbours(queries, references, progress=False)
+        full_queries = torch.from_numpy(smooth_volumes(args.samples, args.size, generator))
+        full_references = torch.from_numpy(smooth_volumes(args.train, args.size, generator))
+        queries, references = downsample(full_queries), downsample(full_references)
+        started, cpu = time.perf_counter(), time.process_time()
+        coarse = nearest_neighbours(queries, references, candidates=3, progress=False)
         print(json.dumps({"row": "search", "samples": args.samples, "train": args.train,
                           "grid": list(queries.shape[1:]), "threads": args.threads,
-                          "seconds": round(time.perf_counter() - started, 1)}), flush=True)
+                          "seconds": round(time.perf_counter() - started, 1),
+                          "cpu_seconds": round(time.process_time() - cpu, 1)}), flush=True)
+        started, cpu = time.perf_counter(), time.process_time()
+        refine(full_queries, full_references, coarse, tuple(queries.shape[1:]),
+               progress=False)
+        print(json.dumps({"row": "align", "samples": args.samples, "candidates": 3,
+                          "fine_grid": [args.size] * 3, "threads": args.threads,
+                          "seconds": round(time.perf_counter() - started, 1),
+                          "cpu_seconds": round(time.process_time() - cpu, 1)}), flush=True)
+        del full_queries, full_references
 
-        started = time.perf_counter()
-        report = memorization_report(prep, samples, holdout=holdout, train_split="all",
-                                     copies=args.copies, progress=False)
-        seconds = time.perf_counter() - started
+        started, cpu = time.perf_counter(), time.process_time()
+        report = memorization_report(prep, samples, holdout=holdout,
+                                     options=CheckOptions(train_split="all", copies=args.copies),
+                                     progress=False)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         flagged = {r["file"] for r in report["results"] if r["class"] == "copy"}
         print(json.dumps({
             "row": "command", "samples": args.samples, "train": args.train,
             "holdout": args.holdout, "copies": args.copies, "size": args.size,
-            "threads": args.threads, "seconds": round(seconds, 1),
+            "threads": args.threads, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+            "load_average": [round(v, 1) for v in os.getloadavg()],
             "copy_threshold": round(report["calibration"]["copy_threshold"], 4),
             "novel_threshold": round(report["calibration"]["novel_threshold"], 4),
+            "power": round(report["calibration"]["power"], 4),
             "planted_flagged": f"{len(planted & flagged)}/{len(planted)}",
             "fresh_flagged": len(flagged - planted), "counts": report["counts"]}), flush=True)
 

@@ -107,9 +107,9 @@ def open_window(study_folder: Path, reader: str | None):
     """A shown reading window over the study, its first case on screen."""
     from PySide6.QtWidgets import QApplication
 
-    from reader_app.main_window import ReaderWindow
-    from reader_app.preview_store import PreviewStore
-    from reader_app.session import ReadingSession
+    from reader_app.model.preview_store import PreviewStore
+    from reader_app.model.session import ReadingSession
+    from reader_app.widgets.main_window import ReaderWindow
     from studies.ratings import RatingStore
     from studies.study import Study
 
@@ -238,7 +238,7 @@ def time_layout_steps(study_folder: Path, steps: int) -> dict[str, dict]:
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
-    from reader_app.windowing import Layout, Orientation
+    from reader_app.model.windowing import Layout, Orientation
 
     window = open_window(study_folder, reader=None)
     display = window.viewer.display
@@ -331,7 +331,7 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from reader_app.launch import drop_offscreen_notice
-    from reader_app.theme import apply_dark_theme
+    from reader_app.widgets.theme import apply_dark_theme
 
     qInstallMessageHandler(drop_offscreen_notice)
     app = QApplication.instance() or QApplication([])

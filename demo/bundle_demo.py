@@ -14,12 +14,13 @@ which loading checks too); a run trained before mdiff recorded it gets the copy'
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from diffusion_core.run_files import RUN_NAME, WEIGHTS_HASH, WEIGHTS_NAME, file_hash
+from diffusion_core.atomic_files import file_hash
+from diffusion_core.run_folder import LOG_NAME, WEIGHTS_NAME, read_run_info, write_run_info
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "diffusion_core" / "bundled" / "demo"
@@ -31,21 +32,23 @@ def main() -> None:
     for kind in ("vqgan", "ddpm"):
         source, target = runs / kind, BUNDLE / kind
         target.mkdir(parents=True, exist_ok=True)
-        for name in (WEIGHTS_NAME, "log.csv"):
+        for name in (WEIGHTS_NAME, LOG_NAME):
             shutil.copy2(source / name, target / name)
-        info = json.loads((source / RUN_NAME).read_text())
+        info = read_run_info(source, kind)
         copied = file_hash(target / WEIGHTS_NAME)
-        if info.setdefault(WEIGHTS_HASH, copied) != copied:
+        if info.weights_hash not in (None, copied):
             raise SystemExit(f"{source / WEIGHTS_NAME} does not match the hash its run.json "
                              f"recorded; it was changed after training")
-        info["data"]["prep_dir"] = "demo/data/train (prepared with the demo preset)"
-        if "init" in info:  # the critic fine-tune's starting run (stage 3), not bundled
-            info["init"]["path"] = "vqgan_floor (stage 3 of demo/train_demo.sh, not bundled)"
+        info = replace(info, weights_hash=copied, data=replace(
+            info.data, prep_dir="demo/data/train (prepared with the demo preset)"))
+        if info.init is not None:  # the critic fine-tune's starting run (stage 3), not bundled
+            info = replace(info, init=replace(
+                info.init, path="vqgan_floor (stage 3 of demo/train_demo.sh, not bundled)"))
         if kind == "ddpm":
-            if info["vqgan"]["hash"] != file_hash(BUNDLE / "vqgan" / WEIGHTS_NAME):
+            if info.vqgan_run.hash != file_hash(BUNDLE / "vqgan" / WEIGHTS_NAME):
                 raise SystemExit("the DDPM was not trained on this VQ-GAN")
-            info["vqgan"]["path"] = "../vqgan"
-        (target / RUN_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+            info = replace(info, vqgan_run=replace(info.vqgan_run, path="../vqgan"))
+        write_run_info(target, info)
     size = sum(p.stat().st_size for p in BUNDLE.rglob("*.safetensors")) / 2**20
     print(f"bundled the demo model in {BUNDLE} ({size:.1f} MB of weights)")
 

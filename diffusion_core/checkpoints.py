@@ -1,10 +1,11 @@
-"""Weights as safetensors, configs as JSON, training state without pickle, content hashes.
+"""The tensors of a run folder: weights as safetensors, training state without pickle.
 
-A run folder (DESIGN.md, "A run folder") holds `run.json`, `model.safetensors` (weights for
-sampling) and `checkpoint_latest/`, `checkpoint_best/` (everything `--resume` needs). Every file is
-written to a temporary name and moved into place with `os.replace`; a checkpoint folder is swapped
-in whole, and lists the sha256 of each of its files, so a truncated or edited file is refused with
-one sentence instead of being loaded. Training state is read with `torch.load(weights_only=True)`,
+The run folder's layout and run.json belong to `run_folder`; this module reads and writes the
+tensor files in it: `model.safetensors` (weights for sampling) and the checkpoint folders
+(`checkpoint_latest/`, `checkpoint_best/`: everything `--resume` needs). Every file is written to
+a temporary name and moved into place with `os.replace`; a checkpoint folder is swapped in whole,
+and lists the sha256 of each of its files, so a truncated or edited file is refused with one
+sentence instead of being loaded. Training state is read with `torch.load(weights_only=True)`,
 which never unpickles an object. Weights holding NaN or infinity are refused on load: one such
 value makes a sampler's every output the same, silently. Files and folders follow the umask.
 """
@@ -19,11 +20,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from diffusion_core.run_files import (
-    RUN_NAME,
-    WEIGHTS_HASH,
-    WEIGHTS_NAME,
-    CheckpointError,
+from diffusion_core.atomic_files import (
+    JSONFileError,
     atomic_folder,
     atomic_path,
     file_hash,
@@ -31,14 +29,12 @@ from diffusion_core.run_files import (
     read_json,
     write_json,
 )
-
-__all__ = ["RUN_NAME", "WEIGHTS_NAME", "WEIGHTS_HASH", "CheckpointError", "file_hash",
-           "read_json", "write_json", "save_weights", "load_weights", "load_into",
-           "save_checkpoint", "load_checkpoint", "checkpoint_folder"]
-
-STATE_NAME = "state.pt"
-CHECKPOINT_MANIFEST = "checkpoint.json"
-LATEST, BEST = "checkpoint_latest", "checkpoint_best"
+from diffusion_core.run_folder import (
+    CHECKPOINT_MANIFEST,
+    STATE_NAME,
+    WEIGHTS_NAME,
+    CheckpointError,
+)
 
 
 def save_weights(path: str | os.PathLike, state: dict[str, torch.Tensor]) -> None:
@@ -111,19 +107,13 @@ def save_checkpoint(run_dir: str | os.PathLike, name: str, weights: dict[str, to
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def checkpoint_folder(run_dir: str | os.PathLike, name: str) -> Path | None:
-    """RUN/name, or the previous copy a crash during the swap left behind, or None."""
-    run_dir = Path(run_dir)
-    for candidate in (run_dir / name, run_dir / f".{name}.old"):
-        if (candidate / CHECKPOINT_MANIFEST).is_file():
-            return candidate
-    return None
-
-
 def load_checkpoint(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """(weights, training state) from a checkpoint folder, after checking every file's hash."""
     folder = Path(folder)
-    manifest = read_json(folder / CHECKPOINT_MANIFEST, "checkpoint")
+    try:
+        manifest = read_json(folder / CHECKPOINT_MANIFEST, "checkpoint")
+    except JSONFileError as err:
+        raise CheckpointError(str(err)) from None
     files = manifest.get("files")
     if not isinstance(files, dict) or set(files) != {WEIGHTS_NAME, STATE_NAME}:
         raise CheckpointError(f"{folder / CHECKPOINT_MANIFEST} does not list the checkpoint's "

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from diffusion_core.run_files import atomic_path
+from diffusion_core.atomic_files import atomic_path
 
 # studies.study.MANIFEST_NAME and STUDY_FORMAT, studies.key.KEY_COLUMNS (diffusion_core imports
 # nothing of studies; a test keeps them equal).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -196,8 +197,8 @@ _DEMO = Preset(
     # 32 axial slices of 64x64 cover 144 x 192 x 192 mm, a whole head, at a fixed spacing (no
     # per-subject stretching). Half the voxels of 64^3 and the paper's anisotropic layout (thick
     # D, never downsampled by the U-Net): at compression 4 the latent is 8x16x16, whose DDPM step
-    # FACTS.md measures at about 0.1-0.3 s on 2 CPU threads, so a demo trains and samples on a
-    # laptop.
+    # takes about 0.14 s on 2 quiet CPU threads (CPU_SECONDS_PER_STEP), so a demo trains and
+    # samples on a laptop.
     shape=(32, 64, 64),
     spacing=(4.5, 3.0, 3.0),
     depth_axis="axial",
@@ -244,8 +245,8 @@ VQGAN_SETTINGS: dict[str, VQGANSettings] = {
     "lidc": _paper_vqgan((4, 4, 4)),
     # 32x64x64 -> latent 8x16x16 (compression 4). Base width 8 and a codebook the few demo
     # volumes can fill, a light 3D critic only (16 filters) once reconstructions have formed:
-    # about 0.38 s per step at batch 2 on two idle CPU threads (0.7 s with the critic), 16
-    # minutes in all (demo/train_demo.sh).
+    # about 0.12 s per step at batch 2 on two quiet CPU threads, 0.2 s with the critic
+    # (CPU_SECONDS_PER_STEP; demo/train_demo.sh).
     "demo": VQGANSettings(
         model=VQGANConfig(compression=(4, 4, 4), num_codes=1024, embedding_dim=8,
                           base_channels=8),
@@ -284,13 +285,16 @@ DDPM_SETTINGS: dict[str, DDPMSettings] = {
     "lidc": _paper_ddpm(32, 50),
     # latent 8 x 8 x 16 x 16: the authors' layout at width 16 (3 M parameters); 6,000 steps of
     # batch 4 (250 passes over the 48 volumes and their flips), EMA from step 500 (the bundled
-    # model predicts v and was resumed to 8,500 steps at 1e-4: demo/train_demo.sh). Latents at
-    # unit variance: the codebook's range left them at a standard deviation of 0.17, where the
-    # noise drowns the signal in all but the first few percent of timesteps.
+    # model was resumed to 8,500 steps at 1e-4: demo/train_demo.sh). Latents at unit variance:
+    # the codebook's range left them at a standard deviation of 0.17, where the noise drowns
+    # the signal in all but the first few percent of timesteps. The U-Net predicts v: noise
+    # prediction drew blotchier demo volumes in this short a training (README), so v is what
+    # the bundled model was trained with and the preset's default.
     "demo": DDPMSettings(unet=UNetConfig(channels=8, base_channels=16,
                                          channel_multipliers=(1, 2, 4, 8)),
                          scheduler=SchedulerConfig(num_train_timesteps=300,
-                                                   beta_schedule="cosine"),
+                                                   beta_schedule="cosine",
+                                                   prediction_type="v_prediction"),
                          learning_rate=3e-4, batch_size=4, steps=6_000, ema_start=500,
                          latent_scaling="std"),
     # Tests: latent 4 x 4 x 4 x 4.
@@ -306,3 +310,92 @@ def ddpm_settings(name: str) -> DDPMSettings:
     """The DDPM settings of preset `name`; PresetError for an unknown one."""
     get_preset(name)
     return DDPM_SETTINGS[name]
+
+
+# --- what a preset costs, and the table `mdiff-train --help` and `mdiff-models presets` show -----
+
+Seconds = tuple[float | None, float | None]  # (quiet, busy); None: not measured
+
+
+@dataclass(frozen=True)
+class CPUStepSeconds:
+    """Seconds per training step measured on a CPU, each as (quiet, busy) medians.
+
+    Three measurements of 10 to 20 steps each (after 2 warm-up steps) while other work came
+    and went: "quiet" is the lowest median (load average about 1), "busy" the highest (load
+    average up to 8; torch's default threads, one per core, then wait on each other).
+    Documented measurements, not computed at run time.
+    """
+
+    vqgan: Seconds = (None, None)
+    vqgan_critics: Seconds = (None, None)  # once the discriminators have started
+    ddpm: Seconds = (None, None)
+
+
+CPU_TIMING_NOTE = (
+    "CPU s/step: median seconds per training step at the preset's batch size, measured "
+    "2026-12-08 on the project's shared 2-core machine with torch's default 2 threads, "
+    "quiet (busy: the slowest of three measurements beside other work, load average up to 8). "
+    "A paper preset's VQ-GAN was timed over two steps while busy (load average 4-5); its DDPM "
+    "did not finish one step in 80 s (adni): train the paper's presets on a GPU.")
+
+CPU_SECONDS_PER_STEP: dict[str, CPUStepSeconds] = {
+    "mrnet": CPUStepSeconds(vqgan=(None, 18.0)),
+    "adni": CPUStepSeconds(vqgan=(None, 5.0)),
+    "duke": CPUStepSeconds(vqgan=(None, 18.0)),  # mrnet's network and shape
+    "demo": CPUStepSeconds(vqgan=(0.12, 0.13), vqgan_critics=(0.20, 1.9), ddpm=(0.14, 7.0)),
+    "tiny": CPUStepSeconds(vqgan=(0.06, 1.7), vqgan_critics=(0.02, 0.7), ddpm=(0.014, 0.02)),
+}
+
+
+def _prediction_name(settings: DDPMSettings) -> str:
+    return "v" if settings.scheduler.prediction_type == "v_prediction" else "epsilon"
+
+
+def _seconds(pair: Seconds) -> str:
+    quiet, busy = pair
+    if quiet is None and busy is None:
+        return "not measured"
+    busy_text = "" if busy is None else f"busy {busy:.2g}"
+    return busy_text if quiet is None else f"{quiet:.2g}" + (f" ({busy_text})" if busy_text
+                                                               else "")
+
+
+def preset_rows() -> list[dict]:
+    """One JSON-ready row per preset: shapes in both orders, spacing, default steps and batch,
+    the DDPM's default prediction and the measured CPU seconds per step."""
+    rows = []
+    for name, preset in PRESETS.items():
+        vqgan, ddpm = VQGAN_SETTINGS[name], DDPM_SETTINGS[name]
+        timing = CPU_SECONDS_PER_STEP.get(name, CPUStepSeconds())
+        rows.append({
+            "preset": name, "modality": preset.modality,
+            "paper_size_hxwxd": preset.paper_size, "shape_dhw": list(preset.shape),
+            "spacing_mm_dhw": list(preset.spacing),
+            "vqgan_steps": vqgan.steps, "vqgan_batch": vqgan.batch_size,
+            "ddpm_steps": ddpm.steps, "ddpm_batch": ddpm.batch_size,
+            "prediction": _prediction_name(ddpm),
+            "cpu_seconds_per_step": {key: None if value is None else list(value)
+                                     for key, value in vars(timing).items()},
+        })
+    return rows
+
+
+def preset_table() -> str:
+    """The presets as a text table, with `CPU_TIMING_NOTE` below it."""
+    head = ("preset", "H x W x D", "(D, H, W)", "spacing mm", "VQ-GAN steps", "DDPM steps",
+            "predicts", "CPU s/step: VQ-GAN", "+ critics", "DDPM")
+    lines = [head]
+    for row in preset_rows():
+        timing = CPU_SECONDS_PER_STEP.get(row["preset"], CPUStepSeconds())
+        lines.append((row["preset"], row["paper_size_hxwxd"].replace("x", " x "),
+                      "({}, {}, {})".format(*row["shape_dhw"]),
+                      "{:g} x {:g} x {:g}".format(*row["spacing_mm_dhw"]),
+                      f"{row['vqgan_steps']:,} x {row['vqgan_batch']}",
+                      f"{row['ddpm_steps']:,} x {row['ddpm_batch']}", row["prediction"],
+                      _seconds(timing.vqgan), _seconds(timing.vqgan_critics),
+                      _seconds(timing.ddpm)))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+            .rstrip() for line in lines]
+    return "\n".join([*text, "", *textwrap.wrap(CPU_TIMING_NOTE, 100)])

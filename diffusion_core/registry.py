@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from diffusion_core import run_files
-from diffusion_core.models import read_run
-from diffusion_core.run_files import CheckpointError
+from diffusion_core import run_folder
+from diffusion_core.atomic_files import JSONFileError, file_hash, read_json, write_json
+from diffusion_core.run_folder import CheckpointError
 
 try:
     import fcntl
@@ -112,8 +112,8 @@ class Registry:
         if not self.path.exists():
             return {}
         try:
-            data = run_files.read_json(self.path, "model registry")
-        except CheckpointError as err:
+            data = read_json(self.path, "model registry")
+        except JSONFileError as err:
             raise RegistryError(f"{err}; fix or delete it (models are re-added with "
                                 f"mdiff-models add)") from None
         if data.get("format") != REGISTRY_FORMAT or not isinstance(data.get("models"), dict):
@@ -136,14 +136,14 @@ class Registry:
         entries = {}
         for folder in sorted(BUNDLED_DIR.glob("*/")) if BUNDLED_DIR.is_dir() else []:
             vqgan, ddpm = folder / "vqgan", folder / "ddpm"
-            if (ddpm / run_files.RUN_NAME).is_file():
+            if (ddpm / run_folder.RUN_NAME).is_file():
                 try:
-                    info = run_files.read_json(ddpm / run_files.RUN_NAME, "bundled model")
+                    info = run_folder.read_run_info(ddpm, "ddpm")
                 except CheckpointError as err:
                     raise RegistryError(f"the bundled model {folder.name!r} is damaged ({err}); "
                                         f"reinstall mdiff") from None
-                entries[folder.name] = ModelEntry(folder.name, str(info.get("preset", "")),
-                                                  str(vqgan), str(ddpm), bundled=True)
+                entries[folder.name] = ModelEntry(folder.name, info.preset, str(vqgan),
+                                                  str(ddpm), bundled=True)
         return entries
 
     def entries(self) -> dict[str, ModelEntry]:
@@ -190,7 +190,7 @@ class Registry:
             entry = user[name]
         for kind in ("vqgan", "ddpm"):
             folder = Path(getattr(entry, kind))
-            if not (folder / run_files.RUN_NAME).is_file():
+            if not (folder / run_folder.RUN_NAME).is_file():
                 raise RegistryError(f"model {name!r}: its {kind} run {folder} is missing; restore "
                                     f"it, or remove the model with mdiff-models remove {name}")
         return entry
@@ -224,7 +224,7 @@ class Registry:
     def _write_models(self, models: dict) -> None:
         """Replace models.json atomically (a temporary file beside it, then os.replace)."""
         try:
-            run_files.write_json(self.path, {"format": REGISTRY_FORMAT,
+            write_json(self.path, {"format": REGISTRY_FORMAT,
                                              "version": REGISTRY_VERSION, "models": models})
         except OSError as err:
             raise self._unwritable(err) from None
@@ -243,21 +243,19 @@ class Registry:
                                 f"or remove it first")
         vqgan_dir, ddpm_dir = Path(vqgan).resolve(), Path(ddpm).resolve()
         try:
-            vq_info = read_run(vqgan_dir, "vqgan")
-            dd_info = read_run(ddpm_dir, "ddpm")
+            vq_info = run_folder.read_run_info(vqgan_dir, "vqgan")
+            dd_info = run_folder.read_run_info(ddpm_dir, "ddpm")
         except CheckpointError as err:
             raise RegistryError(str(err)) from None
-        recorded = dd_info.get("vqgan")
-        recorded = recorded if isinstance(recorded, dict) else {}
-        weights = vqgan_dir / run_files.WEIGHTS_NAME
-        if not weights.is_file() or run_files.file_hash(weights) != recorded.get("hash"):
+        weights = vqgan_dir / run_folder.WEIGHTS_NAME
+        if not weights.is_file() or file_hash(weights) != dd_info.vqgan_run.hash:
             raise RegistryError(f"the DDPM in {ddpm_dir} was not trained on the VQ-GAN in "
                                 f"{vqgan_dir} (its weights differ from the ones it recorded); "
                                 f"pass the VQ-GAN run it was trained with")
-        if vq_info.get("preset") != dd_info.get("preset"):
-            raise RegistryError(f"the VQ-GAN is of preset {vq_info.get('preset')!r} and the DDPM "
-                                f"of {dd_info.get('preset')!r}")
-        entry = ModelEntry(name, str(dd_info.get("preset")), str(vqgan_dir), str(ddpm_dir),
+        if vq_info.preset != dd_info.preset:
+            raise RegistryError(f"the VQ-GAN is of preset {vq_info.preset!r} and the DDPM "
+                                f"of {dd_info.preset!r}")
+        entry = ModelEntry(name, dd_info.preset, str(vqgan_dir), str(ddpm_dir),
                            added=datetime.now(UTC).isoformat(timespec="seconds"))
         with self._locked():
             models = self._read_models()  # again: another add may have written since
@@ -290,23 +288,17 @@ class Registry:
         if isinstance(name_or_run, str) and name_or_run in self._bundled_entries():
             return self.get(name_or_run)
         path = Path(name_or_run)
-        if (path / run_files.RUN_NAME).is_file():
+        if (path / run_folder.RUN_NAME).is_file():
             try:
-                info = read_run(path, "ddpm")
+                info = run_folder.read_run_info(path, "ddpm")
             except CheckpointError as err:
                 raise RegistryError(str(err)) from None
-            recorded = info.get("vqgan")
-            where = recorded.get("path") if isinstance(recorded, dict) else None
-            if not isinstance(where, str) or not where:
-                raise RegistryError(f"{path / run_files.RUN_NAME} does not name the VQ-GAN run "
-                                    f"the DDPM was trained on; register the model with "
-                                    f"mdiff-models add NAME --vqgan VQGAN_RUN --ddpm {path}")
-            vqgan = Path(where)
+            vqgan = Path(info.vqgan_run.path)
             if not vqgan.is_absolute():
                 vqgan = path / vqgan
-            return ModelEntry(path.name, str(info.get("preset")), str(vqgan), str(path.resolve()))
+            return ModelEntry(path.name, info.preset, str(vqgan), str(path.resolve()))
         if path.is_dir() and str(name_or_run) not in self.entries():
-            raise RegistryError(f"{path} is a folder but not a DDPM run: its {run_files.RUN_NAME} "
+            raise RegistryError(f"{path} is a folder but not a DDPM run: its {run_folder.RUN_NAME} "
                                 f"is missing; give the run folder mdiff-train ddpm wrote, or a "
                                 f"registered model's name")
         return self.get(str(name_or_run))

@@ -19,7 +19,8 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from diffusion_core import run_files
+from diffusion_core.atomic_files import JSONFileError, read_json, write_json
+from diffusion_core.records import dataclass_fields
 
 SAMPLES_NAME = "samples.json"
 SAMPLES_FORMAT = "mdiff-samples"
@@ -61,6 +62,37 @@ class SamplesPlan:
         data.pop("complete")
         return data
 
+    def to_dict(self) -> dict:
+        """samples.json's JSON object, with its format and version."""
+        return {"format": SAMPLES_FORMAT, "version": SAMPLES_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str | os.PathLike = SAMPLES_NAME) -> SamplesPlan:
+        """Read samples.json's object; SamplesError (naming `source`) for another format or
+        version, unknown or missing keys, or unusable values."""
+        if not isinstance(data, dict) or data.get("format") != SAMPLES_FORMAT:
+            raise SamplesError(f"{source} is not an mdiff samples.json")
+        if data.get("version") != SAMPLES_VERSION:
+            raise SamplesError(f"{source} is samples.json version {data.get('version')!r}, "
+                               f"which this mdiff cannot read (it reads version "
+                               f"{SAMPLES_VERSION}); update mdiff")
+        body = {k: v for k, v in data.items() if k not in ("format", "version")}
+        try:
+            plan = cls(**dataclass_fields(cls, body, "samples.json"))
+            for name in ("model", "preset", "sampler"):
+                if not isinstance(getattr(plan, name), str):
+                    raise ValueError(f"its {name} is not text")
+            if not isinstance(plan.vqgan, dict) or not isinstance(plan.ddpm, dict):
+                raise ValueError("its vqgan and ddpm are not objects")
+            for item in plan.files:
+                if set(item) != {"file", "seed"}:
+                    raise ValueError(f"a file entry has the keys {sorted(item)}, not file, seed")
+                str(item["file"]), int(item["seed"])
+        except (TypeError, ValueError) as err:
+            raise SamplesError(f"{source} is damaged or from another version of mdiff "
+                               f"({err})") from None
+        return plan
+
 
 def case_name(index: int) -> str:
     """The file name of the index-th (from 1) sampled volume."""
@@ -80,17 +112,9 @@ def read_samples(folder: str | os.PathLike, *, finished: bool = False) -> Sample
     """
     path = Path(folder) / SAMPLES_NAME
     try:
-        data = run_files.read_json(path, "samples folder")
-    except run_files.CheckpointError as err:
+        plan = SamplesPlan.from_dict(read_json(path, "samples folder"), path)
+    except JSONFileError as err:
         raise SamplesError(str(err)) from None
-    if data.get("format") != SAMPLES_FORMAT or data.get("version") != SAMPLES_VERSION:
-        raise SamplesError(f"{path} is not an mdiff samples.json (version {SAMPLES_VERSION})")
-    try:
-        plan = SamplesPlan(**{k: v for k, v in data.items() if k not in ("format", "version")})
-        for item in plan.files:
-            str(item["file"]), int(item["seed"])
-    except (TypeError, KeyError, ValueError) as err:
-        raise SamplesError(f"{path} is damaged ({err})") from None
     if finished and plan.complete is not True:
         done = sum(1 for item in plan.files if (Path(folder) / item["file"]).is_file())
         raise SamplesError(f"{folder} was interrupted while it was being sampled ({done} of "
@@ -102,8 +126,7 @@ def read_samples(folder: str | os.PathLike, *, finished: bool = False) -> Sample
 
 def write_samples(folder: Path, plan: SamplesPlan) -> None:
     """Write samples.json atomically."""
-    run_files.write_json(folder / SAMPLES_NAME, {"format": SAMPLES_FORMAT,
-                                                 "version": SAMPLES_VERSION, **asdict(plan)})
+    write_json(folder / SAMPLES_NAME, plan.to_dict())
 
 
 def open_samples_folder(folder: Path, plan: SamplesPlan) -> list[dict]:

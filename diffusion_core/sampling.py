@@ -16,15 +16,16 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from diffusion_core import run_files
+from diffusion_core import run_folder
 from diffusion_core.diffusion import LatentScale
 from diffusion_core.presets import Preset, get_preset
+from diffusion_core.runtime import resolve_device
 from diffusion_core.samples import (
     SamplesError,
     SamplesPlan,
@@ -74,7 +75,7 @@ class LatentDiffusionPipeline:
 
         unet, scheduler_config, info = load_ddpm(ddpm_run)
         vqgan, _ = load_vqgan(vqgan_run)
-        scale = LatentScale(*info["latent_range"])
+        scale = LatentScale(*info.latent_range)
         # clip_sample_range counts in codebook ranges: a predicted x0 beyond the codes would
         # quantise to the edge codes anyway. At the paper's scaling that is [-1, 1] as
         # configured; at unit variance the codes reach several standard deviations, and
@@ -82,8 +83,8 @@ class LatentDiffusionPipeline:
         extent = scale.extent(*vqgan.codebook.range())
         scheduler_config = replace(scheduler_config,
                                    clip_sample_range=scheduler_config.clip_sample_range * extent)
-        return cls(vqgan, unet, scheduler_config, scale, info["latent_shape"],
-                   get_preset(info["preset"]), device)
+        return cls(vqgan, unet, scheduler_config, scale, info.latent_shape,
+                   get_preset(info.preset), device)
 
     def _noise(self, seeds: Sequence[int]) -> tuple[torch.Tensor, list[torch.Generator]]:
         generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
@@ -146,12 +147,38 @@ def resolve_model(model: str | os.PathLike):
     except RegistryError:
         path = Path(model)
         if path.is_dir() and str(model) not in registry.entries():
-            raise run_files.CheckpointError(
-                f"{path} is a folder but not a DDPM run folder: its {run_files.RUN_NAME} is "
+            raise run_folder.CheckpointError(
+                f"{path} is a folder but not a DDPM run folder: its {run_folder.RUN_NAME} is "
                 f"missing (is its training still starting, or is it another folder?); give a "
                 f"run written by mdiff-train ddpm, or a model name from mdiff-models list"
             ) from None
         raise
+
+
+def _write_volumes(pipeline: LatentDiffusionPipeline, folder: Path, todo: list[dict],
+                   batch_size: int, *, progress: bool, **options) -> None:
+    """Sample and write the planned files `todo` ({"file", "seed"}), `batch_size` at a time."""
+    from tqdm.auto import tqdm
+
+    from diffusion_core.io import Volume, VolumeError, canonical_affine, write_nifti
+
+    spacing = pipeline.preset.spacing
+    affine = canonical_affine(spacing)
+    with tqdm(total=len(todo), desc="sample", unit="volume", file=sys.stderr,
+              disable=not progress) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            volumes = pipeline.sample([item["seed"] for item in batch], **options)
+            for item, volume in zip(batch, volumes, strict=True):
+                try:  # write_nifti writes beside the file and renames: never a partial case
+                    write_nifti(Volume(volume.intensity, spacing, affine,
+                                       pipeline.preset.modality, f"sample seed {volume.seed}"),
+                                folder / item["file"])
+                except VolumeError as err:
+                    cause = err.__cause__
+                    raise SamplesError(unwritable(folder, cause) if isinstance(cause, OSError)
+                                       else str(err)) from None
+                bar.update(1)
 
 
 def sample_folder(model: str, n: int, out: str | os.PathLike, *, sampler: str = "dpm",
@@ -161,11 +188,8 @@ def sample_folder(model: str, n: int, out: str | os.PathLike, *, sampler: str = 
 
     `steps` None: the sampler's default (`DEFAULT_STEPS`, capped at what the model allows).
     """
-    from diffusion_core.io import Volume, VolumeError, canonical_affine, write_nifti
-    from diffusion_core.models import vqgan_fingerprint
+    from diffusion_core import distributed
     from diffusion_core.outputs import check_output
-    from diffusion_core.training import distributed
-    from diffusion_core.training.trainer import resolve_device
 
     if n < 1:
         raise ValueError(f"--n must be a positive number of volumes, not {n}")
@@ -180,39 +204,19 @@ def sample_folder(model: str, n: int, out: str | os.PathLike, *, sampler: str = 
     pipeline = LatentDiffusionPipeline.from_runs(entry.vqgan, entry.ddpm, resolve_device(device))
     # Refuse impossible settings before writing anything; the plan records the steps taken.
     steps = pipeline.scheduler(sampler, steps, eta).num_inference_steps
-    ddpm_info = run_files.read_json(Path(entry.ddpm) / run_files.RUN_NAME, "DDPM run")
-    ddpm_hash = {"path": entry.ddpm,
-                 "hash": ddpm_info.get(run_files.WEIGHTS_HASH)
-                 or run_files.file_hash(Path(entry.ddpm) / run_files.WEIGHTS_NAME)}
-    plan = SamplesPlan(model=entry.name, preset=entry.preset,
-                       vqgan=vqgan_fingerprint(entry.vqgan), ddpm=ddpm_hash, sampler=sampler,
+    vqgan_ref = run_folder.run_ref(Path(entry.vqgan).resolve(), "vqgan")
+    ddpm_ref = run_folder.run_ref(entry.ddpm, "ddpm")
+    plan = SamplesPlan(model=entry.name, preset=entry.preset, vqgan=asdict(vqgan_ref),
+                       ddpm=asdict(ddpm_ref), sampler=sampler,
                        steps=int(steps), eta=float(eta), files=planned_files(n, seed))
     if rank == 0:
         open_samples_folder(folder, plan)  # rank 0 creates or checks the folder first
     distributed.barrier()
     remaining = open_samples_folder(folder, plan)
     todo = remaining[rank::world]
-    spacing = pipeline.preset.spacing
-    affine = canonical_affine(spacing)
     started = time.perf_counter()
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(todo), desc="sample", unit="volume", file=sys.stderr,
-              disable=not (progress and rank == 0)) as bar:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            volumes = pipeline.sample([item["seed"] for item in batch], sampler=sampler,
-                                      steps=steps, eta=eta)
-            for item, volume in zip(batch, volumes, strict=True):
-                try:  # write_nifti writes beside the file and renames: never a partial case
-                    write_nifti(Volume(volume.intensity, spacing, affine,
-                                       pipeline.preset.modality, f"sample seed {volume.seed}"),
-                                folder / item["file"])
-                except VolumeError as err:
-                    cause = err.__cause__
-                    raise SamplesError(unwritable(folder, cause) if isinstance(cause, OSError)
-                                       else str(err)) from None
-                bar.update(1)
+    _write_volumes(pipeline, folder, todo, batch_size, progress=progress and rank == 0,
+                   sampler=sampler, steps=steps, eta=eta)
     seconds = time.perf_counter() - started
     distributed.barrier()
     if rank == 0:

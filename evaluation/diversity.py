@@ -7,6 +7,18 @@ or the maximum minus the minimum over every volume read, never per pair; the sta
 also shifts values by that minimum so they start at 0, as SSIM assumes. One seed gives every
 folder its own random stream.
 
+Folders are read by `diffusion_core.sources` in ONE convention: the preset's model space [-1, 1]
+when any folder has a preset (samples folders, PREP_DIRs; folders of scans beside them are
+mapped by that preset), else the values the files hold; folders of different presets are refused.
+A samples folder and a PREP_DIR of the same arrays so give the same figure.
+
+Diversity alone cannot tell variety from noise: volumes of noise are "more diverse" than any
+real scans. So beside every folder after the first (the reference, e.g. the real scans) stands
+its distance from the first: the held-out ROC AUC, with a 95% CI, of a logistic regression on
+simple per-volume features (`evaluation.volume_features`; 0.5: indistinguishable, 1: apart),
+and a warning when a folder is more diverse than the first by more than its CI (its upper
+bound below the first folder's mean).
+
 torch loads when a run starts, not at import: the command line reads this module's defaults for
 its help, which must answer at once.
 """
@@ -14,20 +26,24 @@ its help, which must answer at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from diffusion_core.runtime import resolve_device
 from evaluation.errors import EvalError
 
 if TYPE_CHECKING:
-    from evaluation.volume_pairs import DiversityResult
+    from diffusion_core.sources import VolumeSource
+    from evaluation.volume_pairs import DiversityResult, VolumeFolder
 
 DEFAULT_PAIRS = 1000
 CPU_BATCH, CUDA_BATCH = 1, 16  # pairs per batch; one at a time was fastest on the CPU
 DEVICES = ("auto", "cpu", "cuda")
+DISTANCE_FOLDS = 5
+DISTANCE_MEASURE = "feature classifier held-out ROC AUC vs the first folder"
 
 
 @dataclass(frozen=True)
@@ -38,38 +54,90 @@ class DiversityRun:
     data_range: float
     range_origin: str  # "given", or where the range came from
     protocol: str
+    values: str = ""  # the convention the volumes were read in, for the text report
+    distances: list[dict | None] = field(default_factory=list)  # per folder; None: the first
+    warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
         """The run as one JSON-ready object (the shape `mdiff-eval msssim --json` prints)."""
+        distances = self.distances or [None] * len(self.results)
         return {
             "results": [{"dir": str(r.folder), "n_volumes": r.n_volumes, "n_pairs": r.n_pairs,
-                         "mean": r.mean, "std": r.std, "ci_low": r.ci_low, "ci_high": r.ci_high}
-                        for r in self.results],
+                         "mean": r.mean, "std": r.std, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                         "distance": d}
+                        for r, d in zip(self.results, distances, strict=True)],
             "data_range": self.data_range,
             "protocol": self.protocol,
+            "warnings": self.warnings,
         }
 
     def text(self) -> str:
         """The text report: one header line, then one row per folder."""
+        values = f"; values: {self.values}" if self.values else ""
         lines = [f"MS-SSIM diversity, {self.protocol} protocol, data range {self.data_range:g} "
-                 f"({self.range_origin})",
-                 f"{'folder':<40} {'volumes':>7} {'pairs':>7} {'mean':>8} {'std':>8}  95% CI"]
-        for r in self.results:
+                 f"({self.range_origin}){values}",
+                 f"{'folder':<40} {'volumes':>7} {'pairs':>7} {'mean':>8} {'std':>8}  "
+                 f"{'95% CI':<18}  distance from the first (feature AUC, 95% CI)"]
+        distances = self.distances or [None] * len(self.results)
+        for r, d in zip(self.results, distances, strict=True):
             lines.append(f"{str(r.folder):<40} {r.n_volumes:>7} {r.n_pairs:>7} {r.mean:>8.4f} "
-                         f"{r.std:>8.4f}  [{r.ci_low:.4f}, {r.ci_high:.4f}]")
+                         f"{r.std:>8.4f}  {f'[{r.ci_low:.4f}, {r.ci_high:.4f}]':<18}  "
+                         + _distance_text(d))
+        lines.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
 
-def resolve_device(choice: str) -> str:
-    """'auto' -> CUDA when available, else the CPU; 'cuda' must be available."""
-    import torch
+def _distance_text(distance: dict | None) -> str:
+    """One table cell: the reference, a distance, or why there is none."""
+    if distance is None:
+        return "(reference)"
+    if distance["auc"] is None:
+        return f"n/a ({distance['note']})"
+    return f"{distance['auc']:.3f} [{distance['ci_low']:.3f}, {distance['ci_high']:.3f}]"
 
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise EvalError("--device cuda was asked but no CUDA device is available here; use "
-                        "--device cpu or auto.")
-    return choice
+
+def folder_distance(reference: VolumeFolder, other: VolumeFolder, bounds: tuple[float, float],
+                    seed: int = 0) -> dict:
+    """The held-out AUC (95% CI) of the feature classifier telling `other` from `reference`."""
+    from evaluation.volume_features import (
+        bootstrap_ci,
+        feature_scores,
+        feature_table,
+        grouped_folds,
+        roc_auc,
+    )
+
+    folds = min(DISTANCE_FOLDS, reference.n_volumes, other.n_volumes)
+    base = {"measure": DISTANCE_MEASURE, "reference": str(reference.folder)}
+    if folds < 2:
+        return {**base, "auc": None, "ci_low": None, "ci_high": None,
+                "note": "fewer than 2 volumes in a folder"}
+    table = np.concatenate([feature_table(reference.volumes, bounds),
+                            feature_table(other.volumes, bounds)])
+    labels = np.repeat([0, 1], [reference.n_volumes, other.n_volumes])
+    groups = [str(i) for i in range(len(labels))]
+    rng = np.random.default_rng(seed)
+    scores = feature_scores(table, labels, grouped_folds(groups, labels, folds, rng))
+    low, high = bootstrap_ci(scores, labels, groups, rng, 1000)
+    return {**base, "auc": roc_auc(scores, labels), "ci_low": low, "ci_high": high, "note": ""}
+
+
+def diversity_warnings(results: Sequence[DiversityResult], distances: Sequence[dict | None]
+                       ) -> list[str]:
+    """A sentence for every folder more diverse than the first by more than its own CI."""
+    reference, warnings = results[0], []
+    for result, distance in zip(results[1:], distances[1:], strict=True):
+        if result.ci_high >= reference.mean:
+            continue
+        far = ("" if distance is None or distance["auc"] is None else
+               f"; a feature classifier tells it from {reference.folder} with held-out AUC "
+               f"{distance['auc']:.2f}")
+        warnings.append(
+            f"{result.folder} is more diverse than {reference.folder} (MS-SSIM {result.mean:.3f}, "
+            f"95% CI up to {result.ci_high:.3f}, vs {reference.mean:.3f}){far}: more diversity "
+            "than the real scans is as likely noise or artefacts as variety; check with "
+            "mdiff-eval c2st.")
+    return warnings
 
 
 def diversity_of_folders(dirs: Sequence[Path], *, n_pairs: int | None = DEFAULT_PAIRS,
@@ -85,16 +153,15 @@ def diversity_of_folders(dirs: Sequence[Path], *, n_pairs: int | None = DEFAULT_
     from evaluation.volume_pairs import (
         folder_diversity,
         is_pair_count_short,
-        load_volume_folder,
         n_distinct_pairs,
         value_bounds,
     )
 
     if data_range is not None and not data_range > 0:
         raise EvalError(f"--data-range must be positive, got {data_range}.")
-    device = resolve_device(device) if protocol == "standard" else "cpu"
+    device = resolve_device(device).type if protocol == "standard" else "cpu"
     batch_size = batch_size or (CUDA_BATCH if device == "cuda" else CPU_BATCH)
-    folders = [load_volume_folder(d) for d in dirs]
+    folders, values = load_folders(dirs)
 
     low, high = value_bounds(folders)
     if data_range is not None:
@@ -116,4 +183,32 @@ def diversity_of_folders(dirs: Sequence[Path], *, n_pairs: int | None = DEFAULT_
         results.append(folder_diversity(
             folder, n_pairs=n_pairs, rng=rng, protocol=protocol, data_range=data_range,
             low=low, batch_size=batch_size, device=device))
-    return DiversityRun(results, data_range, range_origin, protocol)
+    distances = [None] + [folder_distance(folders[0], folder, (low, high), seed)
+                          for folder in folders[1:]]
+    return DiversityRun(results, data_range, range_origin, protocol, values, distances,
+                        diversity_warnings(results, distances))
+
+
+def load_folders(dirs: Sequence[Path], *, progress: bool = True
+                 ) -> tuple[list[VolumeFolder], str]:
+    """Every folder's volumes in one convention (module docstring), each folder one stack of at
+    least 2 volumes of one shape; also the convention, in words."""
+    from diffusion_core.sources import open_sources
+
+    sources = open_sources([("DIR", d) for d in dirs])
+    preset = sources[0].preset
+    values = (f"{sources[0].convention} of preset {preset.name!r}" if preset is not None
+              else "as the files hold them")
+    return [_stack(source, progress) for source in sources], values
+
+
+def _stack(source: VolumeSource, progress: bool) -> VolumeFolder:
+    """One folder's volumes read one by one into one (n, D, H, W) float32 stack."""
+
+    from evaluation.volume_pairs import VolumeFolder
+
+    if len(source) < 2:
+        raise EvalError(f"folder {source.folder} holds {len(source)} volume(s); MS-SSIM "
+                        "diversity needs at least 2.")
+    stack = source.stack("MS-SSIM needs one shape per folder", progress=progress)
+    return VolumeFolder(source.folder, [item.path for item in source.items], stack)

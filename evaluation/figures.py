@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from evaluation.ratings_csv import CATEGORIES, CATEGORY_TITLES, LETTERS
 from evaluation.slice_panels import new_figure, save_png
+
+if TYPE_CHECKING:  # evaluation.agreement imports this module where it draws the figure
+    from evaluation.agreement import AgreementReport, DatasetAgreement, OptionCounts
 
 SHORT_OPTION_LABELS: dict[str, tuple[str, str, str, str]] = {
     "realistic_appearance": ("not recognizable", "unrealistic", "minor flaws", "can't tell"),
@@ -44,10 +49,10 @@ PANEL_MARGIN_INCHES = 1.2
 FOOTNOTE_INCHES = 0.8
 
 
-def option_shares(counts: dict) -> np.ndarray:
+def option_shares(counts: OptionCounts) -> np.ndarray:
     """Percent of answers per option A-D from one reader's `option_counts`; zeros if none."""
-    total = counts["total"]
-    per_option = np.array([counts["options"][letter] for letter in LETTERS], dtype=float)
+    total = counts.total
+    per_option = np.array([counts.options[letter] for letter in LETTERS], dtype=float)
     return 100.0 * per_option / total if total else np.zeros(len(LETTERS))
 
 
@@ -64,11 +69,11 @@ def panel_inches(n_readers: int) -> float:
     return max(PANEL_INCHES, PANEL_MARGIN_INCHES + SLOT_INCHES * slots)
 
 
-def draw_dataset(ax, dataset: str, summary: dict) -> None:
+def draw_dataset(ax: Axes, dataset: str, summary: DatasetAgreement) -> None:
     """One panel: per question a stacked bar per reader, from a dataset of `agreement_report`."""
-    readers = summary["readers"]
+    readers = summary.readers
     x = bar_positions(len(readers))
-    shares = np.array([option_shares(summary["categories"][c]["counts"][r])
+    shares = np.array([option_shares(summary.categories[c].counts[r])
                        for c in CATEGORIES for r in readers]).reshape(-1, len(LETTERS))
     bottom = np.zeros(len(x))
     for k, letter in enumerate(LETTERS):
@@ -80,8 +85,8 @@ def draw_dataset(ax, dataset: str, summary: dict) -> None:
     ax.set_xticks(x, [name for _ in CATEGORIES for name in names], fontsize=7)
     ax.set_ylim(0, 100)
     ax.set_ylabel("share of answers (%)")
-    cases = "synthetic cases" if summary["cases"] == "synthetic" else "cases"
-    ax.set_title(f"{dataset} ({summary['n_cases']} {cases})", fontsize=10)
+    cases = "synthetic cases" if summary.cases == "synthetic" else "cases"
+    ax.set_title(f"{dataset} ({summary.n_cases} {cases})", fontsize=10)
     # Question names on a second tick row, pushed below the reader names by blank lines.
     centres = x.reshape(len(CATEGORIES), len(readers)).mean(axis=1)
     blank = "\n" * (max((name.count("\n") for name in names), default=0) + 2)
@@ -103,19 +108,19 @@ def option_footnote() -> str:
     return "\n".join(lines)
 
 
-def figure2(report: dict) -> Figure:
+def figure2(report: AgreementReport) -> Figure:
     """Figure 2 of the paper for an `agreement_report`: one panel per dataset."""
-    datasets = list(report["datasets"])
+    datasets = list(report.datasets)
     if not datasets:
         raise ValueError("the report holds no dataset to draw")
-    panel_width = panel_inches(max(len(report["datasets"][d]["readers"]) for d in datasets))
+    panel_width = panel_inches(max(len(report.datasets[d].readers) for d in datasets))
     ncols = min(2 if panel_width <= 2 * PANEL_INCHES else 1, len(datasets))
     nrows = math.ceil(len(datasets) / ncols)
     height = 3.6 * nrows + FOOTNOTE_INCHES
     fig = new_figure(panel_width * ncols, height)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, dataset in zip(axes, datasets, strict=False):
-        draw_dataset(ax, dataset, report["datasets"][dataset])
+        draw_dataset(ax, dataset, report.datasets[dataset])
     for ax in axes[len(datasets):]:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
@@ -127,6 +132,6 @@ def figure2(report: dict) -> Figure:
     return fig
 
 
-def save_figure2(report: dict, path: str | os.PathLike) -> None:
+def save_figure2(report: AgreementReport, path: str | os.PathLike) -> None:
     """Draw `figure2(report)` and write it as a PNG; EvalError when the file cannot be written."""
     save_png(figure2(report), path)

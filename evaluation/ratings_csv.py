@@ -19,12 +19,14 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from evaluation.errors import EvalError
+from evaluation.results import JsonResult
 from studies.export import FLAG_CELLS, ID_COLUMNS, TABLE1_COLUMNS, answer_cells
 from studies.key import SOURCES
 from studies.questions import ALL_QUESTIONS
@@ -116,21 +118,28 @@ def _read_one(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
-def split_left_out(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+@dataclass(frozen=True)
+class LeftOut(JsonResult):
+    """How many rows no statistic uses: practice rows, and other rows flagged not assessable."""
+
+    not_assessable: int
+    practice: int
+
+    def text(self) -> str:
+        """'2 ratings flagged not assessable left out' (and the practice rows, if any)."""
+        text = f"{self.not_assessable} ratings flagged not assessable left out"
+        if self.practice:
+            text += f", and {self.practice} practice ratings"
+        return text
+
+
+def split_left_out(rows: pd.DataFrame) -> tuple[pd.DataFrame, LeftOut]:
     """The rows statistics use, and how many were left out: `practice` rows, and other rows
     flagged `not_assessable`."""
     practice = rows["practice"].to_numpy(dtype=bool)
     flagged = rows["not_assessable"].to_numpy(dtype=bool) & ~practice
-    left_out = {"not_assessable": int(flagged.sum()), "practice": int(practice.sum())}
+    left_out = LeftOut(not_assessable=int(flagged.sum()), practice=int(practice.sum()))
     return rows[~(practice | flagged)], left_out
-
-
-def left_out_text(left_out: dict[str, int]) -> str:
-    """'2 ratings flagged not assessable left out' (and the practice rows, when there are any)."""
-    text = f"{left_out['not_assessable']} ratings flagged not assessable left out"
-    if left_out["practice"]:
-        text += f", and {left_out['practice']} practice ratings"
-    return text
 
 
 def _read_text_table(path: Path) -> tuple[pd.DataFrame, np.ndarray]:

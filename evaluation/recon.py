@@ -45,7 +45,7 @@ from diffusion_core.data import PreparedDataset
 from diffusion_core.nn.codebook import nearest_codes
 from diffusion_core.outputs import check_output
 from diffusion_core.prepared import PreparedError
-from diffusion_core.run_files import CheckpointError
+from diffusion_core.run_folder import CheckpointError
 from evaluation.errors import EvalError
 from evaluation.msssim import ms_ssim
 from evaluation.slice_panels import (
@@ -149,9 +149,10 @@ def load_model(run: str | os.PathLike, device: str) -> tuple[Autoencoder, dict]:
     from diffusion_core.models import load_vqgan
 
     try:
-        return load_vqgan(run, device)
+        model, info = load_vqgan(run, device)
     except CheckpointError as err:
         raise EvalError(f"cannot load the VQ-GAN {run}: {str(err).rstrip('.')}.") from None
+    return model, info.to_dict()
 
 
 @dataclass
@@ -275,7 +276,7 @@ def recon_report(runs: Sequence[str | os.PathLike], data: str | os.PathLike, *,
     than the data's is refused (EvalError). Neither output may lie in an input or a study
     (`diffusion_core.outputs`); an existing `figure` is replaced only with `force`.
     """
-    from evaluation.diversity import resolve_device
+    from diffusion_core.runtime import resolve_device
 
     inputs = [("--data", data), *(("--models", run) for run in runs)]
     figure = None if figure is None else Path(figure)
@@ -285,7 +286,7 @@ def recon_report(runs: Sequence[str | os.PathLike], data: str | os.PathLike, *,
         check_output(volumes_out, inputs=inputs, what="--volumes-out", kind="folder")
     if not runs:
         raise EvalError("--models needs at least one VQ-GAN run folder.")
-    device = resolve_device(device)
+    device = resolve_device(device).type
     dataset = open_split(data, split)
     figure_index = None
     if figure is not None:

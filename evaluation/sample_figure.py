@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from diffusion_core.sources import SourceError, VolumeSource, check_shape, open_source
 from evaluation.errors import EvalError
+from evaluation.results import JsonResult
 from evaluation.slice_panels import (
     EDGE_LETTERS,
     DisplayWindow,
@@ -26,7 +28,6 @@ from evaluation.slice_panels import (
     save_png,
     show_slice,
 )
-from evaluation.volume_sources import VolumeSource, check_shapes, open_source
 
 DEFAULT_VOLUMES = 4
 DEFAULT_SLICES = 5
@@ -45,6 +46,27 @@ class SliceGrid:
     slices: list[int]
 
 
+@dataclass(frozen=True)
+class SliceFigure(JsonResult):
+    """What `slice_figure` drew: the figure's path, the volumes, slices and windows shown."""
+
+    figure: str
+    dir: str
+    kind: str  # "samples", "prepared" or "scans"
+    preset: str | None
+    modality: str | None
+    volumes: tuple[str, ...]
+    n_available: int  # volumes in the folder
+    slices: tuple[int, ...]  # 0-based depth indices
+    plane: str
+    edges: dict[str, str] | None  # orientation letters at the top, bottom, left, right
+    windows: tuple[DisplayWindow, ...]
+
+    def to_json(self) -> dict:
+        """The summary `--json` prints."""
+        return {**super().to_json(), "windows": [w.as_json() for w in self.windows]}
+
+
 def neighbour_slices(depth: int, count: int) -> list[int]:
     """`count` consecutive slice indices centred on the middle slice of `depth` slices."""
     if not 1 <= count <= depth:
@@ -56,18 +78,21 @@ def neighbour_slices(depth: int, count: int) -> list[int]:
 
 def read_grid(folder: str | Path, n_volumes: int = DEFAULT_VOLUMES,
               n_slices: int = DEFAULT_SLICES, ct_name: str = "soft tissue") -> SliceGrid:
-    """Read the first `n_volumes` volumes of `folder` and choose their windows and slices."""
-    source = open_source(folder, "DIR")
-    count = min(n_volumes, len(source))
+    """Read the first `n_volumes` volumes of `folder`, in intensities, and choose their windows
+    and slices."""
+    try:
+        source = open_source(folder, option="DIR")
+        count = min(n_volumes, len(source))
+        read = [source.read_intensities(index) for index in range(count)]
+        for volume in read[1:]:
+            check_shape(volume, read[0].array.shape, f"the first volume, {source.names[0]}")
+    except SourceError as err:
+        raise EvalError(str(err)) from None
     volumes, windows, modalities = [], [], set()
-    for index in range(count):
-        array, modality = source.read(index)
-        if volumes:
-            check_shapes(array.shape, volumes[0].shape, source.scans[index].path,
-                         f"the first volume, {source.names[0]}")
-        volumes.append(array)
-        modalities.add(modality)
-        windows.append(display_window(array, modality, ct_name))
+    for volume in read:
+        volumes.append(volume.array)
+        modalities.add(volume.modality)
+        windows.append(display_window(volume.array, volume.modality, ct_name))
     if len(modalities) > 1:
         raise EvalError(f"{source.folder} mixes modalities ({', '.join(sorted(modalities))}); "
                         "draw one modality per figure.")
@@ -101,9 +126,9 @@ def draw_grid(grid: SliceGrid) -> Figure:
 
 def slice_figure(folder: str | Path, out: str | Path, *, n_volumes: int = DEFAULT_VOLUMES,
                  n_slices: int = DEFAULT_SLICES, ct_name: str = "soft tissue",
-                 force: bool = False) -> dict:
+                 force: bool = False) -> SliceFigure:
     """Draw the grid of `folder` into the PNG `out` (an existing file only with `force`, never
-    one in `folder` or a study: `check_figure_path`); returns what it shows (JSON-ready)."""
+    one in `folder` or a study: `check_figure_path`); returns what it shows."""
     out = Path(out)
     check_figure_path(out, inputs=[("DIR", folder)], force=force, what="--out")
     if n_volumes < 1 or n_slices < 1:
@@ -111,29 +136,22 @@ def slice_figure(folder: str | Path, out: str | Path, *, n_volumes: int = DEFAUL
     grid = read_grid(folder, n_volumes, n_slices, ct_name)
     save_png(draw_grid(grid), out)
     letters = EDGE_LETTERS.get(grid.source.depth_axis)
-    return {
-        "figure": str(out),
-        "dir": str(grid.source.folder),
-        "kind": grid.source.kind,
-        "preset": grid.source.preset.name if grid.source.preset else None,
-        "modality": grid.modality or None,
-        "volumes": grid.names,
-        "n_available": len(grid.source),
-        "slices": grid.slices,
-        "plane": grid.source.depth_axis,
-        "edges": dict(zip(("top", "bottom", "left", "right"), letters, strict=True))
+    return SliceFigure(
+        figure=str(out), dir=str(grid.source.folder), kind=grid.source.kind,
+        preset=grid.source.preset.name if grid.source.preset else None,
+        modality=grid.modality or None, volumes=tuple(grid.names),
+        n_available=len(grid.source), slices=tuple(grid.slices), plane=grid.source.depth_axis,
+        edges=dict(zip(("top", "bottom", "left", "right"), letters, strict=True))
         if letters else None,
-        "windows": [w.as_json() for w in grid.windows],
-    }
+        windows=tuple(grid.windows))
 
 
-def slice_figure_text(report: dict) -> str:
+def slice_figure_text(report: SliceFigure) -> str:
     """The text summary of `slice_figure`'s report."""
-    slices = report["slices"]
-    lines = [f"wrote {report['figure']}: {len(report['volumes'])} of {report['n_available']} "
-             f"volumes of {report['dir']} ({report['kind']}), {report['plane']} slices "
+    slices = report.slices
+    lines = [f"wrote {report.figure}: {len(report.volumes)} of {report.n_available} "
+             f"volumes of {report.dir} ({report.kind}), {report.plane} slices "
              f"{slices[0] + 1}-{slices[-1] + 1}"]
-    for name, window in zip(report["volumes"], report["windows"], strict=True):
-        lines.append(f"  {name}: window {window['low']:g} to {window['high']:g} "
-                     f"({window['rule']})")
+    for name, window in zip(report.volumes, report.windows, strict=True):
+        lines.append(f"  {name}: window {window.low:g} to {window.high:g} ({window.rule})")
     return "\n".join(lines)

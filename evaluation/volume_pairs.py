@@ -1,4 +1,4 @@
-"""MS-SSIM diversity of a folder of volumes: loading, pair sampling, pair values, bootstrap.
+"""MS-SSIM diversity of a stack of volumes: pair sampling, pair values, the bootstrap.
 
 Diversity is the mean MS-SSIM over distinct unordered pairs of volumes of one folder (lower is
 more diverse). Pairs share volumes, so their values are not independent: the confidence interval
@@ -36,7 +36,7 @@ class VolumeFolderError(EvalError):
 
 @dataclass
 class VolumeFolder:
-    """The volumes of one folder, all of one shape."""
+    """The volumes of one folder, all of one shape, read by `evaluation.diversity`."""
 
     folder: Path
     files: list[Path]
@@ -59,38 +59,6 @@ class DiversityResult:
     std: float  # standard deviation of the pair values
     ci_low: float
     ci_high: float
-
-
-def load_volume_folder(folder: Path, *, progress: bool = True) -> VolumeFolder:
-    """Read every scan of `folder` (NIfTI, .npy, DICOM) and check they form one stack."""
-    from diffusion_core.io import VolumeError, find_scans, read_volume
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise VolumeFolderError(f"folder {folder} does not exist; give a folder of volumes.")
-    try:
-        files = find_scans(folder)
-    except VolumeError as err:  # e.g. a folder without any scan
-        raise VolumeFolderError(f"{err} MS-SSIM diversity needs at least 2 volumes per "
-                                "folder.") from None
-    if len(files) < 2:
-        raise VolumeFolderError(
-            f"folder {folder} holds {len(files)} volume(s); MS-SSIM diversity needs at least 2.")
-    arrays: list[np.ndarray] = []
-    for path in tqdm(files, desc=f"reading {folder.name}", unit="volume", disable=not progress):
-        try:
-            array = np.asarray(read_volume(path).array, dtype=np.float32)
-        except VolumeError as err:
-            raise VolumeFolderError(f"{err} Fix or remove that file.") from None
-        if arrays and array.shape != arrays[0].shape:
-            raise VolumeFolderError(
-                f"volumes in {folder} differ in shape: {files[0].relative_to(folder)} is "
-                f"{arrays[0].shape} but {path.relative_to(folder)} is {array.shape}; MS-SSIM "
-                "needs one shape per folder.")
-        if not np.isfinite(array).all():
-            raise VolumeFolderError(f"{path} holds NaN or infinite values; fix or remove it.")
-        arrays.append(array)
-    return VolumeFolder(folder=folder, files=list(files), volumes=np.stack(arrays))
 
 
 def value_bounds(folders: Sequence[VolumeFolder]) -> tuple[float, float]:

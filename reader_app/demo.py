@@ -66,3 +66,14 @@ def build_demo(out: Path, *, n: int = DEFAULT_CASES, seed: int = 0, sampler: str
                      turing=True, key=key, seed=seed, dataset="demo", practice=PRACTICE,
                      title="mdiff demo: synthetic and real brain MRI", progress=True)
     return DemoStudy(study, key, samples, None)
+
+
+def synthetic_case(demo: DemoStudy) -> str:
+    """The first synthetic study case in the study's list (from the key): what the headless
+    screenshot shows, since the model's work is what the demo is for."""
+    from studies.key import read_study_key
+    from studies.study import Study
+
+    study = Study.open(demo.study)
+    key = read_study_key(study, demo.key)
+    return next(c for c in study.case_ids if key[c].source == "synthetic")

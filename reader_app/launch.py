@@ -16,11 +16,11 @@ from PySide6.QtCore import QEvent, Qt, QTimer, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication, QInputDialog, QLineEdit
 
 from reader_app import APP_TITLE
-from reader_app.main_window import ReaderWindow
-from reader_app.opening import open_study_for_reading
-from reader_app.preview_store import PreviewStore
-from reader_app.session import ReadingSession
-from reader_app.theme import apply_dark_theme
+from reader_app.model.opening import open_study_for_reading
+from reader_app.model.preview_store import PreviewStore
+from reader_app.model.session import ReadingSession
+from reader_app.widgets.main_window import ReaderWindow
+from reader_app.widgets.theme import apply_dark_theme
 from studies.ratings import (
     RatingStore,
     RatingStoreError,
@@ -46,13 +46,19 @@ class LaunchError(Exception):
 @dataclass(frozen=True)
 class ReaderRequest:
     """What `mdiff-reader` was asked: the study, the reader, and for a screenshot the PNG, the
-    1-based case and slice to show."""
+    1-based case and slice to show and the window's size in pixels (width, height).
+
+    `case_id` picks the screenshot's case by its id instead, for a caller that holds the key
+    (the demo shows a synthetic case); `mdiff-reader` never asks for one.
+    """
 
     study: str | Path
     reader: str | None = None
     screenshot: str | Path | None = None
     case: int | None = None
     slice_number: int | None = None
+    size: tuple[int, int] | None = None
+    case_id: str | None = None
 
     @property
     def gui(self) -> bool:
@@ -92,7 +98,11 @@ def run_reader(request: ReaderRequest) -> int:
                           study.viewer)
     try:
         if not request.gui:
-            take_screenshot(window, Path(request.screenshot), request.case, request.slice_number)
+            if request.case_id is not None:
+                session = window.session
+                session.go_to(session.position_of(request.case_id))
+            take_screenshot(window, Path(request.screenshot), request.case, request.slice_number,
+                            request.size)
             return 0
         window.show()
         with _closing_on_interrupt(app):
@@ -141,9 +151,10 @@ def _closing_on_interrupt(app: QApplication) -> Iterator[None]:
 
 
 def take_screenshot(window: ReaderWindow, png: Path, case: int | None,
-                    slice_number: int | None) -> None:
+                    slice_number: int | None, size: tuple[int, int] | None = None) -> None:
     """Render `window` offscreen at study case `case` (after the practice block) and slice
-    `slice_number` (1-based) into `png`."""
+    `slice_number` (1-based) into `png`, `size` (width, height) pixels large (default: the
+    window's own size)."""
     session = window.session
     if case is not None:
         if not 1 <= case <= session.case_count:
@@ -154,6 +165,8 @@ def take_screenshot(window: ReaderWindow, png: Path, case: int | None,
         raise LaunchError(f"The folder {png.parent} for the screenshot does not exist; create "
                           "it first.")
     window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
+    if size is not None:
+        _resize(window, size)
     window.show()
     QApplication.processEvents()
     if not window.wait_for_case():
@@ -174,6 +187,16 @@ def take_screenshot(window: ReaderWindow, png: Path, case: int | None,
     if not window.grab().save(str(png)):
         raise LaunchError(f"The screenshot could not be written to {png}; check the file name "
                           "ends in .png and the folder is writable.")
+
+
+def _resize(window: ReaderWindow, size: tuple[int, int]) -> None:
+    """Give the window `size`; LaunchError when it cannot be that small."""
+    smallest = window.minimumSizeHint()
+    width, height = size
+    if width < smallest.width() or height < smallest.height():
+        raise LaunchError(f"--size {width}x{height} is smaller than this study's window can be "
+                          f"({smallest.width()}x{smallest.height()}); give a larger size.")
+    window.resize(width, height)
 
 
 def ask_reader_name() -> str | None:

@@ -11,17 +11,21 @@ practice block is checked for any way its practice truth could reach a study cas
 (`studies.practice_audit`: the practice files, their sources, their content, and the pairing of
 study cases with labelled practice cases, a value-set feature of the table).
 
-The result is a table, one row per feature, printed by `mdiff-study audit`.
+The result is a table, one row per feature, printed by `mdiff-study audit`; under it, for each
+failure, what the feature measures, what typically causes it and where to read more
+(`studies.audit_advice`).
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from studies.audit_advice import advice_for
 from studies.blinding import VALUES, CheckResult, FeatureTest, SourceTest, listed_files_failure
 from studies.case_features import Feature, study_features
 from studies.key import KeyEntry, read_study_key
@@ -124,12 +128,28 @@ def audit_report(audit: Audit) -> dict:
     return {
         "study": audit.study, "passed": audit.passed,
         "n_real": audit.n_real, "n_synthetic": audit.n_synthetic, "n_practice": audit.n_practice,
-        "checks": [{"name": c.name, "passed": c.passed, "reason": c.reason}
-                   for c in audit.checks],
+        "checks": [{"name": c.name, "passed": c.passed, "reason": c.reason,
+                    "advice": _advice(c.name, c.passed)} for c in audit.checks],
         "features": [{"name": f.name, "kind": f.kind, "auc": f.auc, "p_value": f.p_value,
                       "real": _summary(f.real), "synthetic": _summary(f.synthetic),
-                      "passed": f.passed, "reason": f.reason} for f in audit.features],
+                      "passed": f.passed, "reason": f.reason,
+                      "advice": _advice(f.name, f.passed)} for f in audit.features],
     }
+
+
+def _advice(name: str, passed: bool) -> dict | None:
+    """A failure's advice for the JSON (what it measures, typical cause, where to read);
+    None for a pass."""
+    advice = None if passed else advice_for(name)
+    return None if advice is None else advice.as_dict()
+
+
+def advice_lines(audit: Audit) -> list[str]:
+    """One line per failed check or feature: what it measures, what typically causes the
+    failure and where to read more."""
+    failed = ([c.name for c in audit.checks if not c.passed]
+              + [f.name for f in audit.features if not f.passed])
+    return [advice.line(name) for name in failed if (advice := advice_for(name)) is not None]
 
 
 def _number(value: float) -> str:
@@ -171,6 +191,13 @@ def audit_text(audit: Audit) -> str:
                      "none separates at all; value sets: none near-perfectly).")
     else:
         lines += [f"FAIL  {line}" for line in failures]
+        advice = advice_lines(audit)
+        if advice:
+            lines += ["", "What to do:"]
+            lines += [textwrap.fill(line, width=100, initial_indent="  ",
+                                    subsequent_indent="      ", break_on_hyphens=False)
+                      for line in advice]
+            lines.append("")
         total = len(audit.checks) + len(audit.features)
         lines.append(f"Audit failed: {len(failures)} of {total} checks and features can tell "
                      "real from synthetic cases.")

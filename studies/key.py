@@ -4,18 +4,24 @@ A CSV with the columns `case_id, source, origin, model, seed`: `source` is real|
 `origin` the input file, `model` and `seed` what is known of a synthetic case's provenance. A study
 with a practice block lists its practice cases (P01, ...) too, so the audit can compare their
 origins with the study cases'.
+
+Every origin is a file that outlives the create: the volumes sampled by `create --model` are kept
+in a samples folder beside the key (`samples_path`: `STUDY.samples/` beside `STUDY.key.csv`),
+never inside the study, so a synthetic case can be looked at or its sampling rerun later.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from studies.study import SOURCES, Study, StudyError
 
 KEY_COLUMNS = ("case_id", "source", "origin", "model", "seed")
+PART_OF_SCAN = re.compile(r" \[part \d+ of \d+\]$")  # an origin's suffix for one part of a scan
 
 
 @dataclass(frozen=True)
@@ -28,10 +34,28 @@ class KeyEntry:
     model: str = ""
     seed: str = ""
 
+    @property
+    def origin_path(self) -> Path:
+        """The input file (or DICOM series folder) the origin names, without the part of a
+        split scan (`... [part 2 of 3]`)."""
+        return Path(PART_OF_SCAN.sub("", self.origin))
+
 
 def default_key_path(study_folder: str | Path) -> Path:
     """`STUDY.key.csv` beside the study folder."""
     return Path(str(Path(study_folder)) + ".key.csv")
+
+
+def samples_path(key_path: str | Path) -> Path:
+    """The samples folder kept beside a key: `STUDY.samples` for `STUDY.key.csv` (`K.samples`
+    for `K.csv`, `K.samples` for any other name `K`)."""
+    key_path = Path(key_path)
+    stem = key_path.name
+    for suffix in (".key.csv", ".csv"):
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[:-len(suffix)]
+            break
+    return key_path.with_name(f"{stem}.samples")
 
 
 def is_inside(path: Path, folder: Path) -> bool:

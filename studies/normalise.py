@@ -8,7 +8,8 @@ takes the same three steps, with the dither and the clipping in one place after 
    - an array already of the preset's shape with values in [-1, 1] (a PREP_DIR array, a
      sampler's output) is taken as it is;
    - an array on the preset's grid (shape and spacing) in the preset's intensities (a sampler's
-     output in Hounsfield units) goes through the pipeline's last step only;
+     output in Hounsfield units) goes through the pipeline's last step only, the value mapping
+     every folder reader uses for scans (`diffusion_core.sources.scan_to_model`);
    - without a preset, the last step is the whole pipeline: CT's 12-bit HU window, MR's own range.
    Every array then ends with the last step's rule (`settle`): CT clipped to [-1, 1] (its HU
    window), MR min-max scaled onto [-1, 1], so a sampler's overshoot is treated like a scan's
@@ -39,6 +40,7 @@ from diffusion_core.io import Volume, canonical_affine
 from diffusion_core.modality import CT_SOFT_TISSUE, MR_PERCENTILES
 from diffusion_core.preprocess import MinMax, Part
 from diffusion_core.presets import Preset
+from diffusion_core.sources import scan_to_model
 from studies.study import StudyError
 
 DEFAULT_HU_WINDOW = (-1024.0, 3071.0)  # the 12-bit range CT scanners store
@@ -47,8 +49,8 @@ MR_LEVELS = 4095
 # output (VQ-GAN decoders have no output tanh, so they overshoot a little).
 PREPROCESSED_MARGIN = 0.1
 SPACING_TOLERANCE = 1e-3  # relative: NIfTI stores spacings as float32
-# Viewer defaults written to study.json: soft-tissue CT window (level, width) in HU, and the MR
-# auto-window percentiles (both as FACTS.md's viewer conventions).
+# Viewer defaults written to study.json: the soft-tissue CT window (level, width) in HU and the
+# robust MR percentiles, the same conventions the reader app's windowing uses.
 CT_VIEWER = {"window": list(CT_SOFT_TISSUE)}
 MR_VIEWER = {"percentile": list(MR_PERCENTILES)}
 
@@ -151,7 +153,7 @@ def to_unit(volume: Volume, modality: str, preset: Preset | None, *,
     elif prepared or is_preprocessed(raw, preset):
         units = [raw]
     elif is_on_grid(volume, preset):
-        units = [_to_window(raw, last)]
+        units = [scan_to_model(volume, preset)]
     else:
         units = preset.preprocess(volume)
     return [settle(unit, last) for unit in units]

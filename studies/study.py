@@ -19,8 +19,14 @@ exported as ratings (`mdiff-study audit` checks that their truth tells nothing a
 case's answers become final once the case is done (every question answered, or flagged "not
 assessable"); until then the reader may still change them. Comments can always change. Every
 change is kept, with its time, in the reader's database (ratings.py).
-Version 2 studies store their cases as `.nii`; version 1 studies (gzipped `cases/ID.nii.gz`) are
-still opened, rated, exported and audited.
+`practice_truth_when_flagged` (optional, default false): whether a practice case flagged "not
+assessable" shows its truth without every question answered.
+
+`StudyManifest` is study.json as a value: `from_dict` reads every version on disk (1 and 2; the
+optional fields above were added within them, so a file may lack them) and refuses, in one
+sentence naming the file, a missing or unknown field and a value of the wrong type; `to_dict` is
+what `mdiff-study create` writes. Version 2 studies store their cases as `.nii`; version 1
+studies (gzipped `cases/ID.nii.gz`) are still opened, rated, exported and audited.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,10 +58,15 @@ CASE_ID_PATTERN = re.compile(r"^[0-9a-f]{8,32}$")
 PRACTICE_ID_PATTERN = re.compile(r"^P[0-9]{2,4}$")
 SOURCES = ("real", "synthetic")
 
-_REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
+# study.json's fields and their JSON types, in the order create writes them; every version
+# this mdiff reads has the same fields, the optional ones being later additions.
+_REQUIRED_FIELDS: dict[str, type] = {
     "format": str, "version": int, "study_id": str, "title": str, "dataset": str,
     "modality": str, "questions": list, "turing": bool, "cases": list, "shape": list,
     "spacing": list, "viewer": dict, "created_at": str,
+}
+_OPTIONAL_FIELDS: dict[str, type] = {
+    "answers_editable": bool, "practice": list, "practice_truth_when_flagged": bool,
 }
 
 
@@ -67,31 +79,104 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True)
+class PracticeEntry:
+    """One entry of study.json's `practice`: a practice case and its truth."""
+
+    case_id: str
+    source: str
+
+
+@dataclass(frozen=True)
+class StudyManifest:
+    """study.json: what a study is and asks (format version 1 or 2)."""
+
+    version: int
+    study_id: str
+    title: str
+    dataset: str  # "" in studies made before the dataset name was always written
+    modality: str
+    questions: tuple[str, ...]
+    turing: bool
+    cases: tuple[str, ...]
+    shape: tuple[int, ...]
+    spacing: tuple[float, ...]
+    viewer: dict[str, Any]  # the app's defaults (window, percentile, layout); it checks them
+    created_at: str
+    answers_editable: bool = True
+    practice: tuple[PracticeEntry, ...] = ()
+    practice_truth_when_flagged: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Any, path: Path) -> StudyManifest:
+        """The manifest of study.json's parsed `data`; StudyError naming `path` when invalid."""
+
+        def bad(problem: str) -> StudyError:
+            return StudyError(f"{path} {problem}; restore it from a copy of the study.")
+
+        _check_fields(data, path, bad)
+        _check_values(data, bad)
+        practice = data.get("practice", [])
+        _check_practice(practice, bad)
+        return cls(
+            version=data["version"], study_id=data["study_id"], title=data["title"],
+            dataset=data["dataset"], modality=data["modality"],
+            questions=tuple(data["questions"]), turing=data["turing"], cases=tuple(data["cases"]),
+            shape=tuple(data["shape"]), spacing=tuple(float(s) for s in data["spacing"]),
+            viewer=dict(data["viewer"]), created_at=data["created_at"],
+            answers_editable=data.get("answers_editable", True),
+            practice=tuple(PracticeEntry(e["case_id"], e["source"]) for e in practice),
+            practice_truth_when_flagged=data.get("practice_truth_when_flagged", False))
+
+    def to_dict(self) -> dict[str, Any]:
+        """study.json's content, as `mdiff-study create` writes it."""
+        data: dict[str, Any] = {
+            "format": STUDY_FORMAT, "version": self.version, "study_id": self.study_id,
+            "title": self.title, "dataset": self.dataset, "modality": self.modality,
+            "questions": list(self.questions), "turing": self.turing, "cases": list(self.cases),
+            "shape": list(self.shape), "spacing": list(self.spacing), "viewer": dict(self.viewer),
+            "created_at": self.created_at, "answers_editable": self.answers_editable,
+            "practice": [{"case_id": p.case_id, "source": p.source} for p in self.practice],
+        }
+        if self.practice_truth_when_flagged:  # written only where a study sets it
+            data["practice_truth_when_flagged"] = True
+        return data
+
+
+def read_manifest(path: Path) -> StudyManifest:
+    """Read and check a study.json; StudyError naming `path` when it is unreadable or invalid."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise StudyError(f"{path} cannot be read as JSON ({err}); restore it from a copy of "
+                         "the study.") from None
+    return StudyManifest.from_dict(data, path)
+
+
 class Study:
     """An opened study folder: its manifest's fields and the paths of its parts."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, manifest: StudyManifest) -> None:
         self.folder = folder
-        self.manifest = manifest
-        self.study_id: str = manifest["study_id"]
-        self.title: str = manifest["title"]
+        self.manifest: StudyManifest = manifest
+        self.study_id: str = manifest.study_id
+        self.title: str = manifest.title
         # Studies made before the dataset name was always written have "" there; the export's
         # dataset column must not be empty.
-        self.dataset: str = dataset_name(manifest["dataset"], None, manifest["title"], folder)
-        self.modality: str = manifest["modality"]
-        self.turing: bool = manifest["turing"]
+        self.dataset: str = dataset_name(manifest.dataset, None, manifest.title, folder)
+        self.modality: str = manifest.modality
+        self.turing: bool = manifest.turing
         self.questions: tuple[Question, ...] = tuple(
-            ALL_QUESTIONS[key] for key in manifest["questions"])
-        self.case_ids: list[str] = list(manifest["cases"])
-        self.shape: tuple[int, ...] = tuple(manifest["shape"])
-        self.spacing: tuple[float, ...] = tuple(manifest["spacing"])
-        self.viewer: dict = dict(manifest["viewer"])
-        self.created_at: str = manifest["created_at"]
+            ALL_QUESTIONS[key] for key in manifest.questions)
+        self.case_ids: list[str] = list(manifest.cases)
+        self.shape: tuple[int, ...] = manifest.shape
+        self.spacing: tuple[float, ...] = manifest.spacing
+        self.viewer: dict = dict(manifest.viewer)
+        self.created_at: str = manifest.created_at
         # Practice case id -> its truth, in the order the cases are shown. The app asks
         # `RatingStore.practice_truth`, which gives it only after the case is answered.
-        self.practice: dict[str, str] = {entry["case_id"]: entry["source"]
-                                         for entry in manifest.get("practice", [])}
-        self.answers_editable: bool = manifest.get("answers_editable", True)
+        self.practice: dict[str, str] = {p.case_id: p.source for p in manifest.practice}
+        self.answers_editable: bool = manifest.answers_editable
 
     @classmethod
     def open(cls, folder: str | Path) -> Study:
@@ -104,13 +189,7 @@ class Study:
         if not manifest_path.is_file():
             raise StudyError(f"{folder} is not a study (it has no {MANIFEST_NAME}); give the "
                              "folder made by `mdiff-study create`.")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise StudyError(f"{manifest_path} cannot be read as JSON ({err}); restore it from "
-                             "a copy of the study.") from None
-        validate_manifest(manifest, manifest_path)
-        study = cls(folder, manifest)
+        study = cls(folder, read_manifest(manifest_path))
         missing = [c for c in study.case_ids if not study.case_path(c).is_file()]
         if missing:
             raise StudyError(f"{study.case_path(missing[0])} is missing ({len(missing)} of "
@@ -126,7 +205,7 @@ class Study:
     @property
     def case_suffix(self) -> str:
         """The case files' suffix: `.nii`, or `.nii.gz` in a version 1 study."""
-        return CASE_SUFFIXES[self.manifest["version"]]
+        return CASE_SUFFIXES[self.manifest.version]
 
     @property
     def cases_dir(self) -> Path:
@@ -178,56 +257,79 @@ def dataset_name(dataset: str | None, preset: str | None, title: str | None,
     return dataset or preset or title or folder.resolve().name
 
 
-def validate_manifest(manifest: Any, path: Path) -> None:
-    """Raise StudyError naming `path` when the manifest is not a valid mdiff study."""
+# ------------------------------------------------------------------------- checking study.json
 
-    def bad(problem: str) -> StudyError:
-        return StudyError(f"{path} {problem}; restore it from a copy of the study.")
+_KIND_TEXT: dict[type, str] = {str: "text", int: "a whole number", bool: "true or false",
+                               list: "a list", dict: "an object"}
 
-    if not isinstance(manifest, dict) or manifest.get("format") != STUDY_FORMAT:
+
+def _is_kind(value: Any, kind: type) -> bool:
+    """Whether a JSON value is of `kind` (bool is an int in Python; a version of `true` is not)."""
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def _quoted(names: list[str]) -> str:
+    """'a', or 'a' and 'b', or 'a', 'b' and 'c'."""
+    quoted = [repr(name) for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _check_fields(data: Any, path: Path, bad: Callable[[str], StudyError]) -> None:
+    """The format, a readable version, no missing or unknown field and every field's type."""
+    if not isinstance(data, dict) or data.get("format") != STUDY_FORMAT:
         raise bad(f"is not an {STUDY_FORMAT} manifest")
-    for field, kind in _REQUIRED_FIELDS.items():
-        if field not in manifest:
-            raise bad(f"lacks the field {field!r}")
-        # bool is an int in Python; a version of `true` is still wrong.
-        if not isinstance(manifest[field], kind) or (kind is int and isinstance(manifest[field],
-                                                                                 bool)):
-            raise bad(f"has a field {field!r} of the wrong type")
-    if manifest["version"] not in CASE_SUFFIXES:
+    version = data.get("version")
+    # Before the fields: a study from a newer mdiff may have fields this one does not know.
+    if _is_kind(version, int) and version not in CASE_SUFFIXES:
         readable = " and ".join(str(v) for v in CASE_SUFFIXES)
-        raise StudyError(f"{path} has format version {manifest['version']}, but this mdiff reads "
+        raise StudyError(f"{path} has format version {version}, but this mdiff reads "
                          f"versions {readable}; use the mdiff version that made the study.")
-    if manifest["modality"] not in MODALITIES:
-        raise bad(f"names the modality {manifest['modality']!r}, not CT or MR")
-    unknown = [k for k in manifest["questions"] if k not in ALL_QUESTIONS]
+    missing = [name for name in _REQUIRED_FIELDS if name not in data]
+    if missing:
+        fields = "field" if len(missing) == 1 else "fields"
+        raise bad(f"lacks the {fields} {_quoted(missing)}")
+    known = {**_REQUIRED_FIELDS, **_OPTIONAL_FIELDS}
+    unknown = [name for name in data if name not in known]
+    if unknown:
+        fields = "field" if len(unknown) == 1 else "fields"
+        raise bad(f"has the unknown {fields} {_quoted(unknown)}, which no study of format "
+                  f"version {version} has")
+    for name, kind in known.items():
+        if name in data and not _is_kind(data[name], kind):
+            raise bad(f"has a field {name!r} that is not {_KIND_TEXT[kind]}")
+
+
+def _check_values(data: dict, bad: Callable[[str], StudyError]) -> None:
+    """The modality, the questions of the study's kind, the case ids, the shape and spacing."""
+    if data["modality"] not in MODALITIES:
+        raise bad(f"names the modality {data['modality']!r}, not CT or MR")
+    questions = data["questions"]
+    unknown = [k for k in questions if not isinstance(k, str) or k not in ALL_QUESTIONS]
     if unknown:
         raise bad(f"names the unknown question {unknown[0]!r}")
-    expected = [q.key for q in study_questions(manifest["turing"])]
-    if manifest["questions"] != expected:
-        turing = "with" if manifest["turing"] else "without"
-        raise bad(f"lists the questions {manifest['questions']} but a study {turing} the "
+    expected = [q.key for q in study_questions(data["turing"])]
+    if questions != expected:
+        turing = "with" if data["turing"] else "without"
+        raise bad(f"lists the questions {questions} but a study {turing} the "
                   f"{len(TURING_QUESTIONS)} Turing questions asks {expected}")
-    cases = manifest["cases"]
+    cases = data["cases"]
     if not cases:
         raise bad("lists no cases")
     if not all(isinstance(c, str) and CASE_ID_PATTERN.match(c) for c in cases):
         raise bad("lists a case id that is not a hexadecimal name")
     if len(set(cases)) != len(cases):
         raise bad("lists a case twice")
-    if len(manifest["shape"]) != 3 or len(manifest["spacing"]) != 3:
+    if len(data["shape"]) != 3 or len(data["spacing"]) != 3:
         raise bad("has a shape or spacing without three values")
-    if not isinstance(manifest.get("answers_editable", True), bool):
-        raise bad("has a field 'answers_editable' that is not true or false")
-    if not isinstance(manifest.get("practice_truth_when_flagged", False), bool):
-        raise bad("has a field 'practice_truth_when_flagged' that is not true or false")
-    _validate_practice(manifest.get("practice", []), bad)
+    if not all(_is_kind(n, int) and n > 0 for n in data["shape"]):
+        raise bad("has a shape that is not three positive whole numbers")
+    if not all((_is_kind(s, int) or _is_kind(s, float)) and s > 0 for s in data["spacing"]):
+        raise bad("has a spacing that is not three positive numbers")
 
 
-def _validate_practice(practice: Any, bad: Callable[[str], StudyError]) -> None:
-    """Raise `bad(problem)` unless `practice` is a list of practice ids with their truth (a
-    practice id cannot be a study case's: PRACTICE_ID_PATTERN and CASE_ID_PATTERN are apart)."""
-    if not isinstance(practice, list):
-        raise bad("has a field 'practice' that is not a list")
+def _check_practice(practice: list, bad: Callable[[str], StudyError]) -> None:
+    """Raise `bad(problem)` unless `practice` lists practice ids with their truth (a practice id
+    cannot be a study case's: PRACTICE_ID_PATTERN and CASE_ID_PATTERN are apart)."""
     seen: set[str] = set()
     for entry in practice:
         if not isinstance(entry, dict) or set(entry) != {"case_id", "source"}:

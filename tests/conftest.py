@@ -30,6 +30,33 @@ def write_prep_dir(folder: Path, n: int = 12, preset: str = "tiny", seed: int = 
     return folder
 
 
+def write_samples_folder(folder: Path, preset: str, arrays, *, planned: int | None = None,
+                         complete: bool = True) -> Path:
+    """A samples folder as mdiff-sample writes it: each [-1, 1] array in the preset's intensities
+    (case_0001.nii.gz ...), and samples.json planning `planned` files (default: one per array),
+    made by model "m1" from seed 40 on."""
+    from diffusion_core.io import Volume, canonical_affine, write_nifti
+    from diffusion_core.samples import SamplesPlan, write_samples
+
+    spec = get_preset(preset)
+    folder.mkdir(parents=True)
+    files = [{"file": f"case_{k + 1:04d}.nii.gz", "seed": 40 + k}
+             for k in range(len(arrays) if planned is None else planned)]
+    write_samples(folder, SamplesPlan(model="m1", preset=preset, vqgan={}, ddpm={},
+                                      sampler="ddim", steps=10, eta=0.0, files=files,
+                                      complete=complete))
+    for entry, array in zip(files, arrays, strict=False):
+        write_nifti(Volume(spec.to_intensity(array), spec.spacing, canonical_affine(spec.spacing),
+                           spec.modality), folder / entry["file"])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def make_samples_folder():
+    """The `write_samples_folder` function."""
+    return write_samples_folder
+
+
 @pytest.fixture
 def make_blob_prep_dir():
     """The `write_prep_dir` function, for tests that need other presets or sizes."""

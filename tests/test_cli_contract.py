@@ -143,7 +143,7 @@ def test_the_readme_states_the_one_exit_status_rule():
     """README.md's table of exit statuses is the one `diffusion_core.cli.common` implements."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     rows = dict(re.findall(r"^\| `(\d+)` \| (.+?) \|$", readme, flags=re.MULTILINE))
-    assert set(rows) == {"0", "1", "2", "130", "141"}
+    assert set(rows) == {"0", "1", "2", "130", "141", "143"}
     assert (common.EXIT_OK, common.EXIT_FAILED, common.EXIT_USAGE, common.EXIT_INTERRUPTED,
-            common.EXIT_CLOSED_PIPE) == (0, 1, 2, 130, 141)
+            common.EXIT_CLOSED_PIPE, common.EXIT_TERMINATED) == (0, 1, 2, 130, 141, 143)
     assert "audit" in rows["1"] and "locked" in rows["2"]

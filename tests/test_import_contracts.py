@@ -1,5 +1,5 @@
-"""DESIGN.md's import rules: imports flow one way without circles, the app starts without torch,
-and only reader_app imports Qt."""
+"""DESIGN.md's import rules: imports flow one way without circles (counting imports inside
+functions too), the app starts without torch, and only reader_app imports Qt."""
 
 from __future__ import annotations
 
@@ -111,13 +111,35 @@ def _resolve(name: str, known: set[str]) -> str | None:
     return name or None
 
 
-def imported_names(source: str, module: str, is_package: bool) -> set[str]:
-    """Every dotted name `module` (given by its source) imports at module level, made absolute.
+def _every_import_node(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import that can run, wherever it stands: in functions, methods, branches, handlers.
+
+    Only `if TYPE_CHECKING:` bodies are left out: they never run, and naming a type for an
+    annotation is no dependency of the code (as import-linter's exclude_type_checking_imports).
+    """
+    nodes: list[ast.Import | ast.ImportFrom] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            nodes.append(node)
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo.extend(node.orelse)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
+def imported_names(source: str, module: str, is_package: bool, *,
+                   everywhere: bool = False) -> set[str]:
+    """Every dotted name `module` (given by its source) imports at module level, made absolute;
+    with `everywhere`, also those imported inside functions (`_every_import_node`).
 
     `from pkg import name` gives pkg.name: the submodule when there is one (see `imports_of`).
     """
     names: set[str] = set()
-    for node in _import_nodes(ast.parse(source).body):
+    tree = ast.parse(source)
+    for node in _every_import_node(tree) if everywhere else _import_nodes(tree.body):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
             continue
@@ -131,15 +153,18 @@ def imported_names(source: str, module: str, is_package: bool) -> set[str]:
     return names
 
 
-def imports_of(source: str, module: str, is_package: bool, known: set[str]) -> set[str]:
-    """The known modules that `module` imports at module level."""
-    resolved = (_resolve(name, known) for name in imported_names(source, module, is_package))
+def imports_of(source: str, module: str, is_package: bool, known: set[str], *,
+               everywhere: bool = False) -> set[str]:
+    """The known modules that `module` imports at module level (`everywhere`: anywhere)."""
+    resolved = (_resolve(name, known)
+                for name in imported_names(source, module, is_package, everywhere=everywhere))
     return {target for target in resolved if target and target != module}
 
 
 @functools.cache
-def _parsed() -> dict[str, tuple[set[str], set[str]]]:
-    """Module -> (modules of the four packages, other top-level packages) it imports at load."""
+def _parsed() -> dict[str, tuple[set[str], set[str], set[str]]]:
+    """Module -> (modules of the four packages it imports at load, other top-level packages it
+    imports at load, modules of the four packages it imports anywhere)."""
     files = _module_files()
     known = set(files)
     found = {}
@@ -147,13 +172,16 @@ def _parsed() -> dict[str, tuple[set[str], set[str]]]:
         source, is_package = path.read_text(encoding="utf-8"), path.name == "__init__.py"
         names = imported_names(source, module, is_package)
         found[module] = (imports_of(source, module, is_package, known),
-                         {n.split(".")[0] for n in names} - set(PACKAGES))
+                         {n.split(".")[0] for n in names} - set(PACKAGES),
+                         imports_of(source, module, is_package, known, everywhere=True))
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the modules of the four packages it imports at module level."""
-    return {module: set(internal) for module, (internal, _) in _parsed().items()}
+def import_graph(*, everywhere: bool = False) -> dict[str, set[str]]:
+    """Module -> the modules of the four packages it imports at module level; with `everywhere`,
+    also inside functions (the drawing of who depends on whom)."""
+    return {module: set(anywhere if everywhere else internal)
+            for module, (internal, _, anywhere) in _parsed().items()}
 
 
 def loaded_at_import(modules: list[str]) -> set[str]:
@@ -166,6 +194,55 @@ def loaded_at_import(modules: list[str]) -> set[str]:
             seen.add(module)
             todo.extend(graph[module])
     return set().union(*(parsed[m][1] for m in seen))
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One circle per group of modules that import each other (strongly connected components of
+    more than one module), each as [a, b, ..., a]; [] when the graph has none."""
+    groups = _strongly_connected(graph)
+    return [find_cycle({m: graph.get(m, set()) & group for m in group}) for group in groups]
+
+
+def _strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The groups of more than one module that reach each other (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, targets = work[-1]
+            target = next(targets, None)
+            if target is not None:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(sorted(graph.get(target, ())))))
+                elif target in on_stack:
+                    low[node] = min(low[node], index[target])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.add(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    groups.append(group)
+    return groups
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -205,7 +282,8 @@ def direction_violations(graph: dict[str, set[str]]) -> list[str]:
 def test_the_graph_sees_the_real_imports():
     """A parser that found nothing would pass the checks below; it finds known edges."""
     graph = import_graph()
-    assert {"studies.blinding", "studies.case_file", "diffusion_core.io"} <= graph["studies.create"]
+    assert {"studies.case_file", "diffusion_core.io"} <= graph["studies.staging"]
+    assert {"studies.staging", "studies.placement"} <= graph["studies.create"]
     assert "diffusion_core.cli.common" in graph["evaluation.cli.eval"]
     assert "evaluation.cli.msssim" in graph["evaluation.cli.eval"]
 
@@ -213,6 +291,20 @@ def test_the_graph_sees_the_real_imports():
 def test_no_module_imports_itself_in_a_circle():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_no_circles_counting_imports_inside_functions():
+    """A late import inside a function only hides a circle; the drawing of who depends on whom
+    has none (DESIGN.md: io is files only, sources sits above io, prepared and samples)."""
+    cycles = find_cycles(import_graph(everywhere=True))
+    assert cycles == [], "import circles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_full_graph_sees_imports_inside_functions():
+    """Imports in function bodies are edges of the full drawing."""
+    graph = import_graph(everywhere=True)
+    assert "studies.create" in graph["reader_app.demo"]  # imported inside the demo's function
+    assert "studies.create" not in import_graph()["reader_app.demo"]
 
 
 def test_imports_flow_one_way_between_packages():
@@ -239,8 +331,15 @@ def test_the_checks_catch_a_circle_and_a_wrong_direction():
         "    from p.sub import c\n"
         "def f():\n"
         "    import p.b\n"
+        "    if TYPE_CHECKING:\n"
+        "        import p.sub\n"
     )
     assert imports_of(source, "p.b", False, known) == {"q", "p.a", "p.sub.c"}
+    assert imports_of(source, "p.b", False, known, everywhere=True) == {"q", "p.a", "p.sub.c"}
+    assert imports_of(source, "p.a", False, known, everywhere=True) == {"q", "p.b", "p.sub.c"}
+    assert find_cycles({"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": {"c"},
+                        "f": {"a"}}) == [["a", "b", "a"], ["c", "d", "e", "c"]]
+    assert find_cycles({"a": {"b"}, "b": set()}) == []
     assert imports_of("from .. import a", "p.sub.c", False, known) == {"p.a"}
     assert imports_of("from . import c", "p.sub", True, known) == {"p.sub.c"}
     assert imported_names("import numpy as np\nfrom scipy import ndimage\n", "p", True) == {

@@ -8,6 +8,7 @@ The exit status rule of every command (README.md):
     2    not done: a mistake in the command or its input, or a resource in use (a locked reader);
          one sentence on stderr says what was wrong and what to do
     130  interrupted (Ctrl-C), one line on stderr
+    143  stopped by SIGTERM (`mdiff-train` after checkpointing the step it was on)
     141  its output was closed early (`... | head`): it stops quietly, as a shell reports a
          command ended by SIGPIPE (128 + 13)
 
@@ -21,18 +22,19 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from diffusion_core.runtime import retain_freed_memory
+from diffusion_core.runtime import THREADS_AUTO, apply_threads, retain_freed_memory
 
 EXIT_OK = 0
 EXIT_FAILED = 1       # the command ran but its outcome is a failure (e.g. an audit that fails)
 EXIT_USAGE = 2        # a user mistake, as argparse uses it
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `... | head`
+EXIT_TERMINATED = 143  # 128 + SIGTERM: mdiff-train stopped by `kill`, its work checkpointed
 
 
 class Subcommand(Protocol):
@@ -65,14 +67,17 @@ def os_error_sentence(err: BaseException) -> str:
 
 
 def run_command(prog: str, action: Callable[[], int], failures: Sequence[Failure] = (), *,
-                interrupted: str = "interrupted.") -> int:
+                interrupted: str = "interrupted.", threads: int | str | None = None) -> int:
     """Run `action` and return its exit status; the first matching failure, or Ctrl-C, ends it.
 
+    `threads` (a command's `--threads`): the CPU threads torch computes with, applied first.
     A closed output pipe ends it quietly (EXIT_CLOSED_PIPE). An error no failure matches is a bug
     and keeps its traceback.
     """
     retain_freed_memory()  # the networks' activations are reused, not re-faulted, each call
     try:
+        if threads is not None:
+            apply_threads(threads)
         status = action()
         # Piped output is block-buffered: flush here, so a reader that went away is noticed now
         # and not in the interpreter's last flush, which would print its own complaint.
@@ -105,9 +110,12 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
-def command_parser(prog: str, description: str,
-                   subcommands: Mapping[str, Subcommand]) -> argparse.ArgumentParser:
-    """A parser with one subparser per subcommand; `args.run` is the chosen one's `run`."""
+def command_parser(prog: str, description: str, subcommands: Mapping[str, Subcommand], *,
+                   threaded: Collection[str] = ()) -> argparse.ArgumentParser:
+    """A parser with one subparser per subcommand; `args.run` is the chosen one's `run`.
+
+    The subcommands named in `threaded` compute with torch and get `--threads`.
+    """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in subcommands.items():
@@ -116,6 +124,8 @@ def command_parser(prog: str, description: str,
         child = sub.add_parser(name, help=command.HELP.replace("%", "%%"),
                                description=command.HELP)
         command.add_arguments(child)
+        if name in threaded:
+            add_threads_option(child)
         child.set_defaults(run=command.run)
     return parser
 
@@ -146,3 +156,23 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def threads_value(text: str) -> int | str:
+    """argparse type of `--threads`: a positive integer or 'auto'."""
+    if text == THREADS_AUTO:
+        return THREADS_AUTO
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or auto, got {text!r}") from None
+
+
+def add_threads_option(parser: argparse.ArgumentParser, when: str = "") -> None:
+    """The `--threads N|auto` option of a command that computes with torch; `when` prefixes its
+    help (e.g. "with --model: ")."""
+    parser.add_argument("--threads", type=threads_value, default=THREADS_AUTO, metavar="N|auto",
+                        help=f"{when}CPU threads to compute with (default auto: the cores this "
+                             f"process may use that other processes leave idle, at least 1; "
+                             f"OMP_NUM_THREADS when set)")

@@ -13,6 +13,7 @@ from diffusion_core.cli.common import (
     print_result,
     run_command,
 )
+from diffusion_core.presets import CPU_TIMING_NOTE, preset_rows, preset_table
 from diffusion_core.registry import Registry, RegistryError
 
 
@@ -38,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     remove = sub.add_parser("remove", help="forget a model (its run folders are kept)")
     remove.add_argument("name")
     add_json_option(remove, "the confirmation")
+    presets = sub.add_parser("presets", help="what each preset trains: shapes (the paper's "
+                             "H x W x D and our (D, H, W)), spacing, default steps, prediction "
+                             "and measured CPU seconds per step")
+    add_json_option(presets, "the table")
     return parser
 
 
@@ -54,6 +59,10 @@ def _warn(sentences) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "presets":
+        print_result(args.json, {"presets": preset_rows(), "note": CPU_TIMING_NOTE},
+                     preset_table())
+        return EXIT_OK
     registry = Registry()
     if args.command == "list":
         entries = registry.entries()

@@ -9,13 +9,15 @@ from diffusion_core.cli.common import (
     EXIT_OK,
     Failure,
     add_json_option,
+    add_threads_option,
     os_error_sentence,
     positive_int,
     print_result,
     run_command,
 )
 from diffusion_core.registry import RegistryError
-from diffusion_core.run_files import CheckpointError
+from diffusion_core.run_folder import CheckpointError
+from diffusion_core.runtime import DEVICES
 from diffusion_core.samples import SamplesError
 
 
@@ -43,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                              "from 0 to 2^63 - 1)")
     parser.add_argument("--batch-size", type=positive_int, default=4,
                         help="volumes sampled at once (does not change any volume)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    add_threads_option(parser)
     add_json_option(parser, "the summary line")
     return parser
 
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_command("mdiff-sample", lambda: _run(args),
                        [Failure((RegistryError, CheckpointError, SamplesError, ValueError)),
                         Failure(OSError, sentence=os_error_sentence)],
-                       interrupted="interrupted; run the same command again to resume")
+                       interrupted="interrupted; run the same command again to resume",
+                       threads=args.threads)
 
 
 if __name__ == "__main__":

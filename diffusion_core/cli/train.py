@@ -5,28 +5,40 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from diffusion_core.cli.common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     Failure,
     add_json_option,
+    add_threads_option,
     print_result,
     run_command,
 )
 from diffusion_core.prepared import PreparedError
 from diffusion_core.preprocess import PREPARED_FLOOR
-from diffusion_core.run_files import CheckpointError
+from diffusion_core.presets import (
+    PRESETS,
+    PresetError,
+    ddpm_settings,
+    preset_table,
+    vqgan_settings,
+)
+from diffusion_core.run_folder import RUN_NAME, CheckpointError, read_run_info
+from diffusion_core.runtime import DEVICES
 
 if TYPE_CHECKING:
     from diffusion_core.training.config import TrainerConfig
-from diffusion_core.presets import PRESETS, PresetError, ddpm_settings, vqgan_settings
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", required=True, metavar="NAME",
-                        help=f"the model settings and pipeline: {', '.join(PRESETS)}")
+                        help=f"the model settings and pipeline: {', '.join(PRESETS)} (shapes, "
+                             f"steps and seconds per step: mdiff-train --help, or mdiff-models "
+                             f"presets)")
     parser.add_argument("--data", required=True, metavar="PREP_DIR",
                         help="a folder written by mdiff-prepare with the same preset")
     parser.add_argument("--out", required=True, metavar="RUN_DIR",
@@ -37,7 +49,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "process (default: the preset's)")
     parser.add_argument("--lr", type=float, metavar="RATE",
                         help="learning rate (default: the preset's)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="where to train (default: auto, CUDA when available; bf16 on CUDA)")
     parser.add_argument("--resume", action="store_true",
                         help="continue RUN_DIR from its latest checkpoint, exactly")
@@ -46,14 +58,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
                              "the one the run was trained on (run.json keeps both records)")
     parser.add_argument("--seed", type=int, default=0, help="data order and initialisation")
     parser.add_argument("--log-every", type=int, default=10, metavar="N",
-                        help="write a log.csv row every N steps (default 10)")
+                        help="write a log.csv row every N steps, at once (default 10)")
     parser.add_argument("--val-every", type=int, default=500, metavar="N",
                         help="validate and keep checkpoint_best every N steps (default 500)")
     parser.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
                         help="write checkpoint_latest every N steps (default 500)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0, metavar="MIN",
+                        help="also write it when MIN minutes have passed since the last one, so "
+                             "a crash loses at most that much (default 10; 0: by steps only). "
+                             "Ctrl-C or SIGTERM always finish the step under way and write one "
+                             "(exit 130 or 143); --resume then continues exactly")
     parser.add_argument("--weights", choices=("best", "latest"), default="best",
                         help="what model.safetensors holds at the end: the step with the lowest "
                              "validation loss (default) or the last step")
+    add_threads_option(parser)
     add_json_option(parser, "the summary line (the last logged row)")
 
 
@@ -62,7 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mdiff-train",
         description="Train the Medical Diffusion models on a PREP_DIR. Runs on the CPU or a GPU; "
-                    "under torchrun every process trains on its share of each step.")
+                    "under torchrun every process trains on its share of each step.",
+        epilog=f"presets (the paper's height x width x depth; our arrays are (D, H, W)):\n\n"
+               f"{preset_table()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
     vq = sub.add_parser("vqgan", help="the 3D VQ-GAN autoencoder",
                         description="Train a preset's 3D VQ-GAN (encoder, EMA codebook, "
@@ -93,7 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     dd.add_argument("--vqgan", required=True, metavar="VQGAN_RUN",
                     help="the run folder of a trained VQ-GAN of the same preset")
     dd.add_argument("--prediction", choices=("epsilon", "v"),
-                    help="what the U-Net predicts: the noise (authors', default) or the velocity")
+                    help="what the U-Net predicts: the noise (epsilon, the authors') or the "
+                         "velocity (v); default: what the preset was made for (v for demo, "
+                         "epsilon for the paper's presets and tiny), or the run's own with "
+                         "--resume")
     return parser
 
 
@@ -104,19 +128,32 @@ def _trainer_config(args: argparse.Namespace, settings) -> TrainerConfig:
                          batch_size=args.batch_size or settings.batch_size,
                          learning_rate=args.lr or settings.learning_rate,
                          log_every=args.log_every, val_every=args.val_every,
-                         checkpoint_every=args.checkpoint_every, seed=args.seed)
+                         checkpoint_every=args.checkpoint_every, seed=args.seed,
+                         checkpoint_minutes=args.checkpoint_minutes)
 
 
 def _train_ddpm(args: argparse.Namespace) -> dict:
     from diffusion_core.training.ddpm import train_ddpm
 
     settings = ddpm_settings(args.preset)
-    if args.prediction is not None:
-        kind = "epsilon" if args.prediction == "epsilon" else "v_prediction"
+    kind = _prediction(args)
+    if kind is not None:
         settings = replace(settings, scheduler=replace(settings.scheduler, prediction_type=kind))
     return train_ddpm(args.preset, args.data, args.vqgan, args.out, settings=settings,
                       trainer=_trainer_config(args, settings), device=args.device,
                       resume=args.resume, weights=args.weights, new_data=args.new_data)
+
+
+def _prediction(args: argparse.Namespace) -> str | None:
+    """The scheduler's prediction type --prediction asks for; with --resume and no
+    --prediction, the resumed run's own; None: the preset's."""
+    if args.prediction is not None:
+        return "epsilon" if args.prediction == "epsilon" else "v_prediction"
+    if args.resume and (Path(args.out) / RUN_NAME).is_file():
+        info = read_run_info(args.out)
+        if info.kind == "ddpm":
+            return info.scheduler.prediction_type
+    return None
 
 
 def _train_vqgan(args: argparse.Namespace) -> dict:
@@ -142,10 +179,22 @@ def _train_vqgan(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    last = _train_vqgan(args) if args.model == "vqgan" else _train_ddpm(args)
+    from diffusion_core.training.stopping import TrainingInterrupted, interrupted_sentence
+    from diffusion_core.training.summary import validation_summary
+
+    try:
+        last = _train_vqgan(args) if args.model == "vqgan" else _train_ddpm(args)
+    except TrainingInterrupted as stop:
+        print(f"mdiff-train: {stop}", file=sys.stderr)
+        return stop.exit_status
+    except KeyboardInterrupt:  # before the loop began, or a second Ctrl-C: say what is kept
+        print(f"mdiff-train: {interrupted_sentence(args.out)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items()
                       if k.startswith("val_") or k in ("step", "loss"))
     print_result(args.json, last, f"trained {args.out}: {shown}")
+    if not args.json:
+        print(validation_summary(args.out, args.data, last, args.weights))
     return EXIT_OK
 
 
@@ -158,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     usage = (PresetError, PreparedError, CheckpointError, PerceptualWeightsError, ValueError)
     return run_command("mdiff-train", lambda: _run(args),
                        [Failure(usage), Failure(TrainingError, EXIT_FAILED)],
-                       interrupted="interrupted; run the same command with --resume to "
-                                   "continue from the latest checkpoint")
+                       interrupted="interrupted before training began", threads=args.threads)
 
 
 if __name__ == "__main__":

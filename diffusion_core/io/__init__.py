@@ -10,17 +10,14 @@ numpy, nibabel and pydicom only: the reader app imports this package at start-up
     nifti.py        NIfTI read and write; .npy read
     dicom_read.py   a DICOM series folder or a multi-frame file
     dicom_write.py  a Volume as a DICOM series
-    scans.py        read_volume (any of the above by kind); the scans of a folder or PREP_DIR
+    scans.py        read_volume (any of the above by kind); the scan files of a folder
 """
 
 from diffusion_core.io.dicom_write import write_dicom_series
 from diffusion_core.io.nifti import write_nifti
 from diffusion_core.io.scans import (
-    Scan,
-    ScanListing,
     SkippedFile,
     find_scans,
-    list_scans,
     modality_doubt,
     read_volume,
     search_scans,
@@ -35,7 +32,7 @@ from diffusion_core.io.volume import (
 from diffusion_core.modality import MODALITIES
 
 __all__ = [
-    "CANONICAL_AXCODES", "MODALITIES", "Scan", "ScanListing", "SkippedFile", "Volume",
-    "VolumeError", "canonical_affine", "constant_value", "find_scans", "list_scans",
-    "modality_doubt", "read_volume", "search_scans", "write_dicom_series", "write_nifti",
+    "CANONICAL_AXCODES", "MODALITIES", "SkippedFile", "Volume", "VolumeError",
+    "canonical_affine", "constant_value", "find_scans", "modality_doubt", "read_volume",
+    "search_scans", "write_dicom_series", "write_nifti",
 ]

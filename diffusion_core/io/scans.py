@@ -3,10 +3,9 @@
 A scan is a NIfTI file, a .npy array, a multi-frame DICOM file or a folder holding a single-frame
 DICOM series, of CT or MR images. `read_volume` reads one path by its kind; `search_scans` lists
 the scan paths under a raw-data folder and the DICOM images it passed over (segmentations, RT
-dose, ultrasound, ...: anything but CT and MR), each with the reason. `list_scans` also knows what
-a folder means: a PREP_DIR (a folder with an mdiff-prepare manifest) lists its arrays as already
-preprocessed by the manifest's preset, read with that preset's modality and nominal spacing;
-anywhere else a bare .npy is an MRNet exam (MR, 1 mm voxels).
+dose, ultrasound, ...: anything but CT and MR), each with the reason. A bare .npy is an MRNet
+exam (MR, 1 mm voxels). Files only: what a folder means (a PREP_DIR, a samples folder) is
+`diffusion_core.sources`'s.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from diffusion_core.io.dicom_read import (
     read_dicom_folder,
 )
 from diffusion_core.io.nifti import is_nifti_name, is_npy_name, read_nifti, read_npy
-from diffusion_core.io.volume import Volume, VolumeError, canonical_affine, canonical_volume
+from diffusion_core.io.volume import Volume, VolumeError
 from diffusion_core.modality import MODALITIES
 
 MRNET_MODALITY = "MR"  # a bare .npy records no modality: MRNet's knee MRI exams are MR
@@ -110,83 +109,6 @@ def search_scans(folder: str | os.PathLike) -> tuple[list[Path], list[SkippedFil
 def find_scans(folder: str | os.PathLike) -> list[Path]:
     """The scan paths of `search_scans`, without what it skipped."""
     return search_scans(folder)[0]
-
-
-@dataclass(frozen=True)
-class Scan:
-    """One scan of a folder and what the folder says about it before it is read."""
-
-    path: Path
-    prepared_by: str | None = None  # a PREP_DIR array: the preset whose pipeline made it
-    modality: str = ""  # a PREP_DIR array: that preset's modality
-    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)  # ...: its nominal output spacing
-    shape: tuple[int, ...] | None = None  # ...: the shape its manifest gives
-
-    @property
-    def is_preprocessed(self) -> bool:
-        """Whether the array already went through a preset's pipeline (values in [-1, 1])."""
-        return self.prepared_by is not None
-
-    def read(self, *, modality: str | None = None) -> Volume:
-        """The scan as a Volume; a PREP_DIR array with its preset's modality and spacing,
-        checked as every PREP_DIR array is (`prepared.check_array`)."""
-        if self.prepared_by is None:
-            return read_volume(self.path, modality=modality)
-        if not self.path.is_file():
-            raise VolumeError(f"{self.path} does not exist, though the manifest of its PREP_DIR "
-                              "lists it.")
-        # prepared.py reads scans through this package, so it can only be imported here, late.
-        from diffusion_core.prepared import PreparedError, load_array
-        from diffusion_core.presets import get_preset
-
-        try:
-            array = load_array(self.path, self.shape or get_preset(self.prepared_by).shape)
-        except PreparedError as err:
-            raise VolumeError(f"{err}.") from None
-        volume = canonical_volume(array, canonical_affine(self.spacing), self.modality, self.path)
-        return _settle_modality(volume, modality, self.path)
-
-
-@dataclass(frozen=True)
-class ScanListing:
-    """The scans of a folder, sorted by path, and the files passed over (see `search_scans`)."""
-
-    scans: list[Scan]
-    skipped: list[SkippedFile]
-
-
-def list_scans(folder: str | os.PathLike) -> ScanListing:
-    """The scans of a folder of scans or of a PREP_DIR (see the module doc).
-
-    A PREP_DIR made by another version of its preset's pipeline, or by a preset this mdiff does
-    not know, is a VolumeError: its arrays would be mapped back to intensities wrongly.
-    """
-    folder = Path(folder)
-    # prepared.py reads scans through this package, so it can only be imported here, late.
-    from diffusion_core.prepared import PreparedError, find_manifest
-    from diffusion_core.presets import PresetError, get_preset
-
-    try:
-        manifest = find_manifest(folder)
-    except PreparedError as err:
-        raise VolumeError(str(err)) from None
-    if manifest is None:
-        paths, skipped = search_scans(folder)
-        return ScanListing([Scan(path) for path in paths], skipped)
-    try:
-        preset = get_preset(manifest.preset)
-    except PresetError as err:
-        raise VolumeError(f"{folder} was prepared with preset {manifest.preset!r}, which this "
-                          f"mdiff does not know ({err}).") from None
-    if manifest.pipeline_hash != preset.pipeline_hash:
-        raise VolumeError(f"{folder} was prepared by another version of the {preset.name!r} "
-                          f"pipeline; prepare its scans again with mdiff-prepare --overwrite.")
-    names = sorted(name for name, _source in manifest.array_sources())
-    if not names:
-        raise VolumeError(f"{folder} is a PREP_DIR without arrays (no scan was prepared).")
-    return ScanListing([Scan(folder / name, prepared_by=preset.name, modality=preset.modality,
-                             spacing=preset.spacing, shape=tuple(manifest.shape))
-                        for name in names], [])
 
 
 # A CT scan's air is -1000 HU; MR magnitudes are never that negative.

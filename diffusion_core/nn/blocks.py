@@ -1,9 +1,17 @@
-"""Building blocks shared by the networks, built for 2D or 3D from `spatial_dims`.
+"""Building blocks shared by the networks, built for 2D or 3D from `spatial_dims` so that tests
+run tiny 2D cases of the same code that builds the paper's 3D networks.
 
-Tests build tiny 2D cases from the same code that builds the paper's 3D networks. Sections:
-helpers, slice-wise convolutions, the residual block, attention (softmax through
-`scaled_dot_product_attention`, written out for short sequences on the CPU; linear), and the
-U-Net's spatial and depth attention blocks.
+The denoising U-Net's blocks as the paper gives them (Methods, "Diffusion Models", after Ho et
+al.'s video diffusion): "only use convolutions on the high-resolution image plane (i.e. kernels
+of size 3 x 3 x 1)" (our (1, 3, 3): `SliceConv` in `ResnetBlock`), "followed by a spatial
+attention block on this high resolution plane (thus treating the depth dimension as an
+extension to the batch size)" (`SpatialAttention`), then "a depth attention block, where the
+high-resolution image plane axes are treated as batch axes" (`DepthAttention`, with a relative
+position bias so that it knows the slices' order).
+
+Sections, in that order: helpers, slice-wise convolutions, the residual block, attention
+(softmax and linear, written out plainly here; faster routes to the same result, chosen by each
+attention's `path`, live in `fast_attention`), and the spatial and depth attention blocks.
 """
 
 from __future__ import annotations
@@ -12,26 +20,12 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from diffusion_core.nn import fast_attention
+
 Size = int | Sequence[int]
-# Values per intermediate that a group of attention inputs may hold (2 MB of float32): about
-# size of a CPU core's L2 cache here, past which memory-bound steps (softmax) slow down 2-3x.
-CACHE_ELEMENTS = 2 ** 19
-# Softmax attention over at most this many keys is written out on the CPU ("auto" path): there
-# PyTorch's fused kernel runs such short sequences (the U-Net's depth attention: 8 to 32 slices)
-# on one thread, 2.7x slower than the written-out products on two (benchmarks/bench_unet.py).
-CPU_SHORT_KEYS = 64
-ATTENTION_PATHS = ("auto", "sdpa", "explicit")
-
-
-def check_attention_path(path: str) -> str:
-    """`path` if it is one of ATTENTION_PATHS; ValueError otherwise."""
-    if path not in ATTENTION_PATHS:
-        raise ValueError(f"attention path must be one of {ATTENTION_PATHS}, not {path!r}")
-    return path
 
 
 def conv_class(spatial_dims: int) -> type[nn.Module]:
@@ -148,34 +142,14 @@ class ResnetBlock(nn.Module):
 
 # --- attention ------------------------------------------------------------------------------------
 
-def dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                          bias: torch.Tensor | None = None, *, scale: float | None = None,
-                          path: str = "auto") -> torch.Tensor:
-    """softmax(scale q k^T + bias) v; q: (B, heads, L, d), k, v: (B, heads, S, d).
-
-    bias: (heads, L, S), or (1, L, S) shared by the heads; `scale` defaults to 1 / sqrt(d).
-    `path` (one of ATTENTION_PATHS): "sdpa" is the fused `scaled_dot_product_attention`;
-    "explicit" the same maths written out (scores scaled and biased in place), the reference the
-    tests and the benchmark compare with; "auto" is SDPA except on the CPU over at most
-    CPU_SHORT_KEYS keys, where the written-out products are faster.
-    """
-    check_attention_path(path)
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    short_on_cpu = q.device.type == "cpu" and k.shape[-2] <= CPU_SHORT_KEYS
-    if path == "explicit" or (path == "auto" and short_on_cpu):
-        scores = q @ k.transpose(-2, -1)  # (B, heads, L, S), a fresh tensor: safe to modify
-        scores.mul_(scale)
-        if bias is not None:
-            scores.add_(bias)
-        return scores.softmax(dim=-1) @ v
-    # The fused CPU kernel takes a 4D mask only; a 3D one falls back to the slow math path.
-    mask = None if bias is None else bias.expand(1, *bias.shape[-3:])
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-
-
 class HeadProjections(nn.Module):
     """What both attention kinds hold: a pre-LayerNorm, the fused q, k, v projection (no bias)
-    and the output projection, for `heads` heads of `head_channels` over C-channel tokens."""
+    and the output projection, for `heads` heads of `head_channels` over C-channel tokens.
+
+    `path` (one of `fast_attention.ATTENTION_PATHS`) picks how the attention is computed:
+    "explicit" is the formula written out in `forward` here; "auto" (the default) and "sdpa"
+    are the faster routes of `fast_attention` to the same result.
+    """
 
     def __init__(self, channels: int, heads: int = 8, head_channels: int = 32) -> None:
         super().__init__()
@@ -184,74 +158,34 @@ class HeadProjections(nn.Module):
         self.norm = nn.LayerNorm(channels)
         self.to_qkv = nn.Linear(channels, 3 * inner, bias=False)
         self.to_out = nn.Linear(inner, channels)
+        self.path = "auto"
 
-    def head_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Wq, Wk, Wv per head: three (heads, head_channels, C)."""
-        return rearrange(self.to_qkv.weight, "(three h e) c -> three h e c", three=3,
-                         h=self.heads).unbind(0)
+    def project(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """tokens (B, L, C) -> q, k, v, each (B, heads, L, head_channels), after the norm."""
+        qkv = self.to_qkv(self.norm(tokens))
+        return rearrange(qkv, "b l (three h e) -> three b h l e", three=3, h=self.heads)
 
-    def value_output(self) -> torch.Tensor:
-        """Wv_h^T Wo_h^T per head, (heads, C, C): the value and output projections in one."""
-        w_o = rearrange(self.to_out.weight, "c (h e) -> h e c", h=self.heads)
-        return self.head_weights()[2].transpose(1, 2) @ w_o
+    def merge(self, out: torch.Tensor) -> torch.Tensor:
+        """The heads' outputs (B, heads, L, head_channels) -> (B, L, C), projected out."""
+        return self.to_out(rearrange(out, "b h l e -> b l (h e)"))
 
 
 class Attention(HeadProjections):
     """Multi-head softmax attention with a pre-LayerNorm: tokens (B, L, C) -> (B, L, C).
 
-    `bias` (heads, L, L) is added to the scores. `path` picks how the attention proper is
-    computed (`dot_product_attention`): "auto" (default), "sdpa" or the written-out "explicit"
-    softmax(QK^T)V reference.
-
-    Narrow tokens (C <= 2 head_channels: the outer levels, e.g. 16 to 64 channels against
-    8 heads x 32) take an exactly equivalent route: the scores q_h k_h^T = x (Wq_h^T Wk_h) x^T
-    and the projected outputs P_h v_h Wo_h^T = P_h x (Wv_h^T Wo_h^T) go through C x C products
-    per head, so keys and values are the normalised tokens themselves, shared by every head,
-    and are never projected (as fast or faster up to that width here; benchmarks/bench_unet.py).
+    softmax(q k^T / sqrt(head_channels) + bias) v per head, with `bias` (heads, L, L) added to
+    the scores (the depth attention's relative positions).
     """
-
-    def __init__(self, channels: int, heads: int = 8, head_channels: int = 32) -> None:
-        super().__init__(channels, heads, head_channels)
-        self.path = "auto"
-
-    @property
-    def narrow(self) -> bool:
-        """Whether the tokens are narrow enough for the C x C route to be the cheaper one."""
-        return self.to_qkv.in_features <= 2 * self.head_channels
 
     def forward(self, tokens: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """tokens: (B, L, C); bias: (heads, L, L) or None -> (B, L, C)."""
-        x = self.norm(tokens)
-        if self.narrow:
-            return self._forward_narrow(x, bias)
-        q, k, v = rearrange(self.to_qkv(x), "b l (three h e) -> three b h l e", three=3,
-                            h=self.heads)
-        out = self.attend(q, k, v, bias)  # (B, heads, L, head_channels)
-        return self.to_out(rearrange(out, "b h l e -> b l (h e)"))
-
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               bias: torch.Tensor | None) -> torch.Tensor:
-        """softmax(q k^T / sqrt(head_channels) + bias) v over (B, heads, L, *)."""
-        return dot_product_attention(q, k, v, bias, scale=self.head_channels ** -0.5,
-                                     path=self.path)
-
-    def _forward_narrow(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """The C x C route on normalised tokens x (B, L, C).
-
-        Keys and values are x for every head, so the heads are just more query rows: one
-        attention per batch item with L * heads queries (ordered token-major, head-minor so
-        that no copy reorders them) against the L tokens.
-        """
-        (n, length, channels), heads = x.shape, self.heads
-        w_q, w_k, _ = self.head_weights()
-        per_head = rearrange(w_q.transpose(1, 2) @ w_k, "h c f -> c (h f)")  # Wq_h^T Wk_h
-        queries = (x @ per_head).view(n, 1, length * heads, channels)
+        if self.path != "explicit":
+            return fast_attention.softmax_attention(self, tokens, bias, self.path)
+        q, k, v = self.project(tokens)  # (B, heads, L, e) each
+        scores = q @ k.transpose(-2, -1) * self.head_channels ** -0.5  # (B, heads, L, L)
         if bias is not None:
-            bias = rearrange(bias, "h i j -> 1 (i h) j")
-        out = self.attend(queries, x[:, None], x[:, None], bias)  # (B, 1, L * heads, C)
-        value_output = rearrange(self.value_output(), "h c f -> (h c) f")
-        return torch.addmm(self.to_out.bias, out.view(n * length, heads * channels),
-                           value_output).view(n, length, channels)
+            scores = scores + bias
+        return self.merge(scores.softmax(dim=-1) @ v)
 
 
 class LinearAttention(HeadProjections):
@@ -259,45 +193,21 @@ class LinearAttention(HeadProjections):
 
     tokens (B, L, C) -> (B, L, C). q is normalised over each head's channels and k over the
     tokens, so q (k^T v) costs O(L) instead of O(L^2): 4096 tokens per 64x64 latent slice stay
-    affordable. Where there are many tokens for the width (C^2 <= 2 L head_channels, the outer
-    levels) the value and output projections fold into the small context,
-    out = q (k^T x Wv^T Wo^T) + b, so that neither v nor the heads' outputs are ever formed.
+    affordable.
     """
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens: (B, L, C) -> (B, L, C), a few batch items at a time.
+        """tokens: (B, L, C) -> (B, L, C)."""
+        if self.path != "explicit":
+            return fast_attention.linear_attention(self, tokens)
+        q, k, v = self.project(tokens)  # (B, heads, L, e) each
+        q = q.softmax(dim=-1) * self.head_channels ** -0.5  # over each head's channels
+        k = k.softmax(dim=-2)  # over the tokens
+        context = k.transpose(-2, -1) @ v  # (B, heads, e, e)
+        return self.merge(q @ context)
 
-        Each batch item is independent; its q and k hold L x heads x head_channels values
-        (1 M for the 16 slices of a 16 x 16 latent at 8 x 32 heads: 4 MB, several times the
-        CPU's L2 cache), so groups of items small enough for their intermediates to stay in
-        cache run 2-3x faster than the whole batch at once (benchmarks/bench_unet.py).
-        """
-        per_item = tokens.shape[1] * self.heads * self.head_channels
-        group = max(1, CACHE_ELEMENTS // per_item)
-        if tokens.shape[0] <= group:
-            return self._attend(tokens)
-        return torch.cat([self._attend(part) for part in tokens.split(group)])
 
-    def _attend(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens: (B, L, C) -> (B, L, C) for one group of batch items."""
-        x = self.norm(tokens)
-        (n, length, channels), heads, e = x.shape, self.heads, self.head_channels
-        w_q, w_k, w_v = self.to_qkv.weight.chunk(3)
-        q = rearrange(F.linear(x, w_q), "b l (h e) -> b l h e", h=heads)
-        q = q.softmax(dim=-1)  # over each head's channels
-        # Keys channel-major, (inner, B, L): their softmax over the tokens runs along memory.
-        k = (w_k @ x.reshape(-1, channels).T).view(heads * e, n, length).softmax(dim=-1)
-        k = k.transpose(0, 1)  # (B, inner, L)
-        if channels ** 2 <= 2 * length * e:
-            context = torch.bmm(k, x).view(n, heads, e, channels)  # k_h^T x
-            fold = (context @ self.value_output()) * e ** -0.5  # k_h^T x Wv_h^T Wo_h^T
-            return torch.baddbmm(self.to_out.bias, q.reshape(n, length, heads * e),
-                                 fold.view(n, heads * e, channels))
-        v = rearrange(F.linear(x, w_v), "b l (h e) -> b h l e", h=heads)
-        context = (k.view(n, heads, e, length) @ v) * e ** -0.5  # k_h^T v_h: (B, heads, e, e)
-        out = torch.einsum("blhe,bhef->blhf", q, context)
-        return self.to_out(out.reshape(n, length, heads * e))
-
+# --- the U-Net's spatial and depth attention ----------------------------------------------------
 
 class RelativePositionBias(nn.Module):
     """A learned bias per head for each depth offset j - i: (heads, D, D) added to the scores.

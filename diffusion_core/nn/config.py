@@ -6,17 +6,11 @@ Each config is saved as JSON beside its weights, and a model is rebuilt from it 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
+
+from diffusion_core.records import dataclass_fields
 
 ALLOWED_FACTORS = (1, 2, 4, 8)
-
-
-def _known_fields(cls: type, data: dict, what: str) -> dict:
-    """`data` unchanged if every key is a field of `cls`; ValueError naming the unknown ones."""
-    unknown = set(data) - {f.name for f in fields(cls)}
-    if unknown:
-        raise ValueError(f"unknown {what} settings {sorted(unknown)}")
-    return data
 
 
 @dataclass(frozen=True)
@@ -80,8 +74,8 @@ class VQGANConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> VQGANConfig:
-        """Rebuild from `to_dict()`; unknown keys are an error (a config from another version)."""
-        return cls(**_known_fields(cls, data, "VQ-GAN"))
+        """Rebuild from `to_dict()`, strictly (`records.dataclass_fields`)."""
+        return cls(**dataclass_fields(cls, data, "VQ-GAN"))
 
 
 LEVEL_ATTENTION = ("linear", "full")
@@ -160,5 +154,5 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> UNetConfig:
-        """Rebuild from `to_dict()`; unknown keys are an error (a config from another version)."""
-        return cls(**_known_fields(cls, data, "U-Net"))
+        """Rebuild from `to_dict()`, strictly (`records.dataclass_fields`)."""
+        return cls(**dataclass_fields(cls, data, "U-Net"))

@@ -4,10 +4,11 @@ The paper (Methods, "Diffusion Models"), after Ho et al.'s video diffusion: conv
 the high-resolution image plane (kernels 3 x 3 x 1, our (1, 3, 3)); each level's residual blocks
 are followed by a spatial attention over every slice (depth treated as batch) and a depth
 attention over every in-plane position (the plane treated as batch). Down- and up-sampling halve
-and double H and W only; the depth axis is never resized. The layout is the authors' (FACTS.md):
-widths base * (1, 2, 4, 8), two residual blocks per level with GroupNorm, SiLU and time
-scale-shift, 8 heads of 32 channels, a middle block with full spatial and depth attention, a
-sinusoidal time embedding and an MLP to 4x the base width (3.0 M parameters at width 16).
+and double H and W only; the depth axis is never resized. The layout is that of the authors'
+published code: widths base * (1, 2, 4, 8), two residual blocks per level with GroupNorm, SiLU
+and time scale-shift, 8 heads of 32 channels, a middle block with full spatial and depth
+attention, a sinusoidal time embedding and an MLP to 4x the base width (3.0 M parameters at
+width 16).
 
 Choices the paper leaves open: the levels' spatial attention is linear attention by default,
 as in the authors' code (`UNetConfig.level_attention`); depth attention learns one bias per
@@ -27,15 +28,15 @@ import torch
 from torch import nn
 
 from diffusion_core.nn.blocks import (
-    Attention,
     DepthAttention,
+    HeadProjections,
     ResnetBlock,
     SliceConv,
     SliceConvTranspose,
     SpatialAttention,
-    check_attention_path,
 )
 from diffusion_core.nn.config import UNetConfig
+from diffusion_core.nn.fast_attention import check_attention_path
 
 __all__ = ["UNet", "UNetConfig", "TimeEmbedding"]
 
@@ -210,10 +211,10 @@ class UNet(nn.Module):
         return t
 
     def attention_path(self, path: str) -> UNet:
-        """Compute every softmax attention by `path`: "auto" (the default), "sdpa" or the
-        written-out "explicit" reference (`blocks.dot_product_attention`)."""
+        """Compute every attention by `path`: "auto" (the default) or "sdpa", the fast routes of
+        `fast_attention`, or "explicit", the plain formula of `blocks`, their reference."""
         check_attention_path(path)
         for module in self.modules():
-            if isinstance(module, Attention):
+            if isinstance(module, HeadProjections):
                 module.path = path
         return self

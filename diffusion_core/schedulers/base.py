@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from diffusion_core.checkpoints import read_json, write_json
+from diffusion_core.atomic_files import read_json, write_json
 from diffusion_core.schedulers.betas import get_beta_schedule
 from diffusion_core.schedulers.config import SchedulerConfig
 

@@ -7,8 +7,9 @@ DPM-Solver's lambda clipping) are the sampler's own arguments.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
+from diffusion_core.records import dataclass_fields
 from diffusion_core.schedulers.betas import get_beta_schedule
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
@@ -51,8 +52,5 @@ class SchedulerConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> SchedulerConfig:
-        """Rebuild from `to_dict()`; unknown keys are an error (a config from another version)."""
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown scheduler settings {sorted(unknown)}")
-        return cls(**data)
+        """Rebuild from `to_dict()`, strictly (`records.dataclass_fields`)."""
+        return cls(**dataclass_fields(cls, data, "scheduler"))

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from diffusion_core.nn.config import UNetConfig, VQGANConfig
+from diffusion_core.records import dataclass_fields
 from diffusion_core.schedulers.config import SchedulerConfig
 
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    """How long and how fast to train, and how often to log, validate and checkpoint."""
+    """How long and how fast to train, and how often to log, validate and checkpoint.
+
+    A checkpoint is written every `checkpoint_every` steps and also whenever
+    `checkpoint_minutes` have passed since the last one (0: by steps only), so a stop that no
+    signal announces (a crash, a power cut, SIGKILL) loses at most that much work.
+    """
 
     steps: int
     batch_size: int
     learning_rate: float
-    warmup_steps: int = 0
     grad_clip: float = 1.0
     log_every: int = 10
     val_every: int = 500
     checkpoint_every: int = 500
     seed: int = 0
+    checkpoint_minutes: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "val_every", "checkpoint_every"):
@@ -28,10 +34,17 @@ class TrainerConfig:
                 raise ValueError(f"{name.replace('_', ' ')} must be at least 1")
         if not self.learning_rate > 0:
             raise ValueError("the learning rate must be positive")
+        if not self.checkpoint_minutes >= 0:
+            raise ValueError("checkpoint minutes must be 0 (off) or more")
 
     def to_dict(self) -> dict:
         """JSON-ready fields."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainerConfig:
+        """Rebuild from `to_dict()`, strictly (`records.dataclass_fields`)."""
+        return cls(**dataclass_fields(cls, data, "trainer"))
 
 
 DISCRIMINATOR_KINDS = ("2d", "3d")
@@ -40,7 +53,7 @@ GAN_WEIGHTINGS = ("adaptive", "fixed")
 
 @dataclass(frozen=True)
 class VQGANLossConfig:
-    """Loss weights of the VQ-GAN (authors' values, FACTS.md) and when the GAN terms start.
+    """Loss weights of the VQ-GAN (the authors' released values) and when the GAN terms start.
 
     `gan_weighting`: "adaptive" (default) scales the generator's adversarial term so its gradient
     at the decoder's last layer matches the reconstruction's (Esser et al., eq. 7), times
@@ -81,8 +94,8 @@ class VQGANLossConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> VQGANLossConfig:
-        """Rebuild from `to_dict()`."""
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        """Rebuild from `to_dict()`, strictly (`records.dataclass_fields`)."""
+        return cls(**dataclass_fields(cls, data, "VQ-GAN loss"))
 
 
 @dataclass(frozen=True)

@@ -17,22 +17,24 @@ import hashlib
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from diffusion_core import checkpoints
+from diffusion_core import checkpoints, distributed
 from diffusion_core.data import LatentDataset, PreparedDataset
 from diffusion_core.diffusion import LatentScale, diffusion_loss
-from diffusion_core.models import load_vqgan, vqgan_fingerprint
+from diffusion_core.models import load_vqgan
 from diffusion_core.nn.unet import UNet
+from diffusion_core.run_folder import LATENTS_DIR, CheckpointError, EMARecord, RunInfo, run_ref
+from diffusion_core.runtime import resolve_device
 from diffusion_core.schedulers import DDPMScheduler
-from diffusion_core.training import distributed, runs
+from diffusion_core.training import runs
 from diffusion_core.training.config import DDPMSettings, TrainerConfig
 from diffusion_core.training.trainer import StepContext, Trainer, TrainingTask, seed_run
 
-CACHE_DIR = "latents"
 VAL_SEED = 1234  # fixed t and noise for validation, so val_loss is comparable across steps
 
 
@@ -106,7 +108,7 @@ class DDPMTask(TrainingTask):
         """Restore the EMA weights."""
         ema = state.get("ema")
         if not isinstance(ema, dict) or set(ema) != set(self.ema.shadow):
-            raise checkpoints.CheckpointError("the checkpoint holds no EMA weights for this U-Net")
+            raise CheckpointError("the checkpoint holds no EMA weights for this U-Net")
         for key, value in ema.items():
             self.ema.shadow[key].copy_(value)
 
@@ -142,7 +144,7 @@ def latent_cache(run_dir: Path, vqgan_run: Path, vqgan_hash: str, data: Path, da
     PREP_DIR of the preset, or this one prepared again) are never read: they are encoded anew
     and the old file is deleted. `data_hash` is `prepared.content_hash(data)`.
     """
-    cache_dir = run_dir / CACHE_DIR
+    cache_dir = run_dir / LATENTS_DIR
     splits = {split: PreparedDataset(data, split, flip=False) for split in ("train", "val")}
     path = cache_dir / f"{cache_key(vqgan_hash, data_hash, splits)[:32]}.safetensors"
     if not path.is_file():
@@ -165,7 +167,7 @@ def latent_cache(run_dir: Path, vqgan_run: Path, vqgan_hash: str, data: Path, da
             out[split] = []
             continue
         if tensors[f"{split}.plain"].shape[0] != len(dataset):
-            raise checkpoints.CheckpointError(f"{path} does not match {data} (another number of "
+            raise CheckpointError(f"{path} does not match {data} (another number of "
                                               f"volumes); delete it to encode again")
         out[split] = LatentDataset(tensors[f"{split}.plain"], tensors[f"{split}.flipped"],
                                    dataset.names, flip=split == "train")
@@ -214,34 +216,31 @@ def train_ddpm(preset_name: str, data: str | Path, vqgan_run: str | Path, out: s
     `new_data` (with `resume`): continue on other data than the run was trained on
     (`runs.open_run_dir`); its latents are encoded anew, at the run's latent scale.
     """
-    from diffusion_core.training.trainer import resolve_device
-
     run_dir = Path(out)
     data_info = runs.check_data(data, preset_name)
-    vqgan_info = vqgan_fingerprint(vqgan_run)
+    vqgan_ref = run_ref(Path(vqgan_run).resolve(), "vqgan")
     vqgan, vqgan_json = load_vqgan(vqgan_run)
-    if vqgan_json.get("preset") != preset_name:
-        raise runs.RunSetupError(f"{vqgan_run} is a VQ-GAN of preset "
-                                 f"{vqgan_json.get('preset')!r}, not {preset_name!r}")
+    if vqgan_json.preset != preset_name:
+        raise runs.RunSetupError(f"{vqgan_run} is a VQ-GAN of preset {vqgan_json.preset!r}, "
+                                 f"not {preset_name!r}")
     latent_shape = vqgan.config.latent_shape(tuple(PreparedDataset(data, "all").shape))
-    info = {"preset": preset_name, "data": data_info, "vqgan": vqgan_info,
-            "latent_scaling": settings.latent_scaling, "latent_shape": list(latent_shape),
-            "unet": settings.unet.to_dict(), "scheduler": settings.scheduler.to_dict(),
-            "ema": {"decay": settings.ema_decay, "every": settings.ema_every,
-                    "start": settings.ema_start}}
+    info = RunInfo(kind="ddpm", preset=preset_name, data=data_info, trainer=trainer,
+                   vqgan_run=vqgan_ref, unet=settings.unet, scheduler=settings.scheduler,
+                   latent_scaling=settings.latent_scaling, latent_shape=latent_shape,
+                   ema=EMARecord(settings.ema_decay, settings.ema_every, settings.ema_start))
     if settings.unet.channels != latent_shape[0]:
         raise runs.RunSetupError(f"the U-Net takes {settings.unet.channels} channels but the "
                                  f"VQ-GAN's latents have {latent_shape[0]}")
-    previous = runs.open_run_dir(run_dir, "ddpm", info, resume=resume, new_data=new_data)
-    latents = latent_cache(run_dir, Path(vqgan_run), vqgan_info["hash"], Path(data),
-                           data_info["content_hash"], resolve_device(device), progress)
-    if previous is not None and previous.get("latent_range") is not None:
+    previous, info = runs.open_run_dir(run_dir, info, resume=resume, new_data=new_data)
+    latents = latent_cache(run_dir, Path(vqgan_run), vqgan_ref.hash, Path(data),
+                           data_info.content_hash, resolve_device(device), progress)
+    if previous is not None:
         # The scale the U-Net has learnt: kept when a run goes on with --new-data.
-        low, high = (float(v) for v in previous["latent_range"])
+        low, high = previous.latent_range
     else:
         # A function of the VQ-GAN and the cached latents, fixed when the run starts.
         low, high = latent_range(settings.latent_scaling, vqgan, latents["train"])
-    info["latent_range"] = [low, high]
+    info = replace(info, latent_range=(low, high))
     scale = LatentScale(low, high)
     train = _Normalised(latents["train"], scale)
     val = _Normalised(latents["val"], scale) if latents["val"] else []

@@ -2,12 +2,13 @@
 
 The trainer owns what is the same for the VQ-GAN, the DDPM and the baselines: the device, bf16
 autocast on CUDA (fp32 on the CPU), torchrun / DistributedDataParallel, the data order, the
-learning rate as a pure function of the step, gradient clipping, the NaN guard, validation, atomic
-checkpoints, exact resume, the progress bar and `log.csv`. A task owns its networks, optimisers
-and losses.
+learning rate (constant, as the authors'), gradient clipping, the NaN guard, validation, atomic
+checkpoints (every `checkpoint_every` steps, every `checkpoint_minutes`, and on SIGINT or SIGTERM
+after the step under way: `stopping`), exact resume, the progress bar and `log.csv` (each row
+written when it is logged). A task owns its networks, optimisers and losses.
 
 Exact resume: the batch of every step is a pure function of (seed, step) (a stream of seeded
-per-epoch permutations), the learning rate is a pure function of the step, and a checkpoint holds
+per-epoch permutations), the learning rate is the same at every step, and a checkpoint holds
 every module, optimiser, the task's extra state and the torch RNG states. Validation runs under
 `torch.random.fork_rng` in eval mode, so it changes nothing the next step sees. Hence N steps,
 a resume, and M more give the same weights as N + M steps in one go.
@@ -23,17 +24,24 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset as TorchDataset
 
-from diffusion_core import checkpoints
-from diffusion_core.training import distributed
+from diffusion_core import checkpoints, distributed, run_folder
+from diffusion_core.atomic_files import file_hash
+from diffusion_core.run_folder import BEST, LATEST, LOG_NAME, RunInfo
+from diffusion_core.runtime import resolve_device
 from diffusion_core.training.config import TrainerConfig
-
-LOG_NAME = "log.csv"
+from diffusion_core.training.stopping import (
+    CheckpointClock,
+    StopSignals,
+    TrainingInterrupted,
+    agree,
+)
 
 
 class TrainingError(Exception):
@@ -48,31 +56,12 @@ class NonFiniteLoss(TrainingError):
     """A loss became NaN or infinite."""
 
 
-def learning_rate(step: int, base: float, warmup_steps: int) -> float:
-    """The learning rate at `step`: linear warm-up over `warmup_steps`, then constant (authors)."""
-    if warmup_steps and step < warmup_steps:
-        return base * (step + 1) / warmup_steps
-    return base
-
-
 def seed_run(seed: int) -> None:
     """Seed torch before a run builds its networks, so a fresh run is fixed by its --seed.
 
     A resumed run is not re-seeded in effect: its weights and RNG states come from the checkpoint.
     """
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is a TrainingError."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise RunSetupError(f"unknown device {name!r}; choose auto, cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RunSetupError("--device cuda was asked for but torch sees no CUDA GPU; use "
-                            "--device cpu or auto")
-    if name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", distributed.local_rank())
 
 
 class StepContext:
@@ -173,14 +162,14 @@ class Trainer:
 
     def __init__(self, task: TrainingTask, config: TrainerConfig, run_dir: str | os.PathLike,
                  train_data: TorchDataset, val_data: TorchDataset, *, device: str = "auto",
-                 run_info: dict | None = None, progress: bool = True) -> None:
+                 run_info: RunInfo | None = None, progress: bool = True) -> None:
         self.task, self.config = task, config
         self.run_dir = Path(run_dir)
         self.train_data, self.val_data = train_data, val_data
         distributed.setup()
         self.device = resolve_device(device)
         self.world_size, self.rank = distributed.world_size(), distributed.rank()
-        self.run_info = dict(run_info or {})
+        self.run_info = run_info  # None: no run.json (a benchmark that never saves)
         self.progress = progress and self.rank == 0
         for module in task.modules().values():
             module.to(self.device)
@@ -193,13 +182,13 @@ class Trainer:
     # --- helpers -----------------------------------------------------------------------------
 
     def autocast(self) -> AbstractContextManager:
-        """bf16 on CUDA (fp16 overflows, FACTS.md); fp32 on the CPU."""
+        """bf16 on CUDA (fp16's narrower range overflows); fp32 on the CPU."""
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def _set_learning_rate(self, step: int) -> float:
-        rate = learning_rate(step, self.config.learning_rate, self.config.warmup_steps)
+    def _set_learning_rate(self) -> float:
+        rate = self.config.learning_rate
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = rate * group.get("lr_scale", 1.0)
@@ -242,26 +231,25 @@ class Trainer:
         """
         if self.rank == 0:
             checkpoints.save_checkpoint(self.run_dir, name, self._weights(), self._state())
-            info = dict(self.run_info, kind=self.task.kind, steps_done=self.step,
-                        trainer=self.config.to_dict())
-            self._write_sampling_weights(info, self.step)
+            if self.run_info is not None:
+                self._write_sampling_weights(replace(self.run_info, steps_done=self.step,
+                                                     trainer=self.config), self.step)
         distributed.barrier()
 
-    def _write_sampling_weights(self, info: dict, step: int) -> None:
+    def _write_sampling_weights(self, info: RunInfo, step: int) -> None:
         """model.safetensors from the task's weights now, then run.json with its step and hash.
 
         In that order: a crash between the two leaves weights that do not match run.json's
         hash, which a load refuses, never weights loaded under another step's record.
         """
-        weights = self.run_dir / checkpoints.WEIGHTS_NAME
+        weights = self.run_dir / run_folder.WEIGHTS_NAME
         checkpoints.save_weights(weights, self.task.sampling_weights())
-        info = dict(info, weights_step=step)
-        info[checkpoints.WEIGHTS_HASH] = checkpoints.file_hash(weights)
-        checkpoints.write_json(self.run_dir / checkpoints.RUN_NAME, info)
+        run_folder.write_run_info(self.run_dir, replace(info, weights_step=step,
+                                                        weights_hash=file_hash(weights)))
 
     def restore(self, name: str) -> int:
         """Load checkpoint `name`'s modules and task state (not the optimisers); its step."""
-        folder = checkpoints.checkpoint_folder(self.run_dir, name)
+        folder = run_folder.checkpoint_folder(self.run_dir, name)
         if folder is None:
             raise RunSetupError(f"{self.run_dir} has no {name}")
         state = self._load_modules(folder)
@@ -274,10 +262,10 @@ class Trainer:
         for name, module in self.task.modules().items():
             prefix = f"{name}."
             part = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-            checkpoints.load_into(module, part, folder / checkpoints.WEIGHTS_NAME)
+            checkpoints.load_into(module, part, folder / run_folder.WEIGHTS_NAME)
         leftover = [k for k in weights if k.split(".", 1)[0] not in self.task.modules()]
         if leftover:
-            raise checkpoints.CheckpointError(f"{folder} holds modules this model does not have "
+            raise run_folder.CheckpointError(f"{folder} holds modules this model does not have "
                                               f"({leftover[0]}); it belongs to another run")
         return state
 
@@ -287,16 +275,15 @@ class Trainer:
         The run's latest state stays in checkpoint_latest for --resume; run.json records which
         step the sampling weights come from.
         """
-        if self.rank != 0 or checkpoints.checkpoint_folder(self.run_dir, checkpoints.BEST) is None:
+        if self.rank != 0 or run_folder.checkpoint_folder(self.run_dir, BEST) is None:
             return None
-        step = self.restore(checkpoints.BEST)
-        self._write_sampling_weights(checkpoints.read_json(self.run_dir / checkpoints.RUN_NAME),
-                                     step)
+        step = self.restore(BEST)
+        self._write_sampling_weights(run_folder.read_run_info(self.run_dir), step)
         return step
 
     def resume(self) -> int:
         """Load checkpoint_latest; returns the step it was written at."""
-        folder = checkpoints.checkpoint_folder(self.run_dir, checkpoints.LATEST)
+        folder = run_folder.checkpoint_folder(self.run_dir, LATEST)
         if folder is None:
             raise RunSetupError(f"{self.run_dir} has no checkpoint to resume from; start without "
                                 f"--resume")
@@ -311,12 +298,11 @@ class Trainer:
             self.step = int(state["step"])
             self.best_val = float(state["best_val"])
         except (KeyError, ValueError, TypeError, RuntimeError) as err:
-            raise checkpoints.CheckpointError(f"{folder} does not hold this model's training "
+            raise run_folder.CheckpointError(f"{folder} does not hold this model's training "
                                               f"state ({err})") from None
         if self.step > self.config.steps:
             raise RunSetupError(f"the checkpoint is at step {self.step}, past --steps "
                                 f"{self.config.steps}; ask for more steps")
-        self._truncate_log(self.step)
         return self.step
 
     # --- logging -----------------------------------------------------------------------------
@@ -361,50 +347,33 @@ class Trainer:
         return metrics
 
     def fit(self) -> dict[str, float]:
-        """Train from `self.step` to `config.steps`; returns the last logged row."""
+        """Train from `self.step` to `config.steps`; returns the last logged row.
+
+        SIGINT or SIGTERM end it after the current step with a checkpoint (`TrainingInterrupted`,
+        see `stopping`); a checkpoint is also written every `checkpoint_minutes`.
+        """
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        cfg = self.config
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.task.kind}",
-                       unit="step", file=sys.stderr, dynamic_ncols=True)
+        self._truncate_log(self.step)  # rows a stop without a checkpoint left behind
+        bar = self._progress_bar()
         for module in self.task.modules().values():
             module.train()
         last: dict[str, float] = {}
         started = time.perf_counter()
-        pending: list[dict] = []
+        clock = CheckpointClock(self.config.checkpoint_minutes)
         try:
-            while self.step < cfg.steps:
-                step = self.step
-                rate = self._set_learning_rate(step)
-                batch = self._batch(step)
-                metrics = self.task.train_step(batch, StepContext(self, step))
-                self.step = step + 1
-                self.task.after_step(self.step)
-                done = self.step == cfg.steps
-                if self.step % cfg.val_every == 0 or done:
-                    if len(self.val_data):
-                        metrics.update(self.validate())
-                if self.step % cfg.log_every == 0 or done or "val_loss" in metrics:
-                    last = {"step": self.step, "lr": rate,
-                            "seconds": round(time.perf_counter() - started, 3), **metrics}
-                    pending.append(last)
-                    if bar is not None:
-                        bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
-                                         if k in self.task.log_columns[:4]})
-                if bar is not None:
-                    bar.update(1)
-                if "val_loss" in metrics and metrics["val_loss"] < self.best_val:
-                    self.best_val = float(metrics["val_loss"])
-                    self._flush(pending)
-                    self.save(checkpoints.BEST)
-                if self.step % cfg.checkpoint_every == 0 or done:
-                    self._flush(pending)
-                    self.save(checkpoints.LATEST)
+            with StopSignals(repeat_stops_at_once=not distributed.active()) as signals:
+                while self.step < self.config.steps:
+                    last = self._train_one_step(started, bar) or last
+                    signum, due = agree(signals.signum, clock.due(), self.device)
+                    if (signum or due or self.step % self.config.checkpoint_every == 0
+                            or self.step == self.config.steps):
+                        self.save(LATEST)
+                        clock.reset()
+                    if signum and self.step < self.config.steps:
+                        raise TrainingInterrupted(signum, self.step, self.config.steps,
+                                                  self.run_dir)
         except NonFiniteLoss as err:
-            self._flush(pending)
-            kept = checkpoints.checkpoint_folder(self.run_dir, checkpoints.LATEST)
+            kept = run_folder.checkpoint_folder(self.run_dir, LATEST)
             where = (f"the last good checkpoint is kept in {kept}" if kept else
                      "no checkpoint had been written yet")
             raise TrainingError(f"{err}; training stopped and {where} (try a lower learning "
@@ -412,8 +381,43 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        self._flush(pending)
         return last
+
+    def _progress_bar(self):
+        """A tqdm bar on stderr (rank 0, when asked for), or None."""
+        if not self.progress:
+            return None
+        from tqdm.auto import tqdm
+        return tqdm(total=self.config.steps, initial=self.step, desc=f"train {self.task.kind}",
+                    unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def _train_one_step(self, started: float, bar) -> dict[str, float] | None:
+        """One optimisation step, its validation when due, its log row (written at once) and
+        checkpoint_best; returns the row, or None when none was due."""
+        cfg = self.config
+        step = self.step
+        rate = self._set_learning_rate()
+        metrics = self.task.train_step(self._batch(step), StepContext(self, step))
+        self.step = step + 1
+        self.task.after_step(self.step)
+        done = self.step == cfg.steps
+        if (self.step % cfg.val_every == 0 or done) and len(self.val_data):
+            metrics.update(self.validate())
+        row = None
+        if self.step % cfg.log_every == 0 or done or "val_loss" in metrics:
+            row = {"step": self.step, "lr": rate,
+                   "seconds": round(time.perf_counter() - started, 3), **metrics}
+            if self.rank == 0:
+                self._write_log([row])
+            if bar is not None:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
+                                 if k in self.task.log_columns[:4]})
+        if bar is not None:
+            bar.update(1)
+        if "val_loss" in metrics and metrics["val_loss"] < self.best_val:
+            self.best_val = float(metrics["val_loss"])
+            self.save(BEST)
+        return row
 
     def run(self, *, resume: bool, weights: str = "best") -> dict[str, float]:
         """Resume if asked, train to the end, then keep the best or the latest weights."""
@@ -425,8 +429,3 @@ class Trainer:
         if weights == "best":
             self.export_best()
         return last
-
-    def _flush(self, pending: list[dict]) -> None:
-        if pending and self.rank == 0:
-            self._write_log(pending)
-        pending.clear()

@@ -3,8 +3,8 @@
 Generator step: 4 x L1 + commitment + 4 x perceptual (one random slice per volume, when weights
 were given) and, from `gan_start_step`, the adversarial term of each discriminator (2D on a random
 slice, 3D on the volume) plus 4 x feature matching. Discriminator step: hinge loss on real
-volumes against the detached reconstructions. Weights and schedule: FACTS.md, "The authors'
-VQ-GAN"; why the adaptive GAN weight is the default: `VQGANLossConfig`.
+volumes against the detached reconstructions. Weights and schedule are those of the authors'
+released VQ-GAN configuration; why the adaptive GAN weight is the default: `VQGANLossConfig`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import torch
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from diffusion_core import losses
-from diffusion_core.models import load_vqgan, vqgan_fingerprint
+from diffusion_core import distributed, losses
+from diffusion_core.models import load_vqgan
 from diffusion_core.nn.config import VQGANConfig
 from diffusion_core.nn.discriminators import PatchDiscriminator
 from diffusion_core.nn.perceptual import PerceptualLoss
 from diffusion_core.nn.vqgan import VQGAN
-from diffusion_core.training import distributed, runs
+from diffusion_core.run_folder import RunInfo, run_ref
+from diffusion_core.training import runs
 from diffusion_core.training.config import TrainerConfig, VQGANLossConfig, VQGANSettings
 from diffusion_core.training.trainer import (
     RunSetupError,
@@ -97,6 +98,20 @@ class VQGANTask(TrainingTask):
             views[name] = _slices(x, slices) if name == "disc2d" and slices is not None else x
         return views
 
+    def _discriminator_step(self, batch: torch.Tensor, fake: torch.Tensor,
+                            slices: torch.Tensor | None, ctx: StepContext) -> float:
+        """One hinge-loss step of every critic on real volumes against `fake` (detached)."""
+        with ctx.autocast():
+            real_views, fake_views = self._views(batch, slices), self._views(fake, slices)
+            d_loss = fake.new_zeros(())
+            for name in self.discriminators:
+                critic = ctx.module(name)
+                real_logits, _ = critic(real_views[name])
+                fake_logits, _ = critic(fake_views[name])
+                d_loss = d_loss + losses.hinge_discriminator_loss(real_logits, fake_logits)
+        ctx.backward(d_loss, "disc", "discriminator loss")
+        return float(d_loss.detach())
+
     def train_step(self, batch: torch.Tensor, ctx: StepContext) -> dict[str, float]:
         """One generator step and, once the GAN has started, one discriminator step."""
         cfg = self.loss
@@ -145,17 +160,7 @@ class VQGANTask(TrainingTask):
                                gan_weight=float(weight))
         ctx.backward(loss, "vqgan")
         if gan_on:
-            with ctx.autocast():
-                real_views = self._views(batch, slices)
-                fake_views = self._views(rec.detach(), slices)
-                d_loss = rec.new_zeros(())
-                for name in self.discriminators:
-                    critic = ctx.module(name)
-                    real_logits, _ = critic(real_views[name])
-                    fake_logits, _ = critic(fake_views[name])
-                    d_loss = d_loss + losses.hinge_discriminator_loss(real_logits, fake_logits)
-            ctx.backward(d_loss, "disc", "discriminator loss")
-            metrics["discriminator"] = float(d_loss.detach())
+            metrics["discriminator"] = self._discriminator_step(batch, rec.detach(), slices, ctx)
         metrics.update(loss=float(loss.detach()), l1=float(l1.detach()),
                        commitment=float(out.quantized.commitment_loss.detach()),
                        perplexity=float(out.quantized.perplexity),
@@ -204,22 +209,18 @@ def train_vqgan(preset_name: str, data: str | Path, out: str | Path, *,
     from diffusion_core.data import PreparedDataset
 
     run_dir = Path(out)
-    data_info = runs.check_data(data, preset_name)
-    info = {"preset": preset_name, "data": data_info,
-            "vqgan": settings.model.to_dict(), "loss": settings.loss.to_dict()}
     if freeze_encoder and init is None:
         raise RunSetupError("freezing the encoder needs a trained one to start from (--init)")
     # Read before the seed is set, so that the new run's networks initialise as any run's do.
-    source = None
-    if init is not None:
-        source = _init_source(init, settings.model)
-        info["init"] = vqgan_fingerprint(init)
-    if freeze_encoder:
-        info["frozen"] = ["encoder", "codebook"]
+    source = None if init is None else _init_source(init, settings.model)
+    info = RunInfo(kind="vqgan", preset=preset_name, data=runs.check_data(data, preset_name),
+                   trainer=trainer, vqgan=settings.model, loss=settings.loss,
+                   init=None if init is None else run_ref(Path(init).resolve(), "vqgan"),
+                   frozen=("encoder", "codebook") if freeze_encoder else ())
     perceptual = None
     if perceptual_weights is not None and settings.loss.perceptual_weight > 0:
         perceptual = PerceptualLoss(perceptual_weights)
-    runs.open_run_dir(run_dir, "vqgan", info, resume=resume, new_data=new_data)
+    _, info = runs.open_run_dir(run_dir, info, resume=resume, new_data=new_data)
     if perceptual is None and distributed.rank() == 0:
         print("mdiff-train: no --perceptual-weights given, so the perceptual loss is off "
               "(reconstruction is L1 only)", file=sys.stderr)

@@ -53,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.agreement import agreement_from_exports, agreement_text
 
     report = agreement_from_exports(args.csv, figure=args.figure, force=args.force)
-    print_result(args.json, report, agreement_text(report))
+    print_result(args.json, report.to_json(), agreement_text(report))
     return EXIT_OK

@@ -53,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
 
     report = slice_figure(args.dir, args.out, n_volumes=args.volumes, n_slices=args.slices,
                           ct_name=args.ct_window, force=args.force)
-    print_result(args.json, report, slice_figure_text(report))
+    print_result(args.json, report.to_json(), slice_figure_text(report))
     return EXIT_OK

@@ -1,11 +1,15 @@
 """`mdiff-eval msssim DIR [DIR ...]`: MS-SSIM diversity of folders of volumes, as in the paper.
 
-What is computed, and with which data range, is `evaluation.diversity`'s docstring.
+What is computed, with which data range, and how folders of different kinds are brought to one
+value convention is `evaluation.diversity`'s docstring, as is each folder's distance from the
+first folder (the reference: give the real scans first) and when a warning is printed.
 
 JSON (`--json`), one object:
 
-    {"results": [{"dir", "n_volumes", "n_pairs", "mean", "std", "ci_low", "ci_high"}, ...],
-     "data_range": R, "protocol": "standard" | "paper"}
+    {"results": [{"dir", "n_volumes", "n_pairs", "mean", "std", "ci_low", "ci_high",
+                  "distance": null (the first folder) or {"measure", "reference", "auc",
+                              "ci_low", "ci_high", "note"}}, ...],
+     "data_range": R, "protocol": "standard" | "paper", "warnings": [SENTENCE, ...]}
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ from diffusion_core.cli.common import EXIT_OK, add_json_option, positive_int, pr
 from evaluation.diversity import CPU_BATCH, CUDA_BATCH, DEFAULT_PAIRS, DEVICES
 
 HELP = ("MS-SSIM diversity of folders of volumes: mean over random pairs with a 95% CI from a "
-        "bootstrap over volumes.")
+        "bootstrap over volumes, and each folder's distance from the first (the real scans).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `mdiff-eval msssim`."""
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
-                        help="folder(s) of volumes of one shape each (NIfTI, .npy or DICOM), "
-                             "e.g. real and synthetic")
+                        help="folder(s) of volumes of one shape each: samples folders, "
+                             "PREP_DIRs or folders of scans (NIfTI, .npy or DICOM), real first "
+                             "(the others' distance is measured from it), then synthetic; read "
+                             "in one convention, the preset's [-1, 1] when any folder has a "
+                             "preset")
     parser.add_argument("--pairs", type=_pair_count, default=DEFAULT_PAIRS, metavar="N|all",
                         help=f"random distinct pairs per folder (default {DEFAULT_PAIRS}); 'all' "
                              "takes every pair")

@@ -44,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.turing import turing_from_exports, turing_text
 
     report = turing_from_exports(args.csv)
-    print_result(args.json, report, turing_text(report))
+    print_result(args.json, report.to_json(), turing_text(report))
     return EXIT_OK

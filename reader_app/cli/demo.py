@@ -6,9 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from diffusion_core.cli.common import Failure, os_error_sentence, run_command
+from diffusion_core.cli.common import (
+    Failure,
+    add_threads_option,
+    os_error_sentence,
+    run_command,
+)
 from diffusion_core.registry import Registry, RegistryError
-from diffusion_core.run_files import CheckpointError
+from diffusion_core.run_folder import CheckpointError
 from diffusion_core.samples import SamplesError
 from reader_app.demo import DEFAULT_CASES, DEMO_MODEL
 from studies.study import StudyError
@@ -32,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reader", default="Demo reader", metavar="NAME",
                         help="the reader name the app opens the study as")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_threads_option(parser)
     return parser
 
 
@@ -47,7 +53,7 @@ def _warn_if_shadowed(name: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reader_app.demo import build_demo, has_display
+    from reader_app.demo import build_demo, has_display, synthetic_case
     from reader_app.launch import LaunchError, ReaderRequest, run_reader
 
     out = Path(args.out)
@@ -55,12 +61,15 @@ def _run(args: argparse.Namespace) -> int:
     demo = build_demo(out, n=args.n, device=args.device)
     print(f"mdiff-demo: study {demo.study} (key: {demo.key}; samples: {demo.samples})")
     screenshot = None if has_display() else out / "screenshot.png"
+    shown = None
     if screenshot is not None:
+        shown = synthetic_case(demo)
         print(f"mdiff-demo: no display, so the app was rendered to {screenshot} instead of "
-              f"opened; on a desktop open the study with: mdiff-reader {demo.study}")
+              f"opened, showing a synthetic case (study case {shown} in the key); on a desktop "
+              f"open the study with: mdiff-reader {demo.study}")
     try:
         return run_reader(ReaderRequest(study=demo.study, reader=args.reader,
-                                        screenshot=screenshot))
+                                        screenshot=screenshot, case_id=shown))
     except LaunchError as err:
         print(f"mdiff-demo: {err}", file=sys.stderr)
         return err.status
@@ -72,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_command("mdiff-demo", lambda: _run(args),
                        [Failure((RegistryError, CheckpointError, SamplesError, StudyError)),
                         Failure(OSError, sentence=os_error_sentence)],
-                       interrupted="interrupted; run it again to continue.")
+                       interrupted="interrupted; run it again to continue.",
+                       threads=args.threads)
 
 
 if __name__ == "__main__":

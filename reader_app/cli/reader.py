@@ -1,11 +1,11 @@
-"""`mdiff-reader STUDY [--reader NAME] [--screenshot PNG [--case K] [--slice S]]`."""
+"""`mdiff-reader STUDY [--reader NAME] [--screenshot PNG [--case K] [--slice S] [--size WxH]]`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from reader_app import APP_TITLE
+from reader_app import APP_TITLE, DEFAULT_SIZE
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
@@ -27,20 +27,32 @@ def build_parser() -> argparse.ArgumentParser:
                         "come before and are not counted)")
     parser.add_argument("--slice", type=int, metavar="S",
                         help="with --screenshot: show slice S (1 = first) of the case")
+    parser.add_argument("--size", type=window_size, metavar="WxH",
+                        help="with --screenshot: the window's width and height in pixels "
+                        f"(default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")
     return parser
+
+
+def window_size(text: str) -> tuple[int, int]:
+    """'1280x800' as (1280, 800); argparse's error for anything else."""
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT in pixels, e.g. 1280x800")
+    return int(width), int(height)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mdiff-reader`."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (args.case is not None or args.slice is not None) and not args.screenshot:
-        parser.error("--case and --slice only apply together with --screenshot PNG")
+    if (args.case is not None or args.slice is not None or args.size is not None) \
+            and not args.screenshot:
+        parser.error("--case, --slice and --size only apply together with --screenshot PNG")
     # Qt, pyqtgraph and the study code load only now, so that `--help` answers at once.
     from reader_app.launch import LaunchError, ReaderRequest, run_reader
 
     request = ReaderRequest(study=args.study, reader=args.reader, screenshot=args.screenshot,
-                            case=args.case, slice_number=args.slice)
+                            case=args.case, slice_number=args.slice, size=args.size)
     try:
         return run_reader(request)
     except LaunchError as err:

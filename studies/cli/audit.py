@@ -1,4 +1,5 @@
-"""`mdiff-study audit STUDY --key PATH [--json]`: a table of every feature with AUC and p-value."""
+"""`mdiff-study audit STUDY --key PATH [--json]`: a table of every feature with AUC and p-value,
+and for each failure what it measures, what typically causes it and where to read more."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Audit the study and print the table; exit status 1 when anything separates."""
+    """Audit the study and print the table with advice on each failure; exit status 1 when
+    anything separates."""
     from studies.audit import audit_folder, audit_report, audit_text
 
     audit = audit_folder(args.study, args.key)

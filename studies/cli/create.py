@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from diffusion_core.cli.common import EXIT_OK, add_json_option, print_result
+from diffusion_core.cli.common import EXIT_OK, add_json_option, add_threads_option, print_result
 from diffusion_core.modality import MODALITIES
+from diffusion_core.runtime import apply_threads
 
 HELP = "build a blinded study from volume folders or a trained model"
 
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "all for ddpm)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="with --model: where to sample")
+    add_threads_option(parser, when="with --model: ")
     parser.add_argument("--real", metavar="DIR", help="folder of real volumes")
     parser.add_argument("--n", type=int, metavar="N",
                         help="synthetic cases to pick at random (default: all)")
@@ -61,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the study and say where it and its key are; notes (skipped inputs) on stderr."""
+    if args.model is not None:
+        apply_threads(args.threads)  # before the sampling loads torch
     # The preprocessing (scipy) and progress bar load here, so `mdiff-study --help` is fast.
     from tqdm import tqdm
 
@@ -87,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     report = {"study": str(made.folder), "key": str(made.key_path), "study_id": made.study_id,
               "dataset": made.dataset, "n_cases": made.n_synthetic + made.n_real,
               "n_synthetic": made.n_synthetic, "n_real": made.n_real,
-              "n_practice": made.n_practice, "notes": list(made.notes)}
+              "n_practice": made.n_practice, "notes": list(made.notes),
+              "samples": str(made.samples) if made.samples else None}
     practice = f" and {made.n_practice} practice cases" if made.n_practice else ""
     print_result(args.json, report,
                  f"Created study {made.folder} with {report['n_cases']} cases "

@@ -82,3 +82,34 @@ def _tiny_prep_dir(folder: Path, sources: list[str], *, halves: bool = False) ->
 def make_prep_dir() -> Callable[..., Path]:
     """A function writing a tiny-preset PREP_DIR (folder, sources, halves=False) -> folder."""
     return _tiny_prep_dir
+
+
+def _write_run_json(folder: Path, kind: str, preset: str = "tiny", vqgan_run=None):
+    """A complete run.json of `kind` with `preset`'s settings in `folder` (no weights); its
+    RunInfo. A DDPM's `vqgan_run` is a `run_folder.RunRef`."""
+    from diffusion_core.presets import ddpm_settings, vqgan_settings
+    from diffusion_core.run_folder import DataRecord, EMARecord, RunInfo, write_run_info
+    from diffusion_core.training.config import TrainerConfig
+
+    common = {"preset": preset, "data": DataRecord("prep", "a" * 64, 4, "b" * 64),
+              "trainer": TrainerConfig(steps=4, batch_size=2, learning_rate=1e-3),
+              "steps_done": 4, "weights_step": 4}
+    if kind == "vqgan":
+        settings = vqgan_settings(preset)
+        info = RunInfo("vqgan", vqgan=settings.model, loss=settings.loss, **common)
+    else:
+        settings = ddpm_settings(preset)
+        info = RunInfo("ddpm", vqgan_run=vqgan_run, unet=settings.unet,
+                       scheduler=settings.scheduler, latent_scaling=settings.latent_scaling,
+                       latent_shape=(settings.unet.channels, 2, 4, 4), latent_range=(-1.0, 1.0),
+                       ema=EMARecord(settings.ema_decay, settings.ema_every, settings.ema_start),
+                       **common)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_run_info(folder, info)
+    return info
+
+
+@pytest.fixture
+def write_run_json() -> Callable[..., object]:
+    """A function writing a complete run.json (folder, kind, preset="tiny", vqgan_run=None)."""
+    return _write_run_json

@@ -9,16 +9,15 @@ import stat
 import pytest
 import torch
 
-from diffusion_core import checkpoints, run_files
+from diffusion_core import atomic_files, run_folder
 from diffusion_core.checkpoints import (
-    CheckpointError,
-    checkpoint_folder,
     load_checkpoint,
     load_into,
     load_weights,
     save_checkpoint,
     save_weights,
 )
+from diffusion_core.run_folder import CheckpointError, checkpoint_folder
 
 WEIGHTS = {"layer.weight": torch.arange(6.0).view(2, 3), "layer.bias": torch.zeros(2)}
 STATE = {"step": 7, "rng_cpu": torch.get_rng_state(), "best_val": 0.5}
@@ -59,7 +58,7 @@ def test_a_truncated_weights_file_is_refused(tmp_path):
 
 def test_a_tampered_checkpoint_file_is_refused(tmp_path):
     save_checkpoint(tmp_path, "checkpoint_latest", WEIGHTS, STATE)
-    state_file = tmp_path / "checkpoint_latest" / checkpoints.STATE_NAME
+    state_file = tmp_path / "checkpoint_latest" / run_folder.STATE_NAME
     state_file.write_bytes(state_file.read_bytes()[:-10])
     with pytest.raises(CheckpointError, match="does not match the hash"):
         load_checkpoint(tmp_path / "checkpoint_latest")
@@ -75,19 +74,19 @@ class Payload:
 def test_a_pickled_object_is_never_unpickled_even_with_a_matching_hash(tmp_path, capsys):
     save_checkpoint(tmp_path, "checkpoint_latest", WEIGHTS, STATE)
     folder = tmp_path / "checkpoint_latest"
-    with open(folder / checkpoints.STATE_NAME, "wb") as handle:
+    with open(folder / run_folder.STATE_NAME, "wb") as handle:
         pickle.dump({"step": Payload()}, handle)
-    manifest = checkpoints.read_json(folder / checkpoints.CHECKPOINT_MANIFEST)
-    manifest["files"][checkpoints.STATE_NAME] = checkpoints.file_hash(
-        folder / checkpoints.STATE_NAME)
-    checkpoints.write_json(folder / checkpoints.CHECKPOINT_MANIFEST, manifest)
+    manifest = atomic_files.read_json(folder / run_folder.CHECKPOINT_MANIFEST)
+    manifest["files"][run_folder.STATE_NAME] = atomic_files.file_hash(
+        folder / run_folder.STATE_NAME)
+    atomic_files.write_json(folder / run_folder.CHECKPOINT_MANIFEST, manifest)
     with pytest.raises(CheckpointError, match="not mdiff training state") as refused:
         load_checkpoint(folder)
     assert "unpickled!" not in capsys.readouterr().out
     # Our sentence, not torch's advice to load it with weights_only=False (which runs its code).
     message = str(refused.value)
     assert "weights_only" not in message and "\n" not in message
-    assert str(folder / checkpoints.STATE_NAME) in message
+    assert str(folder / run_folder.STATE_NAME) in message
 
 
 def test_foreign_weights_do_not_load_into_a_model(tmp_path):
@@ -110,22 +109,6 @@ def test_weights_holding_nan_or_infinity_are_refused(tmp_path, bad):
     assert torch.equal(load_weights(tmp_path / "i.safetensors")["count"], torch.arange(3))
 
 
-def test_run_weights_are_checked_against_the_hash_run_json_recorded(tmp_path):
-    save_weights(tmp_path / checkpoints.WEIGHTS_NAME, WEIGHTS)
-    info = {checkpoints.WEIGHTS_HASH: checkpoints.file_hash(tmp_path / checkpoints.WEIGHTS_NAME)}
-    assert run_files.verified_weights(tmp_path, info) == tmp_path / checkpoints.WEIGHTS_NAME
-    data = bytearray((tmp_path / checkpoints.WEIGHTS_NAME).read_bytes())
-    data[-3] ^= 0x01  # one flipped bit in a tensor: still a readable safetensors file
-    (tmp_path / checkpoints.WEIGHTS_NAME).write_bytes(bytes(data))
-    load_weights(tmp_path / checkpoints.WEIGHTS_NAME)
-    with pytest.raises(CheckpointError, match="does not match the sha256 its run.json recorded"):
-        run_files.verified_weights(tmp_path, info)
-    # A run written before the hash was recorded has nothing to check against, and still loads.
-    assert run_files.verified_weights(tmp_path, {}) == tmp_path / checkpoints.WEIGHTS_NAME
-    with pytest.raises(CheckpointError, match="is missing"):
-        run_files.verified_weights(tmp_path / "nothing", info)
-
-
 def _mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
@@ -138,7 +121,7 @@ def test_weights_checkpoints_and_json_follow_the_umask(tmp_path, umask, file_mod
         save_weights(tmp_path / "model.safetensors", WEIGHTS)
         save_checkpoint(tmp_path, "checkpoint_latest", WEIGHTS, STATE)
         save_checkpoint(tmp_path, "checkpoint_latest", WEIGHTS, STATE)  # the swap, too
-        checkpoints.write_json(tmp_path / "run.json", {"kind": "vqgan"})
+        atomic_files.write_json(tmp_path / "run.json", {"kind": "vqgan"})
     finally:
         os.umask(previous)
     folder = tmp_path / "checkpoint_latest"

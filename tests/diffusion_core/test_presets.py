@@ -166,3 +166,21 @@ def test_to_intensity_inverts_the_final_min_max():
     assert hu.dtype == np.float32
     assert hu.tolist() == [-1000.0, -1000.0, -300.0, 50.0, 400.0, 400.0]
     assert get_preset("mrnet").to_intensity(values).tolist() == [0.0, 0.0, 0.5, 0.75, 1.0, 1.0]
+
+
+def test_each_preset_says_its_shapes_steps_prediction_and_measured_cpu_time():
+    from diffusion_core.presets import CPU_SECONDS_PER_STEP, ddpm_settings, preset_rows
+
+    rows = {row["preset"]: row for row in preset_rows()}
+    assert set(rows) == set(PRESETS)
+    assert rows["mrnet"]["paper_size_hxwxd"] == "256x256x32"
+    assert rows["mrnet"]["shape_dhw"] == [32, 256, 256]
+    assert rows["demo"]["spacing_mm_dhw"] == [4.5, 3.0, 3.0]
+    # Measured on the CPU for the small presets, not for the paper's.
+    for name in ("tiny", "demo"):
+        assert all(None not in pair for pair in vars(CPU_SECONDS_PER_STEP[name]).values())
+    assert rows["lidc"]["cpu_seconds_per_step"]["ddpm"] == [None, None]
+    # The demo was made for (and its bundled model trained with) v prediction.
+    assert rows["demo"]["prediction"] == "v"
+    assert ddpm_settings("demo").scheduler.prediction_type == "v_prediction"
+    assert rows["adni"]["prediction"] == "epsilon"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -14,27 +15,24 @@ import pytest
 
 from diffusion_core.cli.models import main
 from diffusion_core.registry import Registry, RegistryError, mdiff_home
+from diffusion_core.run_folder import RunRef
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _runs(tmp_path: Path, preset: str = "tiny") -> tuple[Path, Path]:
+def _runs(write_run_json, tmp_path: Path, preset: str = "tiny") -> tuple[Path, Path]:
     """A VQ-GAN and a DDPM run folder as mdiff-train writes them (JSON and weights only)."""
     vqgan, ddpm = tmp_path / "vq", tmp_path / "dd"
-    vqgan.mkdir()
-    ddpm.mkdir()
+    write_run_json(vqgan, "vqgan", preset)
     (vqgan / "model.safetensors").write_bytes(b"vqgan weights")
-    (vqgan / "run.json").write_text(json.dumps({"kind": "vqgan", "preset": preset}))
-    import hashlib
     digest = hashlib.sha256(b"vqgan weights").hexdigest()
+    write_run_json(ddpm, "ddpm", preset, RunRef(str(vqgan), digest))
     (ddpm / "model.safetensors").write_bytes(b"ddpm weights")
-    (ddpm / "run.json").write_text(json.dumps({"kind": "ddpm", "preset": preset, "vqgan": {
-        "path": str(vqgan), "hash": digest}}))
     return vqgan, ddpm
 
 
-def test_add_list_show_resolve_remove(tmp_path):
-    vqgan, ddpm = _runs(tmp_path)
+def test_add_list_show_resolve_remove(tmp_path, write_run_json):
+    vqgan, ddpm = _runs(write_run_json, tmp_path)
     registry = Registry(tmp_path / "home")
     entry = registry.add("tiny", vqgan, ddpm)
     assert entry.preset == "tiny" and Path(entry.ddpm) == ddpm.resolve()
@@ -52,8 +50,8 @@ def test_unknown_name_says_how_to_train_or_add(tmp_path):
         Registry(tmp_path / "home").get("duke")
 
 
-def test_refusals(tmp_path):
-    vqgan, ddpm = _runs(tmp_path)
+def test_refusals(tmp_path, write_run_json):
+    vqgan, ddpm = _runs(write_run_json, tmp_path)
     registry = Registry(tmp_path / "home")
     with pytest.raises(RegistryError, match="not a usable model name"):
         registry.add("../evil", vqgan, ddpm)
@@ -88,9 +86,9 @@ def test_home_follows_the_environment(monkeypatch, tmp_path):
     assert mdiff_home() == tmp_path / "xdg" / "mdiff"
 
 
-def test_cli_round_trip_and_errors(tmp_path, monkeypatch, capsys):
+def test_cli_round_trip_and_errors(tmp_path, monkeypatch, capsys, write_run_json):
     monkeypatch.setenv("MDIFF_HOME", str(tmp_path / "home"))
-    vqgan, ddpm = _runs(tmp_path)
+    vqgan, ddpm = _runs(write_run_json, tmp_path)
     assert main(["add", "knee", "--vqgan", str(vqgan), "--ddpm", str(ddpm)]) == 0
     capsys.readouterr()
     assert main(["list", "--json"]) == 0
@@ -122,9 +120,9 @@ sys.exit(main(["add", name, "--vqgan", vqgan, "--ddpm", ddpm]))
 """
 
 
-def test_concurrent_adds_keep_every_model(tmp_path):
+def test_concurrent_adds_keep_every_model(tmp_path, write_run_json):
     """Six `mdiff-models add` at once, started together: all six end up in models.json."""
-    vqgan, ddpm = _runs(tmp_path)
+    vqgan, ddpm = _runs(write_run_json, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for round_ in range(3):
         home, go = tmp_path / f"home{round_}", tmp_path / f"go{round_}"
@@ -148,8 +146,8 @@ def test_concurrent_adds_keep_every_model(tmp_path):
         assert not list(home.glob(".models.json.*.tmp"))  # no temporary file left behind
 
 
-def test_the_registry_file_follows_the_umask(tmp_path):
-    vqgan, ddpm = _runs(tmp_path)
+def test_the_registry_file_follows_the_umask(tmp_path, write_run_json):
+    vqgan, ddpm = _runs(write_run_json, tmp_path)
     old = os.umask(0o027)
     try:
         Registry(tmp_path / "home").add("x", vqgan, ddpm)
@@ -165,8 +163,8 @@ def _one_sentence(capsys, status: int, starts: str) -> str:
     return err
 
 
-def test_an_unusable_home_is_one_sentence(tmp_path, monkeypatch, capsys):
-    vqgan, ddpm = _runs(tmp_path)
+def test_an_unusable_home_is_one_sentence(tmp_path, monkeypatch, capsys, write_run_json):
+    vqgan, ddpm = _runs(write_run_json, tmp_path)
     add = ["add", "x", "--vqgan", str(vqgan), "--ddpm", str(ddpm)]
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
@@ -187,8 +185,8 @@ def test_an_unusable_home_is_one_sentence(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
                     reason="root writes into a read-only folder")
-def test_a_read_only_home_is_one_sentence(tmp_path, monkeypatch, capsys):
-    vqgan, ddpm = _runs(tmp_path)
+def test_a_read_only_home_is_one_sentence(tmp_path, monkeypatch, capsys, write_run_json):
+    vqgan, ddpm = _runs(write_run_json, tmp_path)
     home = tmp_path / "home"
     Registry(home).add("x", vqgan, ddpm)
     home.chmod(0o500)
@@ -212,8 +210,8 @@ def _write_models(home: Path, models: object) -> None:
 @pytest.mark.parametrize("bad", [{"vqgan": None}, {"ddpm": None}, {"vqgan": 5}, {"ddpm": ["a"]},
                                  {"preset": None}, {"vqgan": ""}])
 def test_a_damaged_entry_is_one_sentence_and_the_others_still_work(tmp_path, monkeypatch, capsys,
-                                                                     bad):
-    vqgan, ddpm = _runs(tmp_path)
+                                                                     bad, write_run_json):
+    vqgan, ddpm = _runs(write_run_json, tmp_path)
     home = tmp_path / "home"
     good = {"name": "good", "preset": "tiny", "vqgan": str(vqgan), "ddpm": str(ddpm)}
     _write_models(home, {"good": good, "bad": {**good, "name": "bad", **bad},
@@ -240,8 +238,9 @@ def test_a_damaged_entry_is_one_sentence_and_the_others_still_work(tmp_path, mon
 
 @pytest.mark.parametrize("content", ["[]", '["a"]', '{"format": "mdiff-models", "models": []}',
                                      '{"format": "other", "models": {}}', "null"])
-def test_a_registry_that_is_no_registry_is_one_sentence(tmp_path, monkeypatch, capsys, content):
-    vqgan, ddpm = _runs(tmp_path)
+def test_a_registry_that_is_no_registry_is_one_sentence(tmp_path, monkeypatch, capsys, content,
+                                                        write_run_json):
+    vqgan, ddpm = _runs(write_run_json, tmp_path)
     home = tmp_path / "home"
     home.mkdir()
     (home / "models.json").write_text(content)
@@ -252,31 +251,34 @@ def test_a_registry_that_is_no_registry_is_one_sentence(tmp_path, monkeypatch, c
     assert (home / "models.json").read_text() == content  # left for the user to look at
 
 
-def test_adding_a_name_again_needs_replace(tmp_path):
-    vqgan, ddpm = _runs(tmp_path)
+def test_adding_a_name_again_needs_replace(tmp_path, write_run_json):
+    vqgan, ddpm = _runs(write_run_json, tmp_path)
     registry = Registry(tmp_path / "home")
     first = registry.add("x", vqgan, ddpm)
     with pytest.raises(RegistryError, match="already registered; pass --replace"):
         registry.add("x", vqgan, ddpm)
     (tmp_path / "other").mkdir()
-    other_vq, other_dd = _runs(tmp_path / "other")
+    other_vq, other_dd = _runs(write_run_json, tmp_path / "other")
     registry.add("x", other_vq, other_dd, replace=True)
     assert registry.get("x").ddpm == str(other_dd.resolve()) != first.ddpm
 
 
-def test_a_ddpm_run_that_names_no_vqgan_is_one_sentence(tmp_path):
-    _, ddpm = _runs(tmp_path)
-    for recorded in (None, {"path": None}, {"hash": "x"}):
-        (ddpm / "run.json").write_text(json.dumps({"kind": "ddpm", "preset": "tiny",
-                                                   "vqgan": recorded}))
-        with pytest.raises(RegistryError, match="does not name the VQ-GAN run"):
+def test_a_ddpm_run_that_names_no_vqgan_is_one_sentence(tmp_path, write_run_json):
+    _, ddpm = _runs(write_run_json, tmp_path)
+    info = json.loads((ddpm / "run.json").read_text())
+    for recorded in (None, {"path": None, "hash": "x"}, {"path": "", "hash": "x"},
+                     {"hash": "x"}):
+        (ddpm / "run.json").write_text(json.dumps({**info, "vqgan_run": recorded}))
+        with pytest.raises(RegistryError, match=r"run.json holds settings mdiff cannot use "
+                                                r"\(.*vqgan_run.*\)") as err:
             Registry(tmp_path / "home").resolve(str(ddpm))
+        assert str(ddpm / "run.json") in str(err.value) and "\n" not in str(err.value)
 
 
-def test_a_bundled_name_is_reserved(tmp_path, monkeypatch, capsys):
+def test_a_bundled_name_is_reserved(tmp_path, monkeypatch, capsys, write_run_json):
     """`demo` always means the bundled model: `add demo` is refused, a `demo` already in
     models.json is reported and ignored (and can be removed), `list` shows the bundled one."""
-    vqgan, ddpm = _runs(tmp_path)
+    vqgan, ddpm = _runs(write_run_json, tmp_path)
     home = tmp_path / "home"
     monkeypatch.setenv("MDIFF_HOME", str(home))
     for extra in ([], ["--replace"]):
@@ -305,12 +307,13 @@ def test_a_bundled_name_is_reserved(tmp_path, monkeypatch, capsys):
     _one_sentence(capsys, main(["remove", "demo"]), "'demo' is bundled with mdiff")
 
 
-def test_a_bundled_name_needs_no_registry_and_beats_a_folder_of_that_name(tmp_path, monkeypatch):
+def test_a_bundled_name_needs_no_registry_and_beats_a_folder_of_that_name(tmp_path, monkeypatch,
+                                                                          write_run_json):
     home = tmp_path / "home"
     home.mkdir()
     (home / "models.json").write_text("{not json")
     assert Registry(home).get("demo").bundled  # a damaged models.json does not matter to it
-    _, ddpm = _runs(tmp_path)
+    _, ddpm = _runs(write_run_json, tmp_path)
     ddpm.rename(tmp_path / "demo")  # a DDPM run folder called demo in the working directory
     monkeypatch.chdir(tmp_path)
     assert Registry(home).resolve("demo").bundled
@@ -328,3 +331,13 @@ def test_a_folder_without_run_json_is_named_as_such(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RegistryError, match="no model named 'nothing_here'"):
         registry.resolve("nothing_here")
+
+
+def test_presets_table_in_text_and_json(capsys):
+    assert main(["presets"]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0].split()[:2] == ["preset", "H"]
+    assert "64 x 64 x 32" in text and "(32, 64, 64)" in text and "not measured" in text
+    assert main(["presets", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["presets"]
+    assert {row["preset"] for row in rows} >= {"mrnet", "adni", "duke", "lidc", "demo", "tiny"}

@@ -11,23 +11,20 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from diffusion_core.atomic_files import file_hash
 from diffusion_core.cli.sample import main as sample_main
-from diffusion_core.models import load_ddpm, load_vqgan, vqgan_fingerprint
+from diffusion_core.models import load_ddpm, load_vqgan
 from diffusion_core.registry import BUNDLED_DIR
-from diffusion_core.run_files import (
-    RUN_NAME,
-    WEIGHTS_HASH,
-    WEIGHTS_NAME,
-    CheckpointError,
-    file_hash,
-)
+from diffusion_core.run_folder import RUN_NAME, WEIGHTS_NAME, CheckpointError, run_ref
+
+WEIGHTS_HASH = "weights_hash"  # run.json's record of model.safetensors' sha256
 
 
 def _copy_model(tiny_model, tmp_path: Path) -> tuple[Path, Path]:
     """A copy of the session's tiny model, its DDPM pointing at the copied VQ-GAN."""
     vq, dd = (Path(shutil.copytree(run, tmp_path / run.name, ignore=shutil.ignore_patterns(
         "checkpoint_*", "latents"))) for run in tiny_model)
-    _edit(dd, lambda info: info["vqgan"].update(path=str(vq)))
+    _edit(dd, lambda info: info["vqgan_run"].update(path=str(vq)))
     return vq, dd
 
 
@@ -48,7 +45,8 @@ def test_the_trainer_records_the_hash_of_the_weights_it_wrote(tiny_model):
         info = json.loads((run / RUN_NAME).read_text())
         assert info[WEIGHTS_HASH] == file_hash(run / WEIGHTS_NAME)
     vq, dd = tiny_model
-    assert json.loads((dd / RUN_NAME).read_text())["vqgan"]["hash"] == file_hash(vq / WEIGHTS_NAME)
+    assert json.loads((dd / RUN_NAME).read_text())["vqgan_run"]["hash"] == \
+        file_hash(vq / WEIGHTS_NAME)
 
 
 @pytest.mark.parametrize("kind", ["vqgan", "ddpm"])
@@ -61,7 +59,7 @@ def test_one_flipped_byte_in_the_weights_is_refused(tiny_model, tmp_path, kind, 
         (load_vqgan if kind == "vqgan" else load_ddpm)(run)
     if kind == "vqgan":
         with pytest.raises(CheckpointError, match="does not match the sha256"):
-            vqgan_fingerprint(run)  # what a DDPM trained on it would record
+            run_ref(run, "vqgan")  # what a DDPM trained on it would record
     code = sample_main(["--model", str(dd), "--n", "1", "--out", str(tmp_path / "s"),
                         "--device", "cpu"])
     err = capsys.readouterr().err
@@ -86,9 +84,9 @@ def test_a_nan_in_one_ddpm_weight_is_refused_even_with_a_matching_hash(tiny_mode
 def test_a_run_written_before_hashes_were_recorded_still_loads(tiny_model, tmp_path):
     vq, dd = _copy_model(tiny_model, tmp_path)
     for run in (vq, dd):
-        _edit(run, lambda info: info.pop(WEIGHTS_HASH, None))
+        _edit(run, lambda info: info.update({WEIGHTS_HASH: None}))
     assert load_vqgan(vq)[0].codebook.initialised
-    assert load_ddpm(dd)[2]["preset"] == "tiny"
+    assert load_ddpm(dd)[2].preset == "tiny"
 
 
 @pytest.mark.parametrize("edited", ["both", "ddpm"])
@@ -120,5 +118,5 @@ def test_the_bundled_demo_records_its_hashes_and_loads():
         assert info[WEIGHTS_HASH] == file_hash(demo / kind / WEIGHTS_NAME)
     torch.manual_seed(0)
     unet, _, info = load_ddpm(demo / "ddpm")
-    assert info["preset"] == "demo" and not any(p.isnan().any() for p in unet.parameters())
-    assert load_vqgan(demo / "vqgan")[1]["preset"] == "demo"
+    assert info.preset == "demo" and not any(p.isnan().any() for p in unet.parameters())
+    assert load_vqgan(demo / "vqgan")[1].preset == "demo"

@@ -13,6 +13,11 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss_kappa
 
 from evaluation.agreement import (
+    FleissKappa,
+    KrippendorffAlpha,
+    OptionCounts,
+    PercentAgreement,
+    Tally,
     agreement_report,
     fleiss,
     krippendorff_ordinal,
@@ -73,13 +78,13 @@ def test_weighted_kappa_matches_sklearn_and_statsmodels(weighting):
     result = weighted_kappa(a, b, weighting)
     expected = cohen_kappa_score(a.astype(int), b.astype(int), weights=weighting,
                                  labels=[1, 2, 3, 4])
-    assert result["kappa"] == pytest.approx(expected, abs=1e-12)
+    assert result.kappa == pytest.approx(expected, abs=1e-12)
     full = pd.crosstab(a, b).reindex(index=[1.0, 2, 3, 4], columns=[1.0, 2, 3, 4], fill_value=0)
     reference = cohens_kappa(full.to_numpy(), wt=weighting)
-    assert result["ci_low"] == pytest.approx(max(reference.kappa_low, -1), abs=1e-12)
-    assert result["ci_high"] == pytest.approx(min(reference.kappa_upp, 1), abs=1e-12)
-    assert result["ci_low"] < result["kappa"] < result["ci_high"]
-    assert result["n_cases"] == 12
+    assert result.ci_low == pytest.approx(max(reference.kappa_low, -1), abs=1e-12)
+    assert result.ci_high == pytest.approx(min(reference.kappa_upp, 1), abs=1e-12)
+    assert result.ci_low < result.kappa < result.ci_high
+    assert result.n_cases == 12 and result.reason is None
     shrunk = cohens_kappa(pd.crosstab(a, b).to_numpy(), wt=weighting).kappa
     assert abs(shrunk - expected) > 1e-3, "the crafted data must show why A-D are all kept"
 
@@ -88,18 +93,19 @@ def test_perfect_agreement_gives_one():
     a = _scores("ABCDDCBA")
     for weighting in ("linear", "quadratic"):
         result = weighted_kappa(a, a, weighting)
-        assert result["kappa"] == pytest.approx(1.0)
+        assert result.kappa == pytest.approx(1.0)
         # The asymptotic variance is 0 here: no zero-width interval, a reason instead.
-        assert result["ci_low"] is None and result["ci_high"] is None
-        assert "no confidence interval" in result["reason"]
-    assert fleiss(np.stack([a, a, a], axis=1))["kappa"] == pytest.approx(1.0)
-    assert krippendorff_ordinal(np.stack([a, a]))["alpha"] == pytest.approx(1.0)
+        assert result.ci_low is None and result.ci_high is None
+        assert "no confidence interval" in result.reason
+    assert fleiss(np.stack([a, a, a], axis=1)).kappa == pytest.approx(1.0)
+    assert krippendorff_ordinal(np.stack([a, a])).alpha == pytest.approx(1.0)
 
 
 def test_percent_agreement_counts_identical_answers():
     result = percent_agreement(_scores(READER_A), _scores(READER_B))
-    assert result == {"percent": pytest.approx(100 * 8 / 12), "n_cases": 12}
-    assert percent_agreement(np.array([]), np.array([]))["percent"] is None
+    assert result == PercentAgreement(pytest.approx(100 * 8 / 12), 12)
+    assert result.to_json() == {"percent": pytest.approx(100 * 8 / 12), "n_cases": 12}
+    assert percent_agreement(np.array([]), np.array([])).percent is None
 
 
 def test_fleiss_uses_cases_rated_by_all_readers():
@@ -107,10 +113,10 @@ def test_fleiss_uses_cases_rated_by_all_readers():
     matrix = load_ratings_frame(rows).pivot(index="case_id", columns="reader",
                                             values="realistic_appearance")
     complete = matrix.dropna().to_numpy()
-    report_entry = agreement_report(load_ratings_frame(rows))["datasets"]["lidc"]
-    stats = report_entry["categories"]["realistic_appearance"]["fleiss"]
+    report_entry = agreement_report(load_ratings_frame(rows)).datasets["lidc"]
+    stats = report_entry.categories["realistic_appearance"].fleiss
     expected = fleiss_kappa(aggregate_raters(complete.astype(int) - 1, n_cat=4)[0])
-    assert stats == {"kappa": pytest.approx(expected, abs=1e-12), "n_cases": 8, "n_readers": 3}
+    assert stats == FleissKappa(pytest.approx(expected, abs=1e-12), n_cases=8, n_readers=3)
 
 
 def test_krippendorff_matches_the_package_with_missing_ratings():
@@ -118,51 +124,51 @@ def test_krippendorff_matches_the_package_with_missing_ratings():
     result = krippendorff_ordinal(by_reader)
     expected = krippendorff.alpha(reliability_data=by_reader, level_of_measurement="ordinal",
                                   value_domain=[1, 2, 3, 4])
-    assert result == {"alpha": pytest.approx(expected, abs=1e-12), "n_cases": 10}
+    assert result == KrippendorffAlpha(pytest.approx(expected, abs=1e-12), n_cases=10)
 
 
 def test_pairs_use_shared_cases_only():
     rows = export_rows({"A": "ACDDCACDDA..", "B": "..DCCCDDDACA"})
-    pair = agreement_report(load_ratings_frame(rows))["datasets"]["lidc"]["categories"][
-        "slice_consistency"]["pairs"][0]
+    pair = agreement_report(load_ratings_frame(rows)).datasets["lidc"].categories[
+        "slice_consistency"].pairs[0]
     a, b = _scores("DDCACDDA"), _scores("DCCCDDDA")
-    assert pair["readers"] == ["A", "B"] and pair["n_shared"] == 8
-    assert pair["kappa_linear"]["kappa"] == pytest.approx(
+    assert pair.readers == ("A", "B") and pair.n_shared == 8
+    assert pair.kappa_linear.kappa == pytest.approx(
         cohen_kappa_score(a, b, weights="linear", labels=[1, 2, 3, 4]))
 
 
 def test_same_case_id_in_another_study_is_not_shared():
     rows = export_rows({"A": "ACDD"}, study="s1") + export_rows({"B": "ACDD"}, study="s2")
-    pair = agreement_report(load_ratings_frame(rows))["datasets"]["lidc"]["categories"][
-        "realistic_appearance"]["pairs"][0]
-    assert pair["n_shared"] == 0
-    assert pair["percent_agreement"]["percent"] is None
-    assert pair["kappa_quadratic"]["kappa"] is None and pair["kappa_quadratic"]["reason"]
+    pair = agreement_report(load_ratings_frame(rows)).datasets["lidc"].categories[
+        "realistic_appearance"].pairs[0]
+    assert pair.n_shared == 0
+    assert pair.percent_agreement.percent is None
+    assert pair.kappa_quadratic.kappa is None and pair.kappa_quadratic.reason
 
 
 def test_undefined_statistics_are_null_with_a_reason():
     every_d = agreement_report(load_ratings_frame(export_rows({"A": "DDDD", "B": "DDDD"})))
-    stats = every_d["datasets"]["lidc"]["categories"]["anatomical_correctness"]
-    pair = stats["pairs"][0]
-    for weighting in ("linear", "quadratic"):
-        kappa = pair[f"kappa_{weighting}"]
-        assert kappa["kappa"] is None and kappa["ci_low"] is None and kappa["ci_high"] is None
-        assert "no expected disagreement" in kappa["reason"]
-    assert pair["percent_agreement"]["percent"] == 100.0
-    assert stats["fleiss"]["kappa"] is None and "D" in stats["fleiss"]["reason"]
-    assert stats["krippendorff"]["alpha"] is None and stats["krippendorff"]["reason"]
+    stats = every_d.datasets["lidc"].categories["anatomical_correctness"]
+    pair = stats.pairs[0]
+    for kappa in (pair.kappa_linear, pair.kappa_quadratic):
+        assert kappa.kappa is None and kappa.ci_low is None and kappa.ci_high is None
+        assert "no expected disagreement" in kappa.reason
+        assert kappa.to_json()["reason"] == kappa.reason
+    assert pair.percent_agreement.percent == 100.0
+    assert "reason" not in pair.percent_agreement.to_json()
+    assert stats.fleiss.kappa is None and "D" in stats.fleiss.reason
+    assert stats.krippendorff.alpha is None and stats.krippendorff.reason
 
     one_reader = agreement_report(load_ratings_frame(export_rows({"A": "ABCD"})))
-    stats = one_reader["datasets"]["lidc"]["categories"]["realistic_appearance"]
-    assert stats["pairs"] == []
-    assert stats["fleiss"]["kappa"] is None and "two readers" in stats["fleiss"]["reason"]
-    assert stats["krippendorff"]["alpha"] is None and "two readers" in stats["krippendorff"][
-        "reason"]
+    stats = one_reader.datasets["lidc"].categories["realistic_appearance"]
+    assert stats.pairs == () and stats.to_json()["pairs"] == []
+    assert stats.fleiss.kappa is None and "two readers" in stats.fleiss.reason
+    assert stats.krippendorff.alpha is None and "two readers" in stats.krippendorff.reason
 
     one_shared = weighted_kappa(_scores("C"), _scores("D"), "linear")
-    assert one_shared["kappa"] is None and "at least 2" in one_shared["reason"]
+    assert one_shared.kappa is None and "at least 2" in one_shared.reason
     for report in (every_d, one_reader):
-        json.dumps(report, allow_nan=False)
+        json.dumps(report.to_json(), allow_nan=False)
 
 
 def _paper_like_export(write_export, dataset: str = "mrnet", study: str = "s1") -> object:
@@ -177,20 +183,19 @@ def _paper_like_export(write_export, dataset: str = "mrnet", study: str = "s1") 
 
 def test_paper_counts_use_synthetic_cases_when_the_key_is_there(write_export):
     report = agreement_report(load_ratings([_paper_like_export(write_export)]))
-    summary = report["datasets"]["mrnet"]
-    assert summary["cases"] == "synthetic" and summary["n_cases"] == 50
-    counts = summary["categories"]["realistic_appearance"]["counts"]
-    assert counts["A"] == {"c_or_better": 49, "total": 50,
-                           "options": {"A": 0, "B": 1, "C": 24, "D": 25}}
-    assert counts["B"]["c_or_better"] == 48 and counts["B"]["total"] == 50
-    assert report["all_datasets"]["slice_consistency"]["A"] == {"c_or_better": 49, "total": 50}
+    summary = report.datasets["mrnet"]
+    assert summary.cases == "synthetic" and summary.n_cases == 50
+    counts = summary.categories["realistic_appearance"].counts
+    assert counts["A"] == OptionCounts(49, 50, {"A": 0, "B": 1, "C": 24, "D": 25})
+    assert counts["B"].c_or_better == 48 and counts["B"].total == 50
+    assert report.all_datasets["slice_consistency"]["A"] == Tally(c_or_better=49, total=50)
 
 
 def test_without_the_key_all_cases_count(write_export):
     path = write_export("blind.csv", export_rows({"A": "CDAB", "B": "CDAA"}), columns=BLIND)
-    summary = agreement_report(load_ratings([path]))["datasets"]["lidc"]
-    assert summary["cases"] == "all" and summary["n_cases"] == 4
-    assert summary["categories"]["realistic_appearance"]["counts"]["A"]["c_or_better"] == 2
+    summary = agreement_report(load_ratings([path])).datasets["lidc"]
+    assert summary.cases == "all" and summary.n_cases == 4
+    assert summary.categories["realistic_appearance"].counts["A"].c_or_better == 2
 
 
 def test_cli_text_has_the_paper_style_counts(write_export, run_eval):
@@ -251,8 +256,8 @@ def test_figure_bars_are_the_computed_option_shares(write_export):
     ax = fig.axes[0]
     assert ax.get_title().startswith("adni")
     assert len(ax.containers) == 4  # one stacked layer per option A-D
-    summary = report["datasets"]["adni"]
-    expected = np.array([option_shares(summary["categories"][c]["counts"][r])
+    summary = report.datasets["adni"]
+    expected = np.array([option_shares(summary.categories[c].counts[r])
                          for c in CATEGORIES for r in ("A", "B")])
     drawn = np.array([[patch.get_height() for patch in layer.patches]
                       for layer in ax.containers]).T

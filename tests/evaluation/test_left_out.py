@@ -8,7 +8,7 @@ import json
 import pytest
 
 from evaluation.agreement import agreement_report
-from evaluation.ratings_csv import RatingsCsvError, load_ratings
+from evaluation.ratings_csv import LeftOut, RatingsCsvError, load_ratings
 from evaluation.turing import turing_report
 
 TABLE1 = ("realistic_appearance", "slice_consistency", "anatomical_correctness")
@@ -40,12 +40,12 @@ def export(write_export):
 
 
 def test_agreement_leaves_flagged_and_practice_rows_out(export, run_eval):
-    summary = agreement_report(load_ratings([export]))["datasets"]["lidc"]
-    assert summary["left_out"] == {"not_assessable": 1, "practice": 2}
-    assert summary["n_cases"] == 4  # the synthetic study cases; c000 still has B's rating
-    counts = summary["categories"]["realistic_appearance"]["counts"]
-    assert counts["A"]["total"] == 3 and counts["A"]["options"]["D"] == 0
-    assert counts["B"]["total"] == 4
+    summary = agreement_report(load_ratings([export])).datasets["lidc"]
+    assert summary.left_out == LeftOut(not_assessable=1, practice=2)
+    assert summary.n_cases == 4  # the synthetic study cases; c000 still has B's rating
+    counts = summary.categories["realistic_appearance"].counts
+    assert counts["A"].total == 3 and counts["A"].options["D"] == 0
+    assert counts["B"].total == 4
     status, out, err = run_eval(["agreement", export])
     assert status == 0, err
     assert "1 ratings flagged not assessable left out, and 2 practice ratings" in out
@@ -54,11 +54,11 @@ def test_agreement_leaves_flagged_and_practice_rows_out(export, run_eval):
 
 
 def test_turing_leaves_flagged_and_practice_rows_out(export, run_eval):
-    summary = turing_report(load_ratings([export]))["datasets"]["lidc"]
-    assert summary["left_out"] == {"not_assessable": 1, "practice": 2}
-    assert summary["n_cases"] == {"real": 2, "synthetic": 4}
-    reader_a = summary["readers"]["A"]["accuracy"]
-    assert (reader_a["k"], reader_a["n"]) == (5, 5)  # the flagged wrong call is not counted
+    summary = turing_report(load_ratings([export])).datasets["lidc"]
+    assert summary.left_out == LeftOut(not_assessable=1, practice=2)
+    assert summary.n_cases == {"real": 2, "synthetic": 4}
+    reader_a = summary.readers["A"].accuracy
+    assert (reader_a.k, reader_a.n) == (5, 5)  # the flagged wrong call is not counted
     status, out, err = run_eval(["turing", export])
     assert status == 0, err
     assert "2 real and 4 synthetic cases; 1 ratings flagged not assessable left out" in out

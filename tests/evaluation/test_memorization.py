@@ -1,4 +1,5 @@
-"""`mdiff-eval memorization`: NCC search, copy detection, calibration, figure, JSON and errors."""
+"""`mdiff-eval memorization`: copy detection on generated volumes, its power, off-distribution
+samples, figure, JSON and errors."""
 
 from __future__ import annotations
 
@@ -7,82 +8,27 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
+from evaluation.copy_search import move
 from evaluation.errors import EvalError
-from evaluation.memorization import (
-    calibrate,
-    classify,
-    draw_closest_pairs,
-    memorization_report,
-    move,
-    nearest_neighbours,
-    shifts,
-)
+from evaluation.memorization import CheckOptions, memorization_report
+from evaluation.memorization_figure import draw_closest_pairs
 
-SHAPE = (32, 32, 32)  # pooled to 16^3: two voxels per coarse voxel
+SHAPE = (32, 32, 32)  # pooled to 16^3: two voxels per coarse voxel; the fine grid is 32^3
 COPY_SHIFT = (2, -2, 2)  # full-size voxels; (1, -1, 1) on the coarse grid
 TOP_KEYS = {"inputs", "similarity", "calibration", "counts", "fractions", "results", "figure",
             "seconds"}
 RESULT_KEYS = {"file", "nearest", "score", "shift", "flipped", "class"}
 CALIBRATION_KEYS = {"rule", "copy_threshold", "novel_threshold", "novel_from", "overlap",
-                    "augmented", "holdout", "notes"}
-
-
-def _brute_force(query: np.ndarray, reference: np.ndarray, max_shift: int) -> float:
-    """Best Pearson correlation over overlapping crops, every shift and the W mirror."""
-    best = -2.0
-    for view in (query, query[..., ::-1]):
-        for offset in itertools.product(range(-max_shift, max_shift + 1), repeat=3):
-            pairs = list(zip(view.shape, offset, strict=True))
-            q = view[tuple(slice(max(0, o), n + min(0, o)) for n, o in pairs)]
-            r = reference[tuple(slice(max(0, -o), n + min(0, -o)) for n, o in pairs)]
-            best = max(best, float(np.corrcoef(q.ravel(), r.ravel())[0, 1]))
-    return best
-
-
-def test_scores_are_the_best_correlation_over_shifts_and_mirror():
-    rng = np.random.default_rng(0)
-    queries, references = rng.standard_normal((3, 6, 7, 8)), rng.standard_normal((4, 6, 7, 8))
-    matches = nearest_neighbours(torch.from_numpy(queries).float(),
-                                 torch.from_numpy(references).float(), max_shift=1,
-                                 progress=False)
-    for i in range(3):
-        expected = [_brute_force(queries[i], references[j], 1) for j in range(4)]
-        assert matches.score[i] == pytest.approx(max(expected), abs=1e-5)
-        assert matches.index[i] == int(np.argmax(expected))
-    assert len(shifts(2)) == 125 and shifts(2)[0] == (0, 0, 0)
-
-
-def test_a_moved_mirrored_copy_is_found_with_its_alignment():
-    rng = np.random.default_rng(1)
-    references = rng.standard_normal((5, 12, 12, 12))
-    query = move(references[3], (1, -2, 1))[..., ::-1]
-    matches = nearest_neighbours(torch.from_numpy(query[None].copy()).float(),
-                                 torch.from_numpy(references).float(), max_shift=2,
-                                 progress=False)
-    assert matches.index[0] == 3 and matches.flipped[0]
-    assert matches.score[0] == pytest.approx(1.0, abs=1e-5)
-    # Mirrored back, the query's voxel z + s faces the reference's voxel z.
-    assert tuple(matches.shift[0]) == (1, -2, 1)
-
-
-def test_thresholds_follow_the_rule():
-    augmented = np.linspace(0.90, 1.0, 101)
-    holdout = np.linspace(0.50, 0.70, 101)
-    thresholds = calibrate(augmented, holdout)
-    assert thresholds.copy == pytest.approx(0.905) and thresholds.novel == pytest.approx(0.69)
-    assert thresholds.novel_from == "holdout" and not thresholds.overlap
-    assert classify(np.array([0.95, 0.8, 0.6, 0.905]), thresholds) == ["copy", "close", "novel",
-                                                                        "copy"]
-    alone = calibrate(augmented, None)
-    assert alone.novel == pytest.approx(0.90) and alone.novel_from == "augmented copies only"
+                    "augmented", "holdout", "notes", "off_distribution_threshold", "power",
+                    "power_needed", "powered"}
 
 
 @pytest.fixture(scope="module")
 def memorization_data(tmp_path_factory, smooth_volumes, write_prepared, write_nifti_volumes):
     """Volumes of one 'anatomy': 14 training arrays, 6 held-out and 2 fresh real volumes, and
-    samples: a moved, mirrored, noised copy of a training array, a fresh one and a real one."""
+    samples: a moved, mirrored, noised copy of a training array, a fresh volume of another
+    pattern, a real one (another subject) and pure noise."""
     tmp_path = tmp_path_factory.mktemp("memorization")
     volumes = 2 * smooth_volumes(22, SHAPE, seed=4, own=0.6) - 1
     train = write_prepared(tmp_path / "prep", volumes[:14])
@@ -98,14 +44,15 @@ def memorization_data(tmp_path_factory, smooth_volumes, write_prepared, write_ni
     copy = copy + 0.1 * original.std() * rng.standard_normal(SHAPE)
     fresh = 2 * smooth_volumes(1, SHAPE, seed=99, own=0.6)[0] - 1
     # Samples are in intensities ([0, 1] for MR), training arrays in [-1, 1]: NCC ignores that.
+    noise = rng.uniform(0.0, 1.0, SHAPE)
     samples = write_nifti_volumes(tmp_path / "samples",
-                                  [(copy + 1) / 2, (fresh + 1) / 2, (volumes[20] + 1) / 2])
+                                  [(copy + 1) / 2, (fresh + 1) / 2, (volumes[20] + 1) / 2, noise])
     return {"train": train, "holdout": holdout, "samples": samples, "source": source,
             "names": names}
 
 
-def test_the_copy_is_flagged_and_fresh_and_real_volumes_are_not(memorization_data, run_eval,
-                                                                tmp_path):
+def test_the_copy_is_flagged_another_subject_is_not_and_noise_is_off_distribution(
+        memorization_data, run_eval, tmp_path):
     data = memorization_data
     figure = tmp_path / "pairs.png"
     status, out, err = run_eval(["memorization", "--train", data["train"], "--samples",
@@ -116,21 +63,27 @@ def test_the_copy_is_flagged_and_fresh_and_real_volumes_are_not(memorization_dat
     assert set(report) == TOP_KEYS and set(report["calibration"]) == CALIBRATION_KEYS
     results = {r["file"]: r for r in report["results"]}
     assert all(set(r) == RESULT_KEYS for r in results.values())
-    copy, fresh, real = (results[f"case_{k:04d}.nii.gz"] for k in (1, 2, 3))
+    copy, fresh, real, noise = (results[f"case_{k:04d}.nii.gz"] for k in (1, 2, 3, 4))
     assert copy["class"] == "copy" and copy["nearest"] == data["source"] and copy["flipped"]
-    assert copy["shift"] == [1, -1, 1]  # COPY_SHIFT on the coarse grid
-    assert fresh["class"] != "copy" and real["class"] != "copy"
+    assert copy["shift"] == list(COPY_SHIFT)  # on the fine grid, here the full resolution
+    # Another subject of the same anatomy is not a copy; a volume of another pattern
+    # altogether (the fresh one) and noise resemble no training volume at all.
+    assert real["class"] in ("novel", "close")
+    assert fresh["class"] == "off-distribution" and noise["class"] == "off-distribution"
     calibration = report["calibration"]
+    assert calibration["power"] >= 0.95 and calibration["powered"]
+    assert noise["score"] <= calibration["off_distribution_threshold"] < real["score"]
     assert calibration["novel_from"] == "holdout" and calibration["notes"] == []
     assert calibration["augmented"]["source_found"] == 1.0
     assert calibration["holdout"]["flagged_as_copy"] == 0.0
     assert len(calibration["augmented"]["scores"]) == 10
     assert len(calibration["holdout"]["scores"]) == 6
     assert calibration["holdout"]["max"] < calibration["copy_threshold"] <= copy["score"]
-    assert report["counts"]["copy"] == 1 and sum(report["counts"].values()) == 3
+    assert report["counts"]["copy"] == 1 and sum(report["counts"].values()) == 4
     assert sum(report["fractions"].values()) == pytest.approx(1.0)
     assert report["inputs"]["train"]["n_volumes"] == len(data["names"])
     assert report["similarity"]["grid"] == [16, 16, 16]
+    assert report["similarity"]["fine_grid"] == [32, 32, 32]
     assert report["figure"] == str(figure) and figure.stat().st_size > 10_000
     assert "augmented copies" in err  # progress goes to stderr
 
@@ -139,16 +92,18 @@ def test_the_closest_pair_panels_show_the_copy_and_its_source(memorization_data,
                                                               panel_pixels):
     data = memorization_data
     report = memorization_report(data["train"], data["samples"], holdout=data["holdout"],
-                                 copies=10, max_shift=1, progress=False)
+                                 options=CheckOptions(copies=10, max_shift=1), progress=False)
     from diffusion_core.data import PreparedDataset
-    from evaluation.memorization import calibrate as thresholds_of
+    from diffusion_core.presets import get_preset
+    from diffusion_core.sources import open_source
+    from evaluation.copy_search import calibrate as thresholds_of
     from evaluation.slice_panels import save_png
-    from evaluation.volume_sources import open_source
 
     calibration = report["calibration"]
     thresholds = thresholds_of(np.array(calibration["augmented"]["scores"]),
                                np.array(calibration["holdout"]["scores"]))
-    figure = draw_closest_pairs(report, open_source(data["samples"], "--samples"),
+    figure = draw_closest_pairs(report, open_source(data["samples"], option="--samples",
+                                                          preset=get_preset("tiny")),
                                 PreparedDataset(data["train"], "train", flip=False), 3,
                                 thresholds, np.array(calibration["augmented"]["scores"]),
                                 np.array(calibration["holdout"]["scores"]))
@@ -165,17 +120,18 @@ def test_the_closest_pair_panels_show_the_copy_and_its_source(memorization_data,
     assert alike > 0.9 and unlike < alike - 0.2
 
 
-def test_without_holdout_it_says_so_and_the_training_dir_means_its_validation_split(
+def test_without_holdout_it_cannot_tell_and_the_training_dir_means_its_validation_split(
         memorization_data):
     data = memorization_data
-    alone = memorization_report(data["train"], data["samples"], copies=10, max_shift=1,
-                                progress=False)
+    options = CheckOptions(copies=10, max_shift=1)
+    alone = memorization_report(data["train"], data["samples"], options=options, progress=False)
     assert alone["inputs"]["holdout"] is None and alone["calibration"]["holdout"] is None
     assert alone["calibration"]["novel_from"] == "augmented copies only"
-    assert "augmented copies only" in alone["calibration"]["notes"][0]
-    assert alone["results"][0]["class"] == "copy"
-    own = memorization_report(data["train"], data["samples"], holdout=data["train"], copies=10,
-                              max_shift=1, progress=False)
+    assert alone["calibration"]["power"] is None and not alone["calibration"]["powered"]
+    assert "--holdout" in alone["calibration"]["notes"][0]
+    assert {r["class"] for r in alone["results"]} == {"cannot tell"}
+    own = memorization_report(data["train"], data["samples"], holdout=data["train"],
+                              options=options, progress=False)
     held = own["inputs"]["holdout"]
     assert held["split"] == "val" and held["n_volumes"] == 14 - len(data["names"]) > 0
 
@@ -186,7 +142,9 @@ def test_text_report_names_thresholds_and_classes(memorization_data, run_eval):
                                data["samples"], "--copies", "8", "--max-shift", "1"])
     assert status == 0
     assert "copy threshold" in out and "augmented copies only" in out
-    assert "case_0001.nii.gz" in out.splitlines()[-4] and "copy" in out.splitlines()[-4]
+    assert "CANNOT TELL copies" in out
+    (row,) = [line for line in out.splitlines() if line.startswith("case_0001.nii.gz")]
+    assert row.endswith("cannot tell  (mirrored)")
 
 
 @pytest.mark.parametrize(("change", "expected"), [
@@ -195,6 +153,7 @@ def test_text_report_names_thresholds_and_classes(memorization_data, run_eval):
     ({"--figure": "pairs.pdf"}, "must be a .png file"),
     ({"--max-shift": "-1"}, "--max-shift must be 0 or more"),
     ({"--max-shift": "16"}, "leaves no overlap"),
+    ({"--fine-grid": "8"}, "--fine-grid must be at least --grid"),
     ({"--holdout": "TRAIN", "--train-split": "all"}, "uses all of it for training"),
 ])
 def test_errors_are_one_sentence(memorization_data, run_eval, tmp_path, change, expected):
@@ -202,7 +161,7 @@ def test_errors_are_one_sentence(memorization_data, run_eval, tmp_path, change, 
     options = {"--train": data["train"], "--samples": data["samples"], "--copies": "4"}
     for key, value in change.items():
         options[key] = data["train"] if value == "TRAIN" else (
-            value if key in ("--max-shift", "--train-split") else tmp_path / value)
+            value if key in ("--max-shift", "--train-split", "--fine-grid") else tmp_path / value)
     status, out, err = run_eval(["memorization", *itertools.chain(*options.items())])
     assert status == 2 and out == "" and "Traceback" not in err
     line = err.strip().splitlines()[-1]
@@ -222,7 +181,8 @@ def test_a_too_small_training_split_is_refused(tmp_path, write_prepared, write_n
     train = write_prepared(tmp_path / "prep", [np.zeros((8, 8, 8))])
     samples = write_nifti_volumes(tmp_path / "s", [np.zeros((8, 8, 8))])
     with pytest.raises(EvalError, match="needs at least 2"):
-        memorization_report(train, samples, train_split="all", progress=False)
+        memorization_report(train, samples, options=CheckOptions(train_split="all"),
+                            progress=False)
 
 
 def test_damaged_prep_dir_arrays_are_one_sentence(tmp_path, smooth_volumes, write_prepared,

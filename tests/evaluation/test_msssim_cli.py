@@ -13,7 +13,7 @@ import torch
 
 from evaluation.msssim import ms_ssim
 
-RESULT_KEYS = {"dir", "n_volumes", "n_pairs", "mean", "std", "ci_low", "ci_high"}
+RESULT_KEYS = {"dir", "n_volumes", "n_pairs", "mean", "std", "ci_low", "ci_high", "distance"}
 
 
 def _write(folder: Path, volumes: np.ndarray, ext: str = "npy") -> Path:
@@ -44,7 +44,7 @@ def test_json_holds_the_mean_over_every_pair(tmp_path, run_eval, smooth_volumes)
     volumes = 200 * smooth_volumes(6, (20, 22, 24)) - 100  # values -100..100
     folder = _write(tmp_path / "real", volumes)
     report, err = _json(run_eval, [folder])
-    assert set(report) == {"results", "data_range", "protocol"}
+    assert set(report) == {"results", "data_range", "protocol", "warnings"}
     assert report["protocol"] == "standard"
     assert report["data_range"] == pytest.approx(200, rel=1e-6)
     (result,) = report["results"]
@@ -72,7 +72,9 @@ def test_one_data_range_for_all_folders_printed_in_the_table(tmp_path, run_eval,
     assert status == 0
     lines = out.strip().splitlines()
     assert "data range 3 " in lines[0] and "maximum - minimum" in lines[0]
-    assert len(lines) == 4 and lines[2].startswith(str(a)) and lines[3].startswith(str(b))
+    table = [line for line in lines if not line.startswith("warning: ")]
+    assert len(table) == 4 and lines[2].startswith(str(a)) and lines[3].startswith(str(b))
+    assert "(reference)" in lines[2]
     report, _ = _json(run_eval, [a, b])
     assert report["data_range"] == pytest.approx(3.0, rel=1e-6)
     assert [r["n_volumes"] for r in report["results"]] == [3, 4]
@@ -110,6 +112,43 @@ def test_paper_protocol(tmp_path, run_eval, smooth_volumes):
     assert 0 < result["ci_low"] <= result["mean"] <= result["ci_high"] < 1
 
 
+@pytest.mark.parametrize("preset_name", ["tiny", "lidc"])
+@pytest.mark.parametrize("protocol", ["standard", "paper"])
+def test_a_samples_folder_and_a_prep_dir_of_the_same_arrays_give_the_same_figure(
+        tmp_path, run_eval, smooth_volumes, write_prepared, make_samples_folder, preset_name,
+        protocol):
+    """Samples are stored in intensities ([0, 1] for MR, HU for CT), PREP_DIR arrays in [-1, 1]:
+    both are read in the preset's model space, so one data range serves both and each folder
+    gives the same result, alone or side by side (values on a 1/256 grid map back exactly)."""
+    volumes = np.round((2 * smooth_volumes(5, (16, 16, 16), seed=3) - 1) * 256) / 256
+    volumes = list(volumes.astype(np.float32))
+    prep = write_prepared(tmp_path / "prep", volumes, preset=preset_name)
+    samples = make_samples_folder(tmp_path / "samples", preset_name, volumes)
+    options = ["--protocol", protocol, "--pairs", "all"]
+    together, _ = _json(run_eval, [samples, prep, *options])
+    first, second = together["results"]
+    assert (first["dir"], second["dir"]) == (str(samples), str(prep))
+    # Side by side each folder has its own bootstrap stream, so only its interval differs.
+    pairs = ("n_volumes", "n_pairs", "mean", "std")
+    assert {k: first[k] for k in pairs} == {k: second[k] for k in pairs}
+    alone = [_json(run_eval, [folder, *options])[0] for folder in (samples, prep)]
+    assert alone[0]["data_range"] == alone[1]["data_range"] == together["data_range"]
+    keys = RESULT_KEYS - {"dir", "distance"}  # alone, a folder is its own reference
+    assert {k: alone[0]["results"][0][k] for k in keys} == {k: first[k] for k in keys}
+    assert {k: alone[1]["results"][0][k] for k in keys} == {k: first[k] for k in keys}
+    status, out, _ = run_eval(["msssim", samples, prep, *options, "--device", "cpu"])
+    assert status == 0 and f"values: model space [-1, 1] of preset '{preset_name}'" in out
+
+
+def test_folders_of_different_presets_are_refused(tmp_path, run_eval, smooth_volumes,
+                                                  write_prepared):
+    volumes = (2 * smooth_volumes(3, (16, 16, 16)) - 1).astype(np.float32)
+    tiny = write_prepared(tmp_path / "tiny", list(volumes), preset="tiny")
+    lidc = write_prepared(tmp_path / "lidc", list(volumes), preset="lidc")
+    message = _error(run_eval, [tiny, lidc])
+    assert "preset 'lidc' but" in message and "compare folders of one preset" in message
+
+
 def test_nan_of_the_paper_protocol_is_an_error(tmp_path, run_eval, smooth_volumes):
     (volume,) = smooth_volumes(1, (16, 16, 16), own=0.0)
     folder = _write(tmp_path / "v", np.stack([volume, 1 - volume]))  # anticorrelated
@@ -119,7 +158,7 @@ def test_nan_of_the_paper_protocol_is_an_error(tmp_path, run_eval, smooth_volume
 
 def test_missing_folder(tmp_path, run_eval):
     message = _error(run_eval, [tmp_path / "nowhere"])
-    assert "nowhere does not exist" in message
+    assert "nowhere is not a folder: it does not exist" in message
 
 
 def test_folder_with_one_volume(tmp_path, run_eval, smooth_volumes):
@@ -128,7 +167,7 @@ def test_folder_with_one_volume(tmp_path, run_eval, smooth_volumes):
     assert "holds 1 volume(s)" in message and "at least 2" in message
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert "at least 2" in _error(run_eval, [empty])
+    assert "holds no scans" in _error(run_eval, [empty])
 
 
 def test_volumes_of_different_shapes_name_two_files(tmp_path, run_eval, smooth_volumes):
@@ -171,3 +210,25 @@ def test_bad_counts_are_usage_errors(tmp_path, run_eval, bad):
     with pytest.raises(SystemExit) as exit_info:
         run_eval(["msssim", tmp_path, *bad])
     assert exit_info.value.code == 2
+
+
+def test_noise_more_diverse_than_real_is_warned_with_its_distance(tmp_path, run_eval,
+                                                                  smooth_volumes):
+    """Noise scores as 'more diverse' than real volumes; the report must say how far it is."""
+    real = smooth_volumes(12, (16, 16, 16), seed=4)
+    noise = np.random.default_rng(0).uniform(0, 1, (12, 16, 16, 16)).astype(np.float32)
+    a, b = _write(tmp_path / "real", real), _write(tmp_path / "noise", noise)
+    report, _ = _json(run_eval, [a, b, "--pairs", "10"])
+    first, second = report["results"]
+    assert first["distance"] is None
+    assert second["mean"] < first["mean"] and second["ci_high"] < first["mean"]
+    assert second["distance"]["auc"] > 0.9 and second["distance"]["reference"] == str(a)
+    (warning,) = report["warnings"]
+    assert str(b) in warning and "more diverse" in warning and "mdiff-eval c2st" in warning
+    status, out, _ = run_eval(["msssim", a, b, "--pairs", "10", "--device", "cpu"])
+    assert status == 0 and out.strip().splitlines()[-1].startswith("warning: ")
+    twins, _ = _json(run_eval, [_write(tmp_path / "a", real[:6]), _write(tmp_path / "b", real[6:]),
+                                "--pairs", "all"])
+    assert twins["warnings"] == []
+    assert twins["results"][1]["distance"]["ci_low"] <= 0.5 <= \
+        twins["results"][1]["distance"]["ci_high"]

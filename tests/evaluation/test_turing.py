@@ -51,17 +51,17 @@ def crafted(write_export):
 
 
 def test_accuracy_sensitivity_specificity_per_reader(crafted):
-    readers = turing_report(load_ratings([crafted]))["datasets"]["lidc"]["readers"]
+    readers = turing_report(load_ratings([crafted])).datasets["lidc"].readers
     a, b = readers["A"], readers["B"]
-    assert (a["accuracy"]["k"], a["accuracy"]["n"]) == (23, 30)
-    assert a["accuracy"]["value"] == pytest.approx(23 / 30)
-    assert a["accuracy"]["p_value"] == pytest.approx(binomtest(23, 30, 0.5).pvalue)
+    assert (a.accuracy.k, a.accuracy.n) == (23, 30)
+    assert a.accuracy.value == pytest.approx(23 / 30)
+    assert a.accuracy.p_value == pytest.approx(binomtest(23, 30, 0.5).pvalue)
     ci = binomtest(23, 30).proportion_ci(method="exact")
-    assert (a["accuracy"]["ci_low"], a["accuracy"]["ci_high"]) == pytest.approx((ci.low, ci.high))
-    assert a["sensitivity"]["value"] == pytest.approx(15 / 20)
-    assert a["specificity"]["value"] == pytest.approx(8 / 10)
-    assert (b["accuracy"]["k"], b["sensitivity"]["k"], b["specificity"]["k"]) == (15, 10, 5)
-    assert b["accuracy"]["p_value"] == pytest.approx(1.0)
+    assert (a.accuracy.ci_low, a.accuracy.ci_high) == pytest.approx((ci.low, ci.high))
+    assert a.sensitivity.value == pytest.approx(15 / 20)
+    assert a.specificity.value == pytest.approx(8 / 10)
+    assert (b.accuracy.k, b.sensitivity.k, b.specificity.k) == (15, 10, 5)
+    assert b.accuracy.p_value == pytest.approx(1.0)
 
 
 def _truth_and_answers(reader: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,23 +73,23 @@ def _truth_and_answers(reader: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def test_auc_matches_sklearn_per_reader_and_pooled(crafted):
-    summary = turing_report(load_ratings([crafted]))["datasets"]["lidc"]
+    summary = turing_report(load_ratings([crafted])).datasets["lidc"]
     pooled_truth, pooled_signed, pooled_realism = [], [], []
     for reader in ("A", "B"):
         truth, signed, realism = _truth_and_answers(reader)
-        stats = summary["readers"][reader]
-        assert stats["auc_realism"]["auc"] == pytest.approx(roc_auc_score(truth, -realism))
-        assert stats["auc_confidence"]["auc"] == pytest.approx(roc_auc_score(truth, signed))
-        assert (stats["auc_realism"]["n_real"], stats["auc_realism"]["n_synthetic"]) == (10, 20)
+        stats = summary.readers[reader]
+        assert stats.auc_realism.auc == pytest.approx(roc_auc_score(truth, -realism))
+        assert stats.auc_confidence.auc == pytest.approx(roc_auc_score(truth, signed))
+        assert (stats.auc_realism.n_real, stats.auc_realism.n_synthetic) == (10, 20)
         pooled_truth.append(truth)
         pooled_signed.append(signed)
         pooled_realism.append(realism)
     truth = np.concatenate(pooled_truth)
-    assert summary["pooled"]["auc_realism"]["auc"] == pytest.approx(
+    assert summary.pooled.auc_realism.auc == pytest.approx(
         roc_auc_score(truth, -np.concatenate(pooled_realism)))
-    assert summary["pooled"]["auc_confidence"]["auc"] == pytest.approx(
+    assert summary.pooled.auc_confidence.auc == pytest.approx(
         roc_auc_score(truth, np.concatenate(pooled_signed)))
-    assert summary["pooled"]["accuracy"]["k"] == 23 + 15
+    assert summary.pooled.accuracy.k == 23 + 15
 
 
 def test_lower_realism_means_synthetic(write_export):
@@ -97,11 +97,11 @@ def test_lower_realism_means_synthetic(write_export):
     path = write_export("separable.csv", turing_rows(sources, {"A": ("srsrsr", "111111",
                                                                       "ABADCD")}))
     report = turing_report(load_ratings([path]))
-    assert report["datasets"]["lidc"]["readers"]["A"]["auc_realism"]["auc"] == 1.0
+    assert report.datasets["lidc"].readers["A"].auc_realism.auc == 1.0
 
 
 def test_realism_comparison_is_mann_whitney_with_holm(crafted):
-    realism = turing_report(load_ratings([crafted]))["datasets"]["lidc"]["realism"]
+    realism = turing_report(load_ratings([crafted])).datasets["lidc"].realism
     rows = turing_rows()
     raw = []
     for category in CATEGORIES:
@@ -109,42 +109,41 @@ def test_realism_comparison_is_mann_whitney_with_holm(crafted):
         synthetic = [SCORE[r[category]] for r in rows if r["source"] == "synthetic"]
         expected = mannwhitneyu(real, synthetic, alternative="two-sided")
         test = realism[category]
-        assert test["u"] == pytest.approx(expected.statistic)
-        assert test["p_value"] == pytest.approx(expected.pvalue)
-        assert (test["n_real"], test["n_synthetic"]) == (20, 40)
-        assert test["median_real"] == pytest.approx(np.median(real))
+        assert test.u == pytest.approx(expected.statistic)
+        assert test.p_value == pytest.approx(expected.pvalue)
+        assert (test.n_real, test.n_synthetic) == (20, 40)
+        assert test.median_real == pytest.approx(np.median(real))
         raw.append(expected.pvalue)
     holm = multipletests(raw, method="holm")[1]
-    assert [realism[c]["p_holm"] for c in CATEGORIES] == pytest.approx(list(holm))
+    assert [realism[c].p_holm for c in CATEGORIES] == pytest.approx(list(holm))
 
 
 def test_one_class_gives_null_with_reasons(write_export):
     readers = {"A": ("ssrr", "1234", "ABCD"), "B": ("srsr", "4321", "DCBA")}
     path = write_export("synthetic_only.csv", turing_rows(["synthetic"] * 4, readers))
     report = turing_report(load_ratings([path]))
-    json.dumps(report, allow_nan=False)
-    summary = report["datasets"]["lidc"]
-    assert summary["n_cases"] == {"real": 0, "synthetic": 4}
-    pooled = summary["pooled"]
-    assert pooled["auc_realism"]["auc"] is None and "no real cases" in pooled["auc_realism"][
-        "reason"]
-    assert pooled["auc_confidence"]["auc"] is None and pooled["auc_confidence"]["reason"]
-    assert pooled["specificity"]["value"] is None and pooled["specificity"]["reason"]
-    assert pooled["sensitivity"]["value"] == pytest.approx(4 / 8)
+    json.dumps(report.to_json(), allow_nan=False)
+    summary = report.datasets["lidc"]
+    assert summary.n_cases == {"real": 0, "synthetic": 4}
+    pooled = summary.pooled
+    assert pooled.auc_realism.auc is None and "no real cases" in pooled.auc_realism.reason
+    assert pooled.auc_confidence.auc is None and pooled.auc_confidence.reason
+    assert pooled.specificity.value is None and pooled.specificity.reason
+    assert pooled.sensitivity.value == pytest.approx(4 / 8)
     for category in CATEGORIES:
-        assert summary["realism"][category]["p_value"] is None
-        assert summary["realism"][category]["p_holm"] is None
-        assert "no real case" in summary["realism"][category]["reason"]
+        assert summary.realism[category].p_value is None
+        assert summary.realism[category].p_holm is None
+        assert "no real case" in summary.realism[category].reason
 
 
 def test_without_confidence_column_its_auc_is_null(write_export):
     columns = ("study_id", "dataset", "reader", "case_id", *CATEGORIES, "real_or_synthetic",
                "seconds_on_case", "rated_at", "source", "origin")
     path = write_export("no_confidence.csv", turing_rows(), columns=columns)
-    stats = turing_report(load_ratings([path]))["datasets"]["lidc"]["readers"]["A"]
-    assert stats["auc_confidence"]["auc"] is None
-    assert "`confidence`" in stats["auc_confidence"]["reason"]
-    assert stats["auc_realism"]["auc"] is not None
+    stats = turing_report(load_ratings([path])).datasets["lidc"].readers["A"]
+    assert stats.auc_confidence.auc is None
+    assert "`confidence`" in stats.auc_confidence.reason
+    assert stats.auc_realism.auc is not None
 
 
 def test_cli_json_keys(crafted, run_eval):

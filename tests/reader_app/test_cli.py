@@ -73,6 +73,29 @@ def test_screenshot_out_of_range_is_one_sentence(qtbot, study_dir, tmp_path, cap
     assert code == 2 and words in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("size", [(1280, 800), (1400, 900)])
+def test_screenshot_size_sets_the_window_size(qtbot, turing_study_dir, tmp_path, size):
+    png = tmp_path / "sized.png"
+    assert cli.main([str(turing_study_dir), "--screenshot", str(png),
+                     "--size", f"{size[0]}x{size[1]}"]) == 0
+    image = QImage(str(png))
+    assert (image.width(), image.height()) == size
+
+
+def test_a_screenshot_size_too_small_or_malformed_is_refused(qtbot, study_dir, tmp_path,
+                                                             capsys):
+    code = cli.main([str(study_dir), "--screenshot", str(tmp_path / "x.png"), "--size", "300x200"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--size 300x200 is smaller than" in err and err.count("\n") == 1
+    for bad in (["--size", "wide"], ["--size", "0x800"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([str(study_dir), "--screenshot", str(tmp_path / "x.png"), *bad])
+        assert exit_info.value.code == 2 and "WIDTHxHEIGHT" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([str(study_dir), "--size", "1280x800"])
+    assert "--screenshot" in capsys.readouterr().err
+
+
 def test_missing_or_non_study_folder_exits_2(qtbot, tmp_path, capsys):
     """A folder that is not a study: one sentence naming it, exit 2, no traceback."""
     assert cli.main([str(tmp_path / "nowhere"), "--screenshot", str(tmp_path / "x.png")]) == 2
@@ -148,7 +171,7 @@ def test_gui_run_opens_the_window_and_releases_the_reader_on_close(qtbot, study_
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from reader_app.main_window import ReaderWindow
+    from reader_app.widgets.main_window import ReaderWindow
 
     seen: list[str] = []
 
@@ -222,17 +245,17 @@ def test_screenshot_case_numbers_count_study_cases_after_the_practice_block(
         qtbot, make_practice_study, tmp_path, capsys):
     """--case K is study case K (practice cases come before and are not counted); without
     --case the preview opens at the first practice case."""
-    from reader_app.main_window import ReaderWindow
-    from reader_app.preview_store import PreviewStore
-    from reader_app.session import ReadingSession
+    from reader_app.model.preview_store import PreviewStore
+    from reader_app.model.session import ReadingSession
+    from reader_app.widgets.main_window import ReaderWindow
 
     folder = make_practice_study()
     study = Study.open(folder)
     window = ReaderWindow(ReadingSession(study, PreviewStore(study)), study.title,
                           study.modality, study.viewer)
     qtbot.addWidget(window)
-    assert window.case_label.text() == "Practice 1 of 2"
+    assert window.panel.case_label.text() == "Practice 1 of 2"
     launch.take_screenshot(window, tmp_path / "case.png", 1, None)
-    assert window.case_label.text() == "Case 1 of 4" and (tmp_path / "case.png").is_file()
+    assert window.panel.case_label.text() == "Case 1 of 4" and (tmp_path / "case.png").is_file()
     code = cli.main([str(folder), "--screenshot", str(tmp_path / "x.png"), "--case", "5"])
     assert code == 2 and "cases 1 to 4" in capsys.readouterr().err

@@ -5,7 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from diffusion_core.registry import BUNDLED_DIR
 from reader_app.cli.demo import main
@@ -26,6 +31,10 @@ def test_the_demo_builds_a_blinded_study_and_a_screenshot(tmp_path, monkeypatch,
     assert png.is_file() and png.stat().st_size > 10_000
     with open(out / "study.key.csv") as handle:
         rows = list(csv.DictReader(handle))
+    # The screenshot shows a synthetic study case: the model's work is what the demo is for.
+    shown = re.search(r"showing a synthetic case \(study case (\w+) in the key\)", said)[1]
+    assert {r["case_id"]: r["source"] for r in rows}[shown] == "synthetic"
+    assert not shown.startswith("P")
     study_rows = [r for r in rows if not r["case_id"].startswith("P")]
     assert sorted(r["source"] for r in study_rows) == ["real", "real", "synthetic", "synthetic"]
     assert {r["model"] for r in rows if r["source"] == "synthetic"} == {"demo"}
@@ -55,7 +64,7 @@ def test_the_demo_refuses_more_cases_than_its_held_out_scans_allow(tmp_path, cap
 
 
 def test_the_default_demo_study_passes_the_blinding_audit(tmp_path, monkeypatch, capsys):
-    """Issue 14's bar: nothing in the default demo study's files or value sets tells the real
+    """The blinding bar: nothing in the default demo study's files or value sets tells the real
     cases from the synthetic ones (README: the controls behind it)."""
     monkeypatch.setenv("MDIFF_HOME", str(tmp_path / "home"))
     out = tmp_path / "demo"
@@ -68,7 +77,7 @@ def test_the_default_demo_study_passes_the_blinding_audit(tmp_path, monkeypatch,
 
 
 def test_a_user_model_named_demo_is_ignored_with_a_warning(tmp_path, monkeypatch, capsys):
-    """Issue 23: a `demo` in the user's models.json (here a damaged one) does not shadow the
+    """A `demo` in the user's models.json (here a damaged one) does not shadow the
     bundled model; the demo says it is ignored and runs on the bundled one."""
     home = tmp_path / "home"
     home.mkdir()
@@ -85,3 +94,20 @@ def test_a_user_model_named_demo_is_ignored_with_a_warning(tmp_path, monkeypatch
     sidecar = json.loads((out / "samples" / "samples.json").read_text())
     assert sidecar["model"] == "demo" and sidecar["preset"] == "demo"
     assert Path(sidecar["ddpm"]["path"]) == BUNDLED_DIR / "demo" / "ddpm"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_says_what_each_install_step_does():
+    """`make demo` on a fresh clone spends minutes installing: every pip step is announced."""
+    root = Path(__file__).resolve().parents[2]
+    plan = subprocess.run(["make", "-n", "-B", "-C", str(root), ".venv/.installed"], check=True,
+                          capture_output=True, text=True).stdout.splitlines()
+    installs = [i for i, line in enumerate(plan) if "pip install" in line]
+    assert len(installs) == 3
+    for i in installs:
+        said = plan[i - 1]
+        assert said.startswith("echo"), f"{plan[i]} is not announced"
+    assert "torch" in plan[installs[1] - 1] and "mdiff[dev]" in plan[installs[2] - 1]
+    demo = subprocess.run(["make", "-n", "-C", str(root), "demo"], check=True,
+                          capture_output=True, text=True).stdout
+    assert "echo" in demo and "mdiff-demo --out build/demo" in demo

@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from studies.audit import audit_folder
+from studies.audit_advice import CHECK_ADVICE, FEATURE_ADVICE, advice_for
 from studies.case_file import encode_case, nifti_image, read_case
 from studies.cli.study import main
 from studies.normalise import Grid
+from studies.practice_audit import PAIRING
 from studies.study import Study
 
 FILE_FEATURES = [
@@ -93,7 +95,8 @@ def test_audit_passes_on_a_created_study(created, capsys):
     assert report["passed"] is True and len(report["features"]) == 18
     first = report["features"][0]
     assert set(first) == {"name", "kind", "auc", "p_value", "real", "synthetic", "passed",
-                          "reason"}
+                          "reason", "advice"}
+    assert first["advice"] is None and report["checks"][0]["advice"] is None
     assert (first["auc"], first["p_value"]) == (0.5, 1.0)
 
 
@@ -383,3 +386,38 @@ def test_an_unreadable_case_file_is_one_sentence_naming_it(created, capsys):
     assert main(["audit", str(created[0]), "--key", str(created[1])]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(path) in err and "restore the case file" in err
+
+
+# ------------------------------------------------------------------------------- the advice
+
+
+def test_every_feature_and_check_has_advice(created, version_1):
+    names = {f.name for f in audit_folder(*created).features}
+    version_1.to_version_1(created[0])
+    names |= {f.name for f in audit_folder(*created).features}
+    assert names == set(FEATURE_ADVICE) - {PAIRING}
+    assert {"file names", "practice files", "practice sources", "practice content"} == set(
+        CHECK_ADVICE)
+    for name in [*FEATURE_ADVICE, *CHECK_ADVICE]:
+        advice = advice_for(name)
+        assert advice.measures and advice.cause, name
+        assert re.fullmatch(r"docs/[a-z-]+\.md#[a-z0-9-]+", advice.read), advice.read
+        page, anchor = advice.read.split("#")
+        headings = Path(__file__).parents[2].joinpath(page).read_text(encoding="utf-8")
+        slugs = {re.sub(r"[^a-z0-9 -]", "", line[3:].lower()).replace(" ", "-")
+                 for line in headings.splitlines() if line.startswith("## ")}
+        assert anchor in slugs, f"{name}: no section #{anchor} in {page}"
+
+
+def test_a_failing_audit_says_what_to_do(created, capsys):
+    _change_reals(created, lambda a, rng: a // 16 * 16)
+    assert main(["audit", str(created[0]), "--key", str(created[1])]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    advice = FEATURE_ADVICE["distinct values"]
+    assert "What to do:" in out
+    assert advice.line("distinct values") in out and "autoencoder's blur" in out
+    assert main(["audit", str(created[0]), "--key", str(created[1]), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    rows = {f["name"]: f for f in report["features"]}
+    assert rows["distinct values"]["advice"] == advice.as_dict()
+    assert all((row["advice"] is None) == row["passed"] for row in rows.values())

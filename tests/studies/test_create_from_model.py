@@ -73,7 +73,62 @@ def test_a_practice_block_samples_its_synthetic_cases_beside_the_study(tiny_mode
     assert code == 0, captured.err
     report = json.loads(captured.out)
     assert (report["n_synthetic"], report["n_real"], report["n_practice"]) == (2, 2, 2)
+    assert report["samples"] == str(tmp_path / "study.samples")
+    assert (tmp_path / "study.samples" / "samples.json").is_file()
     with open(report["key"]) as handle:
         practice = {r["case_id"]: r for r in csv.DictReader(handle) if r["case_id"][0] == "P"}
     assert sorted(r["source"] for r in practice.values()) == ["real", "synthetic"]
     assert {r["model"] for r in practice.values() if r["source"] == "synthetic"} == {"tinymodel"}
+
+
+def _registered(tiny_model, tmp_path, monkeypatch):
+    vq, dd = tiny_model
+    monkeypatch.setenv("MDIFF_HOME", str(tmp_path / "home"))
+    Registry().add("tinymodel", vq, dd)
+    return ["--model", "tinymodel", "--n", "2", "--sampler", "ddim", "--steps", "3",
+            "--device", "cpu"]
+
+
+def test_an_existing_samples_folder_beside_the_key_is_refused(tiny_model, tmp_path, monkeypatch,
+                                                              capsys):
+    model = _registered(tiny_model, tmp_path, monkeypatch)
+    kept = tmp_path / "study.samples"
+    kept.mkdir()
+    (kept / "mine.txt").write_text("someone's")
+    code = main(["create", "--out", str(tmp_path / "study"), *model])
+    err = capsys.readouterr().err
+    assert code == 2 and "study.samples" in err and "already exists" in err
+    assert err.count("\n") == 1
+    assert (kept / "mine.txt").read_text() == "someone's" and len(list(kept.iterdir())) == 1
+    assert not (tmp_path / "study").exists() and not (tmp_path / "study.key.csv").exists()
+
+
+def test_a_samples_folder_that_would_be_the_study_is_refused(tiny_model, tmp_path, monkeypatch,
+                                                             capsys):
+    model = _registered(tiny_model, tmp_path, monkeypatch)
+    code = main(["create", "--out", str(tmp_path / "x.samples"), "--key",
+                 str(tmp_path / "x.key.csv"), *model])
+    err = capsys.readouterr().err
+    assert code == 2 and "give a --key path apart from the study" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+
+
+def test_a_create_that_fails_after_sampling_removes_its_samples(tiny_model, tmp_path,
+                                                                monkeypatch, capsys):
+    model = _registered(tiny_model, tmp_path, monkeypatch)
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "broken.nii.gz").write_bytes(b"not a volume")
+    code = main(["create", "--out", str(tmp_path / "study"), *model, "--real", str(real)])
+    err = capsys.readouterr().err
+    assert code == 2 and "broken.nii.gz" in err, err  # found when the folders are read
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "real"]
+
+
+def test_samples_path_sits_beside_the_key(tmp_path):
+    from studies.key import samples_path
+
+    assert samples_path(tmp_path / "s.key.csv") == tmp_path / "s.samples"
+    assert samples_path(tmp_path / "k.csv") == tmp_path / "k.samples"
+    assert samples_path(tmp_path / "k.samples") == tmp_path / "k.samples.samples"
+    assert samples_path(tmp_path / ".key.csv") == tmp_path / ".key.samples"

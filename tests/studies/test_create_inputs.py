@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 
-import studies.create as create
+import studies.staging as staging
 from diffusion_core.io import Volume, canonical_affine, write_dicom_series
 from evaluation.cli.eval import main as eval_main
 from studies.case_file import read_case
@@ -199,15 +199,16 @@ def test_a_killed_create_leaves_shuffled_staging_that_the_next_create_clears(tmp
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
         import studies.create as create
+        import studies.staging as staging
         staged = []
-        encode = create.encode_case
+        encode = staging.encode_case
         def slow(values, grid, modality):
             staged.append(1)
             if len(staged) == 6:
                 print("staged", flush=True)
                 time.sleep(60)
             return encode(values, grid, modality)
-        create.encode_case = slow
+        staging.encode_case = slow
         create.create_study({str(out)!r}, real={str(mr_inputs['real'])!r},
                             synthetic={str(mr_inputs['synthetic'])!r}, modality="MR")
     """)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
@@ -244,9 +245,9 @@ def test_a_killed_create_leaves_shuffled_staging_that_the_next_create_clears(tmp
 def test_inputs_are_staged_in_a_random_order(mr_inputs, tmp_path, monkeypatch):
     """Across creates the order in which real and synthetic inputs are staged changes."""
     orders = set()
-    encode = create.encode_case
+    encode = staging.encode_case
     staged: list[float] = []
-    monkeypatch.setattr(create, "encode_case",
+    monkeypatch.setattr(staging, "encode_case",
                         lambda values, grid, modality: staged.append(float(values.mean()))
                         or encode(values, grid, modality))
     for attempt in range(6):

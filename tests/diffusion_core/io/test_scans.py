@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from collections.abc import Callable
@@ -17,15 +16,13 @@ from diffusion_core.io import (
     canonical_affine,
     constant_value,
     find_scans,
-    list_scans,
     modality_doubt,
     read_volume,
     search_scans,
     write_dicom_series,
     write_nifti,
 )
-from diffusion_core.prepared import MANIFEST_NAME, Manifest, PreparedScan
-from diffusion_core.presets import get_preset
+from diffusion_core.sources import open_source
 
 
 def _truncated_copy(source: Path, target: Path, keep: int) -> Path:
@@ -174,137 +171,15 @@ def test_listing_and_reading_a_series_parse_each_file_fully_once(ct_phantom, tmp
     more and parses it in full, once."""
     paths = write_dicom_series(ct_phantom, tmp_path / "raw" / "series", rescale_intercept=-1024)
     file_reads["opened"].clear()
-    (scan,) = list_scans(tmp_path / "raw").scans
+    (scan,) = find_scans(tmp_path / "raw")
     assert sorted(file_reads["opened"]) == sorted(paths)
     assert all(options.get("stop_before_pixels") for options in file_reads["parsed"])
     file_reads["opened"].clear()
     file_reads["parsed"].clear()
-    scan.read()
+    read_volume(scan)
     assert sorted(file_reads["opened"]) == sorted(paths)
     assert len(file_reads["parsed"]) == len(paths)
     assert not any(options.get("stop_before_pixels") for options in file_reads["parsed"])
-
-
-# --------------------------------------------------------------------------- list_scans
-
-
-def _prep_dir(folder: Path, preset_name: str, arrays: dict[str, np.ndarray]) -> Path:
-    """A PREP_DIR as mdiff-prepare writes it: the arrays and a manifest naming them."""
-    folder.mkdir(parents=True)
-    manifest = Manifest.for_preset(get_preset(preset_name), folder.parent / "raw", None)
-    for name, array in arrays.items():
-        np.save(folder / name, array)
-        manifest.scans.append(PreparedScan(source=name.replace(".npy", ".nii.gz"),
-                                           arrays=[name]))
-    manifest.save(folder)
-    return folder
-
-
-def _tiny_arrays(count: int) -> dict[str, np.ndarray]:
-    """`count` arrays of the tiny preset's shape in [-1, 1], named b0.npy, a1.npy, ..."""
-    rng = np.random.default_rng(8)
-    return {f"{'ba'[i % 2]}{i}.npy": rng.uniform(-1, 1, (8, 16, 16)).astype(np.float32)
-            for i in range(count)}
-
-
-def test_a_prep_dir_lists_its_arrays_as_preprocessed_by_its_preset(tmp_path):
-    """The manifest's arrays, sorted, read with the preset's modality and nominal spacing; the
-    manifest itself and a stray .npy are no scans."""
-    arrays = _tiny_arrays(3)
-    prep = _prep_dir(tmp_path / "prep", "tiny", arrays)
-    np.save(prep / "stray.npy", np.zeros((8, 16, 16), np.float32))
-    scans = list_scans(prep).scans
-    assert [scan.path for scan in scans] == sorted(prep / name for name in arrays)
-    assert all(scan.is_preprocessed and scan.prepared_by == "tiny" for scan in scans)
-    volume = scans[0].read()
-    np.testing.assert_array_equal(volume.array, arrays[scans[0].path.name])
-    assert (volume.modality, volume.spacing) == ("MR", (4.0, 4.0, 4.0))
-    np.testing.assert_array_equal(volume.affine, canonical_affine((4.0, 4.0, 4.0)))
-    # Read on its own, the same file is an MRNet exam: 1 mm voxels.
-    assert read_volume(scans[0].path).spacing == (1.0, 1.0, 1.0)
-
-
-def test_a_prep_dir_array_is_checked_as_training_checks_it(tmp_path):
-    """Studies, figures and memorisation read PREP_DIR arrays here: values beyond [-1, 1] (which
-    the inverse pipeline would silently clip), NaN or another shape than the manifest's are a
-    VolumeError naming the file."""
-    arrays = _tiny_arrays(3)
-    arrays["b0.npy"] = arrays["b0.npy"] * 1000
-    arrays["a1.npy"][0, 0, 0] = np.nan
-    arrays["b2.npy"] = arrays["b2.npy"][:, :8]
-    prep = _prep_dir(tmp_path / "prep", "tiny", arrays)
-    problems = {"b0.npy": "outside the prepared range [-1, 1]; run mdiff-prepare again",
-                "a1.npy": "holds NaN or infinite values; run mdiff-prepare again",
-                "b2.npy": "has shape (8, 8, 16), not the (8, 16, 16)"}
-    for scan in list_scans(prep).scans:
-        with pytest.raises(VolumeError, match=re.escape(problems[scan.path.name])):
-            scan.read()
-
-
-def test_a_ct_prep_dir_reads_as_ct(tmp_path):
-    """lidc arrays are CT at 2.5 mm, not MRNet's MR; asking for MR is refused."""
-    prep = _prep_dir(tmp_path / "prep", "lidc",
-                     {"chest.npy": np.full((128, 128, 128), -1.0, np.float32)})
-    (scan,) = list_scans(prep).scans
-    volume = scan.read()
-    assert (volume.modality, volume.spacing) == ("CT", (2.5, 2.5, 2.5))
-    assert scan.read(modality="CT").modality == "CT"
-    with pytest.raises(VolumeError, match="is CT, not the MR"):
-        scan.read(modality="MR")
-
-
-def test_a_folder_of_scans_lists_what_find_scans_finds(ct_phantom, tmp_path):
-    """Without a manifest every scan is raw: the paths of find_scans, read by read_volume."""
-    write_nifti(ct_phantom, tmp_path / "raw" / "b.nii.gz")
-    np.save(tmp_path / "raw" / "a.npy", np.zeros((3, 8, 8), np.uint8))
-    scans = list_scans(tmp_path / "raw").scans
-    assert [scan.path for scan in scans] == find_scans(tmp_path / "raw")
-    assert not any(scan.is_preprocessed for scan in scans)
-    assert scans[0].read().modality == "MR" and scans[1].read().modality == "CT"
-
-
-def test_another_tools_manifest_leaves_a_folder_of_scans(tmp_path):
-    """A manifest.json that is not mdiff-prepare's says nothing: its .npy are MRNet exams."""
-    folder = tmp_path / "mrnet"
-    folder.mkdir()
-    (folder / "manifest.json").write_text(json.dumps({"files": ["0001.npy"]}))
-    np.save(folder / "0001.npy", np.zeros((3, 8, 8), np.uint8))
-    (scan,) = list_scans(folder).scans
-    assert not scan.is_preprocessed and scan.read().spacing == (1.0, 1.0, 1.0)
-
-
-@pytest.mark.parametrize(("damage", "problem"), [
-    ("pipeline", "another version of the 'tiny' pipeline"),
-    ("preset", "preset 'gone', which this mdiff does not know"),
-    ("json", "cannot be read as JSON"),
-    ("version", "manifest version 99"),
-    ("empty", "without arrays"),
-])
-def test_a_prep_dir_that_cannot_be_trusted_is_refused(damage, problem, tmp_path):
-    """Another pipeline version, an unknown preset or a damaged manifest: one VolumeError."""
-    prep = _prep_dir(tmp_path / "prep", "tiny", {} if damage == "empty" else _tiny_arrays(1))
-    path = prep / MANIFEST_NAME
-    data = json.loads(path.read_text())
-    if damage == "pipeline":
-        data["pipeline_hash"] = "0" * 64
-    elif damage == "preset":
-        data["preset"] = "gone"
-    elif damage == "version":
-        data["format_version"] = 99
-    path.write_text(json.dumps(data) if damage != "json" else "{ not json")
-    with pytest.raises(VolumeError, match=problem) as caught:
-        list_scans(prep)
-    assert str(prep) in str(caught.value) and "\n" not in str(caught.value)
-
-
-def test_an_array_the_manifest_lists_but_the_folder_lost_is_named(tmp_path):
-    """Reading a listed array that was deleted says which file and why."""
-    prep = _prep_dir(tmp_path / "prep", "tiny", _tiny_arrays(2))
-    scans = list_scans(prep).scans
-    scans[0].path.unlink()
-    with pytest.raises(VolumeError, match="does not exist") as caught:
-        scans[0].read()
-    assert str(scans[0].path) in str(caught.value)
 
 
 # ------------------------------------------------------------------- DICOM that is no scan
@@ -328,8 +203,9 @@ def test_dicom_that_is_no_ct_or_mr_image_is_skipped_with_its_modality(name, name
     assert [s.path for s in skipped] == [raw / name, raw / "ct" / name]
     assert all(s.reason == f"{s.path} is a DICOM {named}, not a CT or MR image" for s in skipped)
     assert read_volume(raw / "ct").array.shape == ct_phantom.array.shape
-    listing = list_scans(raw)
-    assert [s.path for s in listing.scans] == [raw / "ct"] and listing.skipped == skipped
+    source = open_source(raw)
+    assert [item.path for item in source.items] == [raw / "ct"]
+    assert list(source.skipped) == skipped
     with pytest.raises(VolumeError, match=f"is a DICOM {re.escape(named)}, not a CT or MR"):
         read_volume(raw / name)
 

@@ -220,7 +220,7 @@ def test_the_papers_four_latents_on_the_meta_device(name, width, latent):
 
 
 def test_the_authors_parameter_counts():
-    """FACTS.md: their U-Net has 3.0 M parameters at width 16 and 35.7 M at width 64."""
+    """The authors' published U-Net has 3.0 M parameters at width 16 and 35.7 M at width 64."""
     for width, authors in ((16, 3.0e6), (64, 35.7e6)):
         with torch.device("meta"):
             count = sum(p.numel() for p in UNet(UNetConfig(base_channels=width)).parameters())

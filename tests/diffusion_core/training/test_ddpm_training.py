@@ -7,12 +7,11 @@ import json
 import pytest
 import torch
 
-from diffusion_core import checkpoints
 from diffusion_core.checkpoints import load_weights
 from diffusion_core.presets import ddpm_settings, vqgan_settings
-from diffusion_core.run_files import CheckpointError
+from diffusion_core.run_folder import LATENTS_DIR, WEIGHTS_NAME, CheckpointError
 from diffusion_core.training.config import TrainerConfig
-from diffusion_core.training.ddpm import CACHE_DIR, WeightEMA, train_ddpm
+from diffusion_core.training.ddpm import WeightEMA, train_ddpm
 from diffusion_core.training.trainer import RunSetupError
 from diffusion_core.training.vqgan import train_vqgan
 
@@ -58,19 +57,19 @@ def test_n_plus_resume_plus_m_equals_n_plus_m(tiny_prep_dir, vqgan_run, tmp_path
     _train(tiny_prep_dir, vqgan_run, tmp_path / "split", 3)
     torch.manual_seed(99)
     _train(tiny_prep_dir, vqgan_run, tmp_path / "split", 6, resume=True)
-    for name in (checkpoints.WEIGHTS_NAME,):
+    for name in (WEIGHTS_NAME,):
         a = load_weights(tmp_path / "straight" / name)  # the EMA weights
         b = load_weights(tmp_path / "split" / name)
         assert all(torch.equal(a[k], b[k]) for k in a)
     run = json.loads((tmp_path / "split" / "run.json").read_text())
-    assert run["kind"] == "ddpm" and run["vqgan"]["hash"] and run["steps_done"] == 6
+    assert run["kind"] == "ddpm" and run["vqgan_run"]["hash"] and run["steps_done"] == 6
     low, high = run["latent_range"]
     assert low < high and run["latent_shape"] == [4, 4, 4, 4]
 
 
 def test_the_latent_cache_is_rebuilt_when_the_vqgan_changes(tiny_prep_dir, vqgan_run, tmp_path):
     _train(tiny_prep_dir, vqgan_run, tmp_path / "a", 2)
-    cache = list((tmp_path / "a" / CACHE_DIR).glob("*.safetensors"))
+    cache = list((tmp_path / "a" / LATENTS_DIR).glob("*.safetensors"))
     assert len(cache) == 1
     latents = load_weights(cache[0])
     assert latents["train.plain"].shape[1:] == (4, 4, 4, 4)
@@ -86,17 +85,17 @@ def test_the_latent_cache_is_rebuilt_when_the_vqgan_changes(tiny_prep_dir, vqgan
         import shutil
         shutil.rmtree(tmp_path / "a" / folder, ignore_errors=True)
     _train(tiny_prep_dir, vqgan_run, tmp_path / "a", 2)
-    rebuilt = list((tmp_path / "a" / CACHE_DIR).glob("*.safetensors"))
+    rebuilt = list((tmp_path / "a" / LATENTS_DIR).glob("*.safetensors"))
     assert len(rebuilt) == 1 and rebuilt[0].name != cache[0].name
 
 
 def test_a_missing_or_changed_vqgan_is_one_clear_error(tiny_prep_dir, vqgan_run, tmp_path):
     _train(tiny_prep_dir, vqgan_run, tmp_path / "dd", 2)
     from diffusion_core.models import load_ddpm
-    (vqgan_run / checkpoints.WEIGHTS_NAME).write_bytes(b"changed")
+    (vqgan_run / WEIGHTS_NAME).write_bytes(b"changed")
     with pytest.raises(CheckpointError, match="has changed since this DDPM was trained"):
         load_ddpm(tmp_path / "dd")
-    (vqgan_run / checkpoints.WEIGHTS_NAME).unlink()
+    (vqgan_run / WEIGHTS_NAME).unlink()
     with pytest.raises(CheckpointError, match="is missing"):
         load_ddpm(tmp_path / "dd")
     with pytest.raises(CheckpointError, match="not a run folder"):
@@ -123,7 +122,7 @@ def test_unit_variance_scaling_records_the_latents_mean_and_std(tiny_prep_dir, v
                trainer=_trainer(2), device="cpu", progress=False)
     run = json.loads((tmp_path / "std" / "run.json").read_text())
     assert run["latent_scaling"] == "std"
-    cache = load_weights(next((tmp_path / "std" / CACHE_DIR).glob("*.safetensors")))
+    cache = load_weights(next((tmp_path / "std" / LATENTS_DIR).glob("*.safetensors")))
     train = torch.cat([cache["train.plain"], cache["train.flipped"]])
     scaled = LatentScale(*run["latent_range"]).normalise(train)
     assert abs(float(scaled.mean())) < 1e-4 and abs(float(scaled.std()) - 1.0) < 1e-3
@@ -140,7 +139,7 @@ def test_unit_variance_scaling_records_the_latents_mean_and_std(tiny_prep_dir, v
 
 
 def _cache(run):
-    (path,) = (run / CACHE_DIR).glob("*.safetensors")
+    (path,) = (run / LATENTS_DIR).glob("*.safetensors")
     return path, load_weights(path)
 
 

@@ -82,3 +82,48 @@ def test_bad_arrays_and_other_data_are_one_sentence(tiny_prep_dir, make_blob_pre
     assert main([*resume, "--new-data"]) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["data"]["prep_dir"] == str(other.resolve()) and len(run["data_history"]) == 1
+
+
+def test_a_finished_run_says_what_its_validation_figures_mean(tiny_prep_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["vqgan", "--preset", "tiny", "--data", str(tiny_prep_dir), "--out", str(out),
+                 *FAST]) == 0
+    text = capsys.readouterr().out
+    assert "held-out volumes" in text and "PSNR" in text and "SSIM" in text
+    assert "model.safetensors holds step 3" in text
+    ddpm = tmp_path / "ddpm"
+    assert main(["ddpm", "--preset", "tiny", "--data", str(tiny_prep_dir), "--out", str(ddpm),
+                 "--vqgan", str(out), *FAST, "--prediction", "v"]) == 0
+    text = capsys.readouterr().out
+    assert "velocity (v) prediction" in text and "does not measure how realistic" in text
+    # A resume without --prediction keeps the run's own (the tiny preset's is epsilon).
+    assert main(["ddpm", "--preset", "tiny", "--data", str(tiny_prep_dir), "--out", str(ddpm),
+                 "--vqgan", str(out), *FAST, "--steps", "4", "--resume"]) == 0, \
+        capsys.readouterr().err
+    assert json.loads((ddpm / "run.json").read_text())["scheduler"]["prediction_type"] == \
+        "v_prediction"
+
+
+def test_help_shows_every_presets_shapes_steps_and_cpu_time(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "H x W x D" in text and "(D, H, W)" in text and "CPU s/step" in text
+    assert "256 x 256 x 32" in text and "(32, 256, 256)" in text and "not measured" in text
+    assert "2026-12-08" in text
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_kept(tiny_prep_dir, tmp_path,
+                                                                  capsys, monkeypatch):
+    import diffusion_core.training.vqgan as vqgan
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vqgan, "train_vqgan", interrupted)
+    code = main(["vqgan", "--preset", "tiny", "--data", str(tiny_prep_dir), "--out",
+                 str(tmp_path / "run"), *FAST])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert code == 130 and "nothing was kept" in line and "without --resume" in line

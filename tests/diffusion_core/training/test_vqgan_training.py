@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from diffusion_core import checkpoints
+from diffusion_core import checkpoints, run_folder
 from diffusion_core.checkpoints import load_weights
 from diffusion_core.presets import vqgan_settings
 from diffusion_core.training.config import TrainerConfig
@@ -53,8 +53,8 @@ def test_n_plus_resume_plus_m_equals_n_plus_m(tiny_prep_dir, tmp_path):
     _train(tiny_prep_dir, tmp_path / "split", 4, settings=settings)
     torch.manual_seed(123)  # a resume must not depend on the process's RNG state
     _train(tiny_prep_dir, tmp_path / "split", 8, resume=True, settings=settings)
-    a = load_weights(tmp_path / "straight" / checkpoints.LATEST / checkpoints.WEIGHTS_NAME)
-    b = load_weights(tmp_path / "split" / checkpoints.LATEST / checkpoints.WEIGHTS_NAME)
+    a = load_weights(tmp_path / "straight" / run_folder.LATEST / run_folder.WEIGHTS_NAME)
+    b = load_weights(tmp_path / "split" / run_folder.LATEST / run_folder.WEIGHTS_NAME)
     assert set(a) == set(b) and any(k.startswith("disc3d.") for k in a)
     for key in a:
         assert torch.equal(a[key], b[key]), key
@@ -73,14 +73,14 @@ def test_the_run_folder_records_what_it_was_trained_on(tiny_prep_dir, tmp_path):
     assert "codebook.initialised" in weights and not any(k.startswith("disc") for k in weights)
     assert bool(weights["codebook.initialised"])
     assert math.isfinite(last["val_psnr"]) and -1 <= last["val_ssim"] <= 1
-    assert (tmp_path / "run" / checkpoints.BEST / checkpoints.CHECKPOINT_MANIFEST).is_file()
+    assert (tmp_path / "run" / run_folder.BEST / run_folder.CHECKPOINT_MANIFEST).is_file()
     with open(tmp_path / "run" / "log.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[-1]["val_psnr"] != "" and float(rows[0]["usage"]) > 0
     # model.safetensors holds the step with the lowest validation loss, and says which.
     validated = [(float(r["val_loss"]), int(r["step"])) for r in rows if r["val_loss"]]
     assert run["weights_step"] == min(validated)[1]
-    best, _ = checkpoints.load_checkpoint(tmp_path / "run" / checkpoints.BEST)
+    best, _ = checkpoints.load_checkpoint(tmp_path / "run" / run_folder.BEST)
     assert all(torch.equal(weights[k], best[f"vqgan.{k}"]) for k in weights)
 
 
@@ -89,17 +89,17 @@ def test_latest_weights_are_the_last_step_and_run_json_says_so(tiny_prep_dir, tm
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["steps_done"] == 6 and run["weights_step"] == 6
     weights = load_weights(tmp_path / "run" / "model.safetensors")
-    latest, _ = checkpoints.load_checkpoint(tmp_path / "run" / checkpoints.LATEST)
+    latest, _ = checkpoints.load_checkpoint(tmp_path / "run" / run_folder.LATEST)
     assert all(torch.equal(weights[k], latest[f"vqgan.{k}"]) for k in weights)
 
 
 def test_a_nan_loss_stops_with_one_sentence_and_keeps_the_last_checkpoint(tiny_prep_dir,
                                                                            tmp_path):
     _train(tiny_prep_dir, tmp_path / "run", 4)
-    before = (tmp_path / "run" / checkpoints.LATEST / checkpoints.CHECKPOINT_MANIFEST).read_text()
+    before = (tmp_path / "run" / run_folder.LATEST / run_folder.CHECKPOINT_MANIFEST).read_text()
     with pytest.raises(TrainingError, match=r"step \d+: the loss became nan.*checkpoint"):
         _train(tiny_prep_dir, tmp_path / "run", 8, resume=True, learning_rate=float("1e30"))
-    after = (tmp_path / "run" / checkpoints.LATEST / checkpoints.CHECKPOINT_MANIFEST).read_text()
+    after = (tmp_path / "run" / run_folder.LATEST / run_folder.CHECKPOINT_MANIFEST).read_text()
     assert before == after
 
 
@@ -122,7 +122,7 @@ def _floored(settings=SETTINGS, margin=0.2):
 def test_a_decoder_fine_tuned_on_a_frozen_latent_space_learns_an_exact_floor(tiny_prep_dir,
                                                                               tmp_path):
     from diffusion_core.data import PreparedDataset
-    from diffusion_core.models import load_vqgan, vqgan_fingerprint
+    from diffusion_core.models import load_vqgan
 
     _train(tiny_prep_dir, tmp_path / "base", 12)
     base, _ = load_vqgan(tmp_path / "base")
@@ -132,8 +132,8 @@ def test_a_decoder_fine_tuned_on_a_frozen_latent_space_learns_an_exact_floor(tin
                 trainer=_trainer(60, learning_rate=1e-3), device="cpu", progress=False,
                 init=tmp_path / "base", freeze_encoder=True, weights="latest")
     tuned, run = load_vqgan(tmp_path / "floor")
-    assert run["init"] == vqgan_fingerprint(tmp_path / "base")
-    assert run["frozen"] == ["encoder", "codebook"] and run["vqgan"]["output_floor"] == -1.0
+    assert run.init == run_folder.run_ref((tmp_path / "base").resolve(), "vqgan")
+    assert run.frozen == ("encoder", "codebook") and run.vqgan.output_floor == -1.0
     # The latent space is the base run's, code for code; only the decoder moved.
     weights, start = tuned.state_dict(), base.state_dict()
     for key in weights:
@@ -175,7 +175,7 @@ def test_the_seed_alone_decides_the_initialisation(tiny_prep_dir, tmp_path):
     for name, state in (("a", 1), ("b", 2)):
         torch.manual_seed(state)
         _train(tiny_prep_dir, tmp_path / name, 1)
-        runs.append(load_weights(tmp_path / name / checkpoints.LATEST / checkpoints.WEIGHTS_NAME))
+        runs.append(load_weights(tmp_path / name / run_folder.LATEST / run_folder.WEIGHTS_NAME))
     assert all(torch.equal(runs[0][key], runs[1][key]) for key in runs[0])
 
 
@@ -201,7 +201,7 @@ def test_a_resume_checks_the_data_by_content_not_by_path(tiny_prep_dir, make_blo
         _train(other, run, 4, resume=True)
     # A run trained before content hashes were recorded cannot tell: it says what to do.
     info = json.loads((run / "run.json").read_text())
-    del info["data"]["content_hash"]
+    info["data"]["content_hash"] = None
     (run / "run.json").write_text(json.dumps(info))
     with pytest.raises(RunSetupError, match="before mdiff recorded its data's content.*add "
                                             "--new-data to continue on it"):
