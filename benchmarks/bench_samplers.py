@@ -6,7 +6,7 @@ All samplers start from the same seeds, so each volume has a DDPM-300 twin from 
 noise. Rows: DDPM (all trained steps, the paper's), DDIM-50, DDIM-25, DPM-Solver++ 2M at 20 and
 10 steps. Columns: seconds per volume (batch of all seeds, CPU), MS-SSIM diversity (mean over all
 pairs, 3 scales; lower = more diverse; the paper's metric), and the mean absolute voxel distance
-of each volume to its DDPM twin in the pipeline's [-1, 1] scale. A last row times the issue's
+of each volume to its DDPM twin in the pipeline's [-1, 1] scale. A last row times a
 reference case with untrained weights: one 64^3-sized latent (8 x 16 x 16 x 16) through a
 width-16 U-Net, DPM-Solver++ 20 steps, against the authors' 29.8 s for 300 ancestral steps.
 """

@@ -12,8 +12,8 @@
   softmax(QK^T)V written out) run interleaved; each row gives the median and the fastest of
   --repeats, the median of "sdpa", and the median of the paired ratios ours / reference;
   with --threads 1 also the median CPU time per call, which a loaded machine inflates less.
-  FACTS.md: the authors' code took 95 ms and 0.27 s on this machine (goal 40 ms / 0.12 s,
-  not done above 47 ms / 0.135 s).
+  The authors' code took 95 ms and 0.27 s on an AVX2 machine of this kind (the goal, under half
+  of theirs: 40 ms / 0.12 s; not done above 47 ms / 0.135 s).
 - `fixed cost`: ours on a (1, 8, 1, 8, 8) latent, 1/128 of the voxels: what a call costs
   whatever the latent's size (operator dispatch, autograd's bookkeeping, Adam over 3 M weights).
 - `mrnet`: one forward at width 64 on (1, 8, 8, 64, 64) (the authors': 1.67 s).

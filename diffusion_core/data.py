@@ -29,7 +29,7 @@ class PreparedDataset(Dataset):
 
     The paper augments by "vertically flipping" with p = 0.5, which is ambiguous for volumes. We
     flip W (patient right <-> left), a plausible anatomy: a top-bottom flip would teach the model
-    upside-down images that only synthetic cases would then show (DESIGN.md).
+    upside-down images that only synthetic cases would then show.
     """
 
     def __init__(self, prep_dir: str | os.PathLike, split: str = "train", *,

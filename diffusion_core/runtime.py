@@ -13,8 +13,10 @@ processes keeping both cores busy, a training step of the demo U-Net took 15 tim
 (benchmarks/bench_threads.py measures the commands' own calls). So `auto` takes the cores this
 process may use (its CPU affinity and cgroup quota) less the cores' worth that other processes
 keep busy, measured from /proc/stat over the command's start-up (at least a tenth of a second),
-and OpenMP's waiting threads sleep (`OMP_WAIT_POLICY=PASSIVE`, read once when torch loads its
-OpenMP runtime), which bounds the harm when the load comes after the choice.
+and, where that leaves a core to others, OpenMP's waiting threads sleep
+(`OMP_WAIT_POLICY=PASSIVE`, read once when torch loads its OpenMP runtime). On an idle machine
+libgomp's spinning is kept: it is faster there, and a load that comes after the choice is then
+not bounded.
 
 `retain_freed_memory`: PyTorch's CPU tensors come from the C library's malloc. glibc hands
 blocks above a (dynamic) threshold back to the operating system as soon as they are freed, and
@@ -240,12 +242,14 @@ def choose_threads(requested: int | str = THREADS_AUTO, *, cores: int | None = N
 def apply_threads(requested: int | str = THREADS_AUTO) -> int:
     """Choose the thread count, make torch use it, and return it.
 
-    Called before torch is first imported, it also sets OMP_WAIT_POLICY=PASSIVE (unless the
-    environment sets a policy), so idle OpenMP threads sleep instead of spinning on cores that
-    other processes may need; later, only the count can change.
+    Called before torch is first imported with fewer threads than usable cores, it also sets
+    OMP_WAIT_POLICY=PASSIVE (unless the environment sets a policy), so idle OpenMP threads
+    sleep instead of spinning on cores that other processes need. With every core (an idle
+    machine) libgomp's spinning is kept: sleeping threads made a 2-thread demo sample 1.2-1.4x
+    slower there (benchmarks/README.md, threads). Later, only the count can change.
     """
     threads = choose_threads(requested)
-    if "torch" not in sys.modules:
+    if "torch" not in sys.modules and threads < usable_cores():
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 

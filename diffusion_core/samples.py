@@ -1,4 +1,4 @@
-"""A samples folder (DESIGN.md, "A samples folder"): sampled NIfTI volumes plus samples.json.
+"""A samples folder (docs/models.md): sampled NIfTI volumes plus samples.json.
 
 `samples.json` is written first, with the whole plan (model, its run hashes, sampler, steps, the
 seed of every file), then each volume is written atomically under its planned name. A folder that

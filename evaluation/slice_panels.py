@@ -2,7 +2,7 @@
 
 What the figure commands (`recon`, `figure`, `memorization`) share. A canonical (D, H, W) volume's
 slice `array[k]` is drawn row by row as the reader app draws its axial view: anterior at the top,
-the patient's right on the left (DESIGN.md, "Axes and orientation"). Windows follow the viewer:
+the patient's right on the left (docs/models.md, "Conventions"). Windows follow the viewer:
 CT in Hounsfield units with the named windows of `diffusion_core.modality.CT_WINDOWS` (soft
 tissue by default), MR between the volume's 0.5th and 99.5th percentiles.
 

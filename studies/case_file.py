@@ -4,7 +4,7 @@ Every case of a study gets byte-identical headers (affine, qform/sform codes, un
 calibration, no intent); only the voxel data differ. The file is the 352-byte header block then
 the voxels, uncompressed, so every case of a study has the same size by construction: a
 compressed size would follow the image's noise and so tell a smooth synthetic volume from a real
-scan (DESIGN.md, "A study on disk").
+scan (docs/study-format.md, "Blinding").
 
 Version 1 studies stored each case gzipped, padded to one size with empty gzip members; those files
 are still read, and the sizes of their gzip members are given to the audit.

@@ -1,6 +1,6 @@
 """One road from any input, real or synthetic, to a case: the same content becomes the same case.
 
-DESIGN.md asks that nothing but the image separate real from synthetic cases, so every input
+Nothing but the image may separate real from synthetic cases (docs/study-format.md), so every input
 takes the same three steps, with the dither and the clipping in one place after the pipeline:
 
 1. **To [-1, 1]** (`to_unit`), the array the preset's pipeline leaves:

@@ -1,4 +1,4 @@
-"""DESIGN.md's import rules: imports flow one way without circles (counting imports inside
+"""The import rules: imports flow one way without circles (counting imports inside
 functions too), the app starts without torch, and only reader_app imports Qt."""
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ def test_no_module_imports_itself_in_a_circle():
 
 def test_no_circles_counting_imports_inside_functions():
     """A late import inside a function only hides a circle; the drawing of who depends on whom
-    has none (DESIGN.md: io is files only, sources sits above io, prepared and samples)."""
+    has none (io is files only; sources sits above io, prepared and samples)."""
     cycles = find_cycles(import_graph(everywhere=True))
     assert cycles == [], "import circles: " + "; ".join(" -> ".join(c) for c in cycles)
 

@@ -1,6 +1,6 @@
 """Reading and writing 3D scans: NIfTI, DICOM series, multi-frame DICOM and .npy arrays.
 
-Every reader returns a `Volume` in DESIGN.md's canonical orientation (see `volume`). Files that
+Every reader returns a `Volume` in the canonical orientation (see `volume`). Files that
 carry no orientation (MRNet .npy exams, multi-frame DICOM without plane position) keep their own
 slice axis as D and get a canonical affine with their spacing (1 mm where none is known). Every
 failure raises `VolumeError`, whose message names the file and says the problem in one sentence.

@@ -1,4 +1,4 @@
-"""The `Volume` type and DESIGN.md's canonical orientation, shared by every reader and writer.
+"""The `Volume` type and the canonical orientation, shared by every reader and writer.
 
 A Volume's array is (D, H, W) with D running inferior -> superior, H anterior -> posterior and W
 patient right -> left (DICOM's LPS axes), so `array[k]` shown row by row is the radiological axial

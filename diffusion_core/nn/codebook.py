@@ -8,8 +8,9 @@ current encoder vectors; the encoder is pulled towards its codes by the commitme
 
 Everything the codebook learns, including whether its data-dependent initialisation has happened,
 is a buffer, so it is part of every checkpoint: a resumed run never re-initialises it (the
-authors' resume bug, FACTS.md). Under torch.distributed the counts and sums are all-reduced and
-restarts are drawn on rank 0 and broadcast, so every process holds the same codebook.
+authors' code did not save that flag, so its resumed runs re-initialised their codebooks). Under
+torch.distributed the counts and sums are all-reduced and restarts are drawn on rank 0 and
+broadcast, so every process holds the same codebook.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ class Codebook(nn.Module):
 
     def forward(self, z: torch.Tensor) -> Quantized:
         """Quantise z (N, dim, *spatial); in training mode also update the codes."""
-        # Distances and EMA statistics in fp32 even under bf16 autocast (FACTS.md: NaNs in fp16).
+        # Distances and EMA statistics in fp32 even under bf16 autocast (fp16 gave the authors'
+        # users NaN losses).
         with torch.autocast(device_type=z.device.type, enabled=False):
             return self._quantize_and_update(z)
 

@@ -85,7 +85,7 @@ LEVEL_ATTENTION = ("linear", "full")
 class UNetConfig:
     """Constructor arguments of the latent DDPM's denoising U-Net; saved as JSON beside its weights.
 
-    Defaults are the authors' layout (FACTS.md) at the mrnet latent's width.
+    Defaults are the layout of the authors' public code at the mrnet latent's width.
     """
 
     channels: int = 8  # latent channels in and out: the VQ-GAN's embedding_dim

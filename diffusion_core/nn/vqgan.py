@@ -3,9 +3,9 @@
 The encoder halves an axis per level until that axis reaches its compression factor (2, 4 or 8,
 per axis: anisotropic factors such as depth 2 and in-plane 4 are allowed); channels double per
 level from `base_channels`. The decoder mirrors it with transposed convolutions and two residual
-blocks per level. No attention and no output tanh, as the authors built it (FACTS.md).
+blocks per level. No attention and no output tanh, as the authors' public code builds it.
 
-Contract for the latent DDPM (issue 11): `encode(x) -> z` (unquantised), `quantize(z) -> z_q`,
+Contract for the latent DDPM: `encode(x) -> z` (unquantised), `quantize(z) -> z_q`,
 `decode(z_q) -> x`, and `codebook.range()` for the latent min-max normalisation.
 """
 

@@ -158,7 +158,7 @@ def _stack(dataset: TorchDataset, pairs: list[tuple[int, int]]) -> torch.Tensor:
 
 
 class Trainer:
-    """Runs a `TrainingTask` over a dataset into a run folder (DESIGN.md, "A run folder")."""
+    """Runs a `TrainingTask` over a dataset into a run folder (its layout: docs/models.md)."""
 
     def __init__(self, task: TrainingTask, config: TrainerConfig, run_dir: str | os.PathLike,
                  train_data: TorchDataset, val_data: TorchDataset, *, device: str = "auto",

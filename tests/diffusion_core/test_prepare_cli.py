@@ -55,7 +55,7 @@ def mr_folder(tmp_path) -> Path:
 
 
 def test_lidc_turns_a_dicom_ct_folder_into_a_128_cube(tmp_path, capsys):
-    """The issue's done-criterion: (128, 128, 128) float32 in [-1, 1] plus a manifest."""
+    """The lidc preset's promise: (128, 128, 128) float32 in [-1, 1] plus a manifest."""
     raw, out = tmp_path / "raw", tmp_path / "prep"
     _write_ct_series(raw / "patient1")
     assert main(["--preset", "lidc", "--data", str(raw), "--out", str(out), "--json"]) == 0

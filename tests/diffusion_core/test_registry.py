@@ -106,7 +106,7 @@ def test_the_registry_imports_no_torch():
     assert out.stdout.strip() == "False", out.stderr
 
 
-# --- issue 23: concurrent adds, unwritable homes, damaged entries, the bundled model's name ------
+# --- concurrent adds, unwritable homes, damaged entries, the bundled model's name ---------------
 
 _ADD_WHEN_TOLD = """
 import os, sys, time

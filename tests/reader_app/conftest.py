@@ -1,4 +1,4 @@
-"""Fixtures of the reader app tests: tiny studies written to disk in the DESIGN.md layout."""
+"""Fixtures of the reader app tests: tiny studies on disk in the layout of docs/study-format.md."""
 
 from __future__ import annotations
 

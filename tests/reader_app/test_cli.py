@@ -216,7 +216,7 @@ def test_slice_of_a_finished_study_is_one_sentence(qtbot, study_dir, tmp_path, c
 
 
 def test_a_screenshot_run_imports_neither_torch_nor_monai(study_dir, tmp_path):
-    """The app starts without the heavy model libraries (DESIGN.md: well under 2 s)."""
+    """The app starts without the heavy model libraries (it must open in well under 2 s)."""
     code = (
         "import sys\n"
         "from reader_app.cli.reader import main\n"

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from studies.questions import TABLE1_QUESTIONS, TURING_QUESTIONS, study_questions
-
-PAPER = Path("/work/shared/reference/medical-diffusion-paper.txt")
 
 
 def test_table1_keys_titles_and_letters():
@@ -32,10 +28,6 @@ def test_table1_rows_are_the_papers_text():
     ]
     for question, row in zip(TABLE1_QUESTIONS, rows, strict=True):
         assert "\t".join([question.title, *(o.text for o in question.options)]) == row
-    if PAPER.exists():  # the shared reference copy, where this checkout has it
-        text = PAPER.read_text(encoding="utf-8")
-        for row in rows:
-            assert row in text
 
 
 def test_turing_questions_and_study_questions():

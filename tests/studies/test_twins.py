@@ -1,4 +1,4 @@
-"""The twin test: one road from [-1, 1] to a case, whatever a volume came from (DESIGN.md).
+"""The twin test: one road from [-1, 1] to a case, whatever a volume came from.
 
 Crops of one real scan go in as real (raw uint8 MR or int16 CT, scanner header), and their own
 preprocessed arrays go in as synthetic (float32, another header, as `mdiff-sample` writes them:
@@ -6,8 +6,7 @@ in [-1, 1], in the preset's intensities, or as a PREP_DIR). Each twin pair's cas
 voxel for voxel (within one step of the case's values where the twin went through intensities
 and so differs from its original in the last bits), and the audit must find nothing. Nor may it
 in a study of two halves of the crops, both real; nor when the synthetic cases are the pipeline's
-clean output for other crops of the same scan, as a perfect sampler would write them (the
-adversary's scenario of issue 9).
+clean output for other crops of the same scan, as a perfect sampler would write them.
 """
 
 from __future__ import annotations
