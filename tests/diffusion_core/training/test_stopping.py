@@ -180,14 +180,20 @@ def test_the_default_checkpoint_clock_loses_at_most_ten_minutes():
 
 
 def test_a_signal_asks_once_and_a_second_ctrl_c_stops_at_once():
+    # Python's own Ctrl-C handler is what a command starts with; the suite's earlier tests may
+    # have left another one, and the second Ctrl-C brings back whatever was there before.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     before = signal.getsignal(signal.SIGTERM)
-    with StopSignals() as signals:
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.05)
-        assert signals.signum == signal.SIGTERM
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
+    try:
+        with StopSignals() as signals:
+            os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.05)
+            assert signals.signum == signal.SIGTERM
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
     assert signal.getsignal(signal.SIGTERM) is before
     with StopSignals(repeat_stops_at_once=False) as signals:  # torchrun: later ones ignored
         os.kill(os.getpid(), signal.SIGINT)
