@@ -13,6 +13,7 @@ from studies.ratings import (
     CaseNote,
     CaseRecord,
     TruthNotShownError,
+    done,
     truth_when_flagged,
 )
 from studies.study import utc_now
@@ -90,15 +91,15 @@ class PreviewStore:
 
     def is_done(self, case_id: str) -> bool:
         """Whether every question has an answer for the case, or it is flagged."""
-        given = self._answers.get(case_id, {})
-        return self.note(case_id).not_assessable or all(key in given for key in self._keys)
+        return done.is_done(self._answers.get(case_id, {}), self.note(case_id).not_assessable,
+                            self._keys)
 
     def practice_truth(self, case_id: str) -> str:
-        """A practice case's truth once it is done; TruthNotShownError before."""
-        given = self._answers.get(case_id, {})
-        answered = all(key in given for key in self._keys)
-        if not answered and not (self.note(case_id).not_assessable
-                                 and truth_when_flagged(self._study)):
+        """A practice case's truth where the reader's store would show it (studies.ratings.done);
+        TruthNotShownError before."""
+        complete = done.is_complete(self._answers.get(case_id, {}), self._keys)
+        if not done.may_show_truth(complete, self.note(case_id).not_assessable,
+                                   truth_when_flagged(self._study)):
             raise TruthNotShownError(f"Practice case {case_id} is not answered yet.")
         return self._study.practice[case_id]
 
@@ -122,7 +123,7 @@ class PreviewStore:
                           self._study.answers_editable or not done)
 
     def _check_may_change(self, case_id: str) -> None:
-        if not self._study.answers_editable and self.is_done(case_id):
+        if not done.may_change(self.is_done(case_id), self._study.answers_editable):
             raise AnswersFinalError("The answers of this case are final in this study.")
 
     def _log(self, case_id: str, item: str, value: str) -> None:

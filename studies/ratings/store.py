@@ -188,14 +188,15 @@ class RatingStore:
             raise RatingStoreError(f"Case {case_id!r} is no practice case of study "
                                    f"{self.study.study_id}; only practice cases have their "
                                    "truth shown.")
-        if not self.is_complete(case_id):
-            if not self.note(case_id).not_assessable:
+        flagged = self.note(case_id).not_assessable
+        if not done.may_show_truth(self.is_complete(case_id), flagged,
+                                   truth_when_flagged(self.study)):
+            if not flagged:
                 raise TruthNotShownError(f"Practice case {case_id} is not answered yet; its "
                                          "truth is shown once every question is answered.")
-            if not truth_when_flagged(self.study):
-                raise TruthNotShownError(f"Practice case {case_id} is flagged not assessable; "
-                                         f"study {self.study.study_id} shows a practice case's "
-                                         "truth only once every question is answered.")
+            raise TruthNotShownError(f"Practice case {case_id} is flagged not assessable; "
+                                     f"study {self.study.study_id} shows a practice case's "
+                                     "truth only once every question is answered.")
         if case_id not in self._truth_shown:
             with database_errors(self.path), self.conn:
                 self.conn.execute("BEGIN IMMEDIATE")
