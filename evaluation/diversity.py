@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 DEFAULT_PAIRS = 1000
 CPU_BATCH, CUDA_BATCH = 1, 16  # pairs per batch; one at a time was fastest on the CPU
-DEVICES = ("auto", "cpu", "cuda")
 DISTANCE_FOLDS = 5
 DISTANCE_MEASURE = "feature classifier held-out ROC AUC vs the first folder"
 

@@ -22,6 +22,7 @@ import argparse
 from pathlib import Path
 
 from diffusion_core.cli.common import EXIT_OK, add_json_option, positive_int, print_result
+from diffusion_core.runtime import DEVICES
 
 HELP = ("Classifier two-sample test: held-out ROC AUC (95% CI, p-value) of a small 3D CNN and of "
         "a feature classifier telling REAL from SYNTHETIC, beside the same test on real halves.")
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS, metavar="E",
                         help=f"training epochs of each network (default {DEFAULT_EPOCHS})")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="where the networks train (default: CUDA when available)")
     parser.add_argument("--figure", type=Path, metavar="PNG",
                         help="draw the intensity histograms and the network's gradient maps")

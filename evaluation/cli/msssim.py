@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from diffusion_core.cli.common import EXIT_OK, add_json_option, positive_int, print_result
-from evaluation.diversity import CPU_BATCH, CUDA_BATCH, DEFAULT_PAIRS, DEVICES
+from diffusion_core.runtime import DEVICES
+from evaluation.diversity import CPU_BATCH, CUDA_BATCH, DEFAULT_PAIRS
 
 HELP = ("MS-SSIM diversity of folders of volumes: mean over random pairs with a 95% CI from a "
         "bootstrap over volumes, and each folder's distance from the first (the real scans).")

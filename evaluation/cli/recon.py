@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 
 from diffusion_core.cli.common import EXIT_OK, add_json_option, print_result
-from evaluation.diversity import DEVICES
+from diffusion_core.runtime import DEVICES
 
 HELP = ("Reconstruction quality of VQ-GANs on held-out volumes (the paper's latent-size study): "
         "PSNR, SSIM, MS-SSIM, codebook usage and a Figure 3 of original, reconstructions and "

@@ -14,6 +14,7 @@ from diffusion_core.cli.common import (
 )
 from diffusion_core.registry import Registry, RegistryError
 from diffusion_core.run_folder import CheckpointError
+from diffusion_core.runtime import DEVICES
 from diffusion_core.samples import SamplesError
 from reader_app.demo import DEFAULT_CASES, DEMO_MODEL
 from studies.study import StudyError
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"practice cases (1 to {DEFAULT_CASES}; default {DEFAULT_CASES})")
     parser.add_argument("--reader", default="Demo reader", metavar="NAME",
                         help="the reader name the app opens the study as")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
     add_threads_option(parser)
     return parser
 

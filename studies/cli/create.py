@@ -7,7 +7,7 @@ import sys
 
 from diffusion_core.cli.common import EXIT_OK, add_json_option, add_threads_option, print_result
 from diffusion_core.modality import MODALITIES
-from diffusion_core.runtime import apply_threads
+from diffusion_core.runtime import DEVICES, apply_threads
 
 HELP = "build a blinded study from volume folders or a trained model"
 
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, metavar="K",
                         help="with --model: sampling steps (default 20 for dpm, 50 for ddim, "
                              "all for ddpm)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="with --model: where to sample")
     add_threads_option(parser, when="with --model: ")
     parser.add_argument("--real", metavar="DIR", help="folder of real volumes")
