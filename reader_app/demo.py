@@ -6,6 +6,10 @@ puts one more of each in a practice block of two cases that the reader sees firs
 truth once answered), builds the blinded study with its key beside it, and opens the reader app.
 Without a display it says so, writes a screenshot of the app instead, and succeeds. Every step
 resumes: running it again reuses the samples and the study already made.
+
+With `design="2afc"` (`mdiff-demo --design 2afc`) it builds a paired study instead, beside the
+single-reading one (`study-2afc/`, its key and `samples-2afc/`): `n` trials, each a held-out
+real scan and a sample side by side, after one practice trial (one more of each).
 """
 
 from __future__ import annotations
@@ -26,6 +30,13 @@ PRACTICE = 2
 DEFAULT_CASES = 9  # per source: the ten held-out scans less the practice block's real one
 
 
+# Where each design's study, key and samples go inside the demo folder.
+LAYOUT: dict[str, tuple[str, str, str]] = {
+    "single": ("study", "study.key.csv", "samples"),
+    "2afc": ("study-2afc", "study-2afc.key.csv", "samples-2afc"),
+}
+
+
 @dataclass
 class DemoStudy:
     """Where the demo put its study, key, samples and (headless) screenshot."""
@@ -44,9 +55,10 @@ def has_display() -> bool:
 
 
 def build_demo(out: Path, *, n: int = DEFAULT_CASES, seed: int = 0, sampler: str = "dpm",
-               steps: int = 20, device: str = "auto") -> DemoStudy:
+               steps: int = 20, device: str = "auto", design: str = "single") -> DemoStudy:
     """Sample, then build the study with its practice block (each skipped when already done);
-    returns the paths. StudyError for an `n` the held-out scans cannot serve."""
+    returns the paths. `design` "2afc": the paired study of `n` trials and one practice trial.
+    StudyError for an `n` the held-out scans cannot serve."""
     from diffusion_core.sampling import sample_folder
     from studies.create import create_study
 
@@ -57,14 +69,24 @@ def build_demo(out: Path, *, n: int = DEFAULT_CASES, seed: int = 0, sampler: str
     if out.exists() and not out.is_dir():
         raise StudyError(f"{out} is a file; --out takes a folder for the demo (new, or one an "
                          "earlier mdiff-demo made).")
-    samples, study, key = out / "samples", out / "study", out / "study.key.csv"
+    if design not in LAYOUT:
+        raise StudyError(f"The demo design {design!r} is not one of {', '.join(LAYOUT)}; give "
+                         "--design single or --design 2afc.")
+    study, key, samples = (out / name for name in LAYOUT[design])
     if not (study / "study.json").is_file():
         out.mkdir(parents=True, exist_ok=True)
         sample_folder(DEMO_MODEL, n + PRACTICE // 2, samples, sampler=sampler, steps=steps,
                       seed=seed, batch_size=5, device=device)
-        create_study(study, synthetic=samples, real=HELDOUT, n=n, n_real=n, preset="demo",
-                     turing=True, key=key, seed=seed, dataset="demo", practice=PRACTICE,
-                     title="mdiff demo: synthetic and real brain MRI", progress=True)
+        if design == "2afc":
+            # One practice trial: a real and a synthetic volume beside the trials' own.
+            create_study(study, synthetic=samples, real=HELDOUT, design="2afc", pairs=n,
+                         preset="demo", key=key, seed=seed, dataset="demo",
+                         practice=PRACTICE // 2, progress=True,
+                         title="mdiff demo: which brain MRI is synthetic?")
+        else:
+            create_study(study, synthetic=samples, real=HELDOUT, n=n, n_real=n, preset="demo",
+                         turing=True, key=key, seed=seed, dataset="demo", practice=PRACTICE,
+                         title="mdiff demo: synthetic and real brain MRI", progress=True)
     return DemoStudy(study, key, samples, None)
 
 
@@ -77,3 +99,11 @@ def synthetic_case(demo: DemoStudy) -> str:
     study = Study.open(demo.study)
     key = read_study_key(study, demo.key)
     return next(c for c in study.case_ids if key[c].source == "synthetic")
+
+
+def first_trial(demo: DemoStudy) -> str:
+    """The first trial in a paired demo study's list: what its headless screenshot shows (every
+    trial holds a synthetic case)."""
+    from studies.study import Study
+
+    return Study.open(demo.study).trial_ids[0]

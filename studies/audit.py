@@ -9,7 +9,10 @@ Headers, the data type and the modification time must also be the same in every 
 folder must hold exactly the listed cases, named by random ids of one pattern. A study with a
 practice block is checked for any way its practice truth could reach a study case
 (`studies.practice_audit`: the practice files, their sources, their content, and the pairing of
-study cases with labelled practice cases, a value-set feature of the table).
+study cases with labelled practice cases, a value-set feature of the table). A paired (2AFC)
+study's case files are audited as a single-reading study's, and its trials besides
+(`studies.trial_audit`: each a real and a synthetic case, the synthetic side balanced and told by
+no order).
 
 The result is a table, one row per feature, printed by `mdiff-study audit`; under it, for each
 failure, what the feature measures, what typically causes it and where to read more
@@ -31,6 +34,7 @@ from studies.case_features import Feature, study_features
 from studies.key import KeyEntry, read_study_key
 from studies.practice_audit import practice_audit
 from studies.study import CASE_ID_PATTERN, Study
+from studies.trial_audit import trial_audit
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ def audit_study(study: Study, key: dict[str, KeyEntry]) -> Audit:
     tester = SourceTest(sources)
     checks = [file_names(study)]
     features = study_features(study)
+    if study.design == "2afc":
+        checks += trial_audit(study, key)
     if study.practice_ids:
         practice_checks, pairing = practice_audit(study, key, features)
         checks += practice_checks
@@ -107,7 +113,7 @@ def audit_study(study: Study, key: dict[str, KeyEntry]) -> Audit:
     family = sum(feature.kind == VALUES for feature in features)
     tests = tuple(_test(tester, feature, family) for feature in features)
     return Audit(str(study.folder), tester.n_real, tester.n_synthetic, tuple(checks), tests,
-                 len(study.practice_ids))
+                 len(study.practice_file_ids))
 
 
 def audit_folder(folder: str | Path, key_path: str | Path) -> Audit:

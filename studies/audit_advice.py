@@ -15,6 +15,7 @@ ROAD_DOCS = "docs/study-format.md#blinding-one-road-from-every-input-to-its-case
 AUDIT_RULES = "docs/study-format.md#the-audit"
 FILES_DOCS = "docs/study-format.md#the-files"
 PRACTICE_DOCS = "docs/study-format.md#practice-final-answers-the-answer-history"
+PAIRED_DOCS = "docs/study-format.md#paired-2afc-studies"
 
 # Causes shared by several file-level features.
 _REWRITTEN = ("a case file rewritten after `mdiff-study create` (re-saved by another tool, edited, "
@@ -161,6 +162,22 @@ CHECK_ADVICE: dict[str, Advice] = {
         "that no practice case is a copy or near copy of a study case",
         "the same volume given twice (a duplicate file, or one sample saved under two names); "
         "remove the duplicate from the inputs and re-create the study", PRACTICE_DOCS),
+    "trial pairs": Advice(
+        "that every trial of a paired study shows one real and one synthetic case, with the "
+        "pairs and sides the key's trials column gives",
+        "study.json's trials edited by hand, or the key of another study; re-create the study",
+        PAIRED_DOCS),
+    "side balance": Advice(
+        "how many trials of layout A show the synthetic case on the left (floor or ceil of "
+        "half)",
+        "study.json's trials edited by hand (sides swapped), or a study not made by `mdiff-study "
+        "create`: a reader could learn the side; re-create the study", PAIRED_DOCS),
+    "side orders": Advice(
+        "whether the trials' order or ids, or which member's id, list position or inode comes "
+        "first, tell the side of the synthetic case",
+        "trials or case files written in an order that follows the synthetic side (a script "
+        "that always lists or copies the synthetic case first), or by chance for a copy of the "
+        "study (about 1% per order); re-create the study", PAIRED_DOCS),
 }
 
 

@@ -24,6 +24,11 @@ cases; real and synthetic as evenly as the folders allow (an odd one goes to a s
 source). A study that takes every input of a folder then takes every input the practice block
 left, and keeps at least one of each folder.
 
+A paired study (`design="2afc"`, `pairs=N`) draws its real and synthetic inputs by
+`studies.pairing`, stages them by the same road, pairs them (at random, or matched), places the
+cases that made a pair as any study's cases, and lays out the trials (`studies.placement`); its
+practice block is K practice trials. The key gets the `trials` column.
+
 An input that cannot make a case is skipped with a note, and the next candidate of its folder
 takes its place: a constant volume (every voxel the same), or one that the preset's pipeline
 makes constant; DICOM images that are no CT or MR scan are passed over when the folder is listed.
@@ -49,7 +54,8 @@ from diffusion_core.samples import SamplesError
 from studies.inputs import Draw, choose_inputs, choose_practice, pools_of, preset_of_prepared
 from studies.key import KeyEntry, default_key_path, is_inside, samples_path, write_key
 from studies.normalise import CT_VIEWER, MR_VIEWER
-from studies.placement import place_cases, place_practice
+from studies.pairing import pair_cases, pair_draws, practice_pair_draws
+from studies.placement import place_cases, place_paired, place_practice, place_practice_trials
 from studies.questions import study_questions
 from studies.request import StudyRequest, check_targets, study_modality
 from studies.staging import CaseRoad, StagedCase, Staging, stage_cases
@@ -64,6 +70,7 @@ from studies.study import (
     dataset_name,
     utc_now,
 )
+from studies.trials import PracticeTrial, Trial
 
 STAGING_DIR = ".staging"
 PARTIAL_MARK = ".partial-"
@@ -83,6 +90,8 @@ class CreatedStudy:
     notes: tuple[str, ...] = ()  # inputs skipped, values that look like another modality, ...
     n_practice: int = 0
     samples: Path | None = None  # with --model: the sampled volumes, kept beside the key
+    design: str = "single"
+    n_trials: int = 0  # a paired study's trials
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,7 @@ class _Plan:
     practice: list[Draw]
     preset: Preset | None
     road: CaseRoad
+    pair_rng: np.random.Generator  # a paired study's pairing, from the seed
 
 
 @dataclass(frozen=True)
@@ -101,8 +111,9 @@ class _Built:
 
     manifest: StudyManifest
     staging: Staging
-    case_ids: list[str]  # the id of each staged case, in staged order
+    case_ids: list[str]  # the id of each placed case, in the order of `placed`
     practice: list[tuple[str, StagedCase]]
+    placed: list[StagedCase]  # the staged cases that became study cases
 
 
 def create_study(out: str | Path, **options: Any) -> CreatedStudy:
@@ -126,10 +137,12 @@ def create_study(out: str | Path, **options: Any) -> CreatedStudy:
         tell(f"removed {stale}, the build folder of a create of this study that was stopped "
              "before it finished")
     built = _build_and_commit(request, plan, tell)
-    cases = built.staging.cases
+    cases = built.placed
     n_real = sum(s.entry.source == "real" for s in cases)
     return CreatedStudy(out, request.key_path, built.manifest.study_id, built.manifest.dataset,
-                        len(cases) - n_real, n_real, tuple(notes), len(built.practice))
+                        len(cases) - n_real, n_real, tuple(notes),
+                        len(built.manifest.practice), design=request.design,
+                        n_trials=len(built.manifest.trials))
 
 
 def create_study_from_model(out: str | Path, *, model: str, n: int, sampler: str = "dpm",
@@ -222,14 +235,19 @@ def _samples_exist(samples: Path) -> str:
 def _plan(request: StudyRequest, tell: Callable[[str], None]) -> _Plan:
     """Choose the inputs, settle the preset and modality, and key the dither from the seed."""
     # Independent streams for choosing inputs and for the dither, both from the one seed.
-    choice_seed, value_seed = np.random.SeedSequence(request.seed).spawn(2)
+    choice_seed, value_seed, pair_seed = np.random.SeedSequence(request.seed).spawn(3)
     value_key = tuple(int(word) for word in value_seed.generate_state(VALUE_KEY_WORDS))
     choice_rng = np.random.default_rng(choice_seed)
-    draws = choose_inputs(request, choice_rng, tell)
-    practice = choose_practice(request, draws, choice_rng, tell)
+    if request.design == "2afc":
+        draws = pair_draws(request, choice_rng, tell)
+        practice = practice_pair_draws(request, draws, choice_rng, tell)
+    else:
+        draws = choose_inputs(request, choice_rng, tell)
+        practice = choose_practice(request, draws, choice_rng, tell)
     preset = preset_of_prepared(pools_of(draws + practice), request.loaded_preset)
     modality = study_modality(request.modality, preset)
-    return _Plan(draws, practice, preset, CaseRoad(preset, modality, value_key))
+    return _Plan(draws, practice, preset, CaseRoad(preset, modality, value_key),
+                 np.random.default_rng(pair_seed))
 
 
 def _build_and_commit(request: StudyRequest, plan: _Plan, tell: Callable[[str], None]) -> _Built:
@@ -246,7 +264,7 @@ def _build_and_commit(request: StudyRequest, plan: _Plan, tell: Callable[[str], 
         build.mkdir()
         lock = _lock_build(build)
         built = _build(build, request, plan, tell)
-        write_key(key_tmp, _key_entries(built))
+        write_key(key_tmp, _key_entries(built), paired=request.design == "2afc")
         os.rename(build, out)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -270,19 +288,53 @@ def _build(build: Path, request: StudyRequest, plan: _Plan,
     """Stage and place the cases in `build`, and write its study.json and ratings folder."""
     staging = stage_cases(build / STAGING_DIR, plan.draws, plan.practice, plan.road,
                           progress=request.progress, tell=tell)
-    listed, case_ids = place_cases(build, staging.cases)
-    practice = place_practice(build, staging.practice)
-    manifest = _manifest(request, plan.preset, staging, listed, practice)
+    trials: list[Trial] = []
+    practice_trials: list[PracticeTrial] = []
+    if request.design == "2afc":
+        placed, listed, case_ids, trials = _place_paired(build, request, plan, staging, tell)
+        practice, practice_trials = place_practice_trials(build, staging.practice)
+    else:
+        placed = staging.cases
+        listed, case_ids = place_cases(build, placed)
+        practice = place_practice(build, staging.practice)
+    entries = practice_trials or [PracticeEntry(case_id, case.entry.source)
+                                  for case_id, case in practice]
+    manifest = _manifest(request, plan.preset, staging, listed, entries, trials)
     (build / MANIFEST_NAME).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n",
                                        encoding="utf-8")
     (build / RATINGS_DIR).mkdir()
     shutil.rmtree(build / STAGING_DIR)
     Study(build, manifest).log(f"created study {manifest.study_id} with {len(listed)} cases")
-    return _Built(manifest, staging, case_ids, practice)
+    return _Built(manifest, staging, case_ids, practice, placed)
+
+
+def _place_paired(build: Path, request: StudyRequest, plan: _Plan, staging: Staging,
+                  tell: Callable[[str], None]
+                  ) -> tuple[list[StagedCase], list[str], list[str], list[Trial]]:
+    """Pair the staged cases, place those that made a pair, lay out the trials: the placed
+    cases, study.json's case list, each placed case's id, and the trials."""
+    pairs = pair_cases(staging.cases, request.pairs, request.reuse, request.match,
+                       plan.pair_rng)
+    used_real = sorted({r for r, _ in pairs.members})
+    used_synthetic = sorted({s for _, s in pairs.members})
+    placed = [pairs.real[r] for r in used_real] + [pairs.synthetic[s] for s in used_synthetic]
+    unused = len(staging.cases) - len(placed)
+    if unused:
+        tell(f"{unused} of the {len(staging.cases)} volumes read are in no trial and were left "
+             "out of the study")
+    if pairs.distances is not None:
+        tell(f"matched pairs: median distance {float(np.median(pairs.distances)):.2f} "
+             "(foreground fraction and intensity histogram, in standard deviations)")
+    at_real = {r: i for i, r in enumerate(used_real)}
+    at_synthetic = {s: len(used_real) + i for i, s in enumerate(used_synthetic)}
+    listed, case_ids, trials = place_paired(
+        build, placed, [(at_real[r], at_synthetic[s]) for r, s in pairs.members])
+    return placed, listed, case_ids, trials
 
 
 def _manifest(request: StudyRequest, preset: Preset | None, staging: Staging, listed: list[str],
-              practice: list[tuple[str, StagedCase]]) -> StudyManifest:
+              practice: list[PracticeEntry] | list[PracticeTrial],
+              trials: list[Trial]) -> StudyManifest:
     """The study.json of a new study."""
     study_id = secrets.token_hex(8)
     dataset = dataset_name(request.dataset, preset.name if preset else None, request.title,
@@ -290,18 +342,27 @@ def _manifest(request: StudyRequest, preset: Preset | None, staging: Staging, li
     return StudyManifest(
         version=STUDY_VERSION, study_id=study_id, title=request.title or f"Study {study_id}",
         dataset=dataset, modality=staging.modality,
-        questions=tuple(q.key for q in study_questions(request.turing)), turing=request.turing,
+        questions=tuple(q.key for q in study_questions(request.turing, request.design)),
+        turing=request.turing,
         cases=tuple(listed), shape=tuple(staging.grid.shape),
         spacing=tuple(float(s) for s in staging.grid.spacing),
         viewer=dict(CT_VIEWER if staging.modality == "CT" else MR_VIEWER),
         created_at=utc_now(), answers_editable=request.answers_editable,
-        practice=tuple(PracticeEntry(case_id, case.entry.source) for case_id, case in practice))
+        practice=tuple(practice), design=request.design, trials=tuple(trials))
 
 
 def _key_entries(built: _Built) -> list[KeyEntry]:
-    """The key's rows: each study case, then each practice case, with its source and origin."""
-    placed = list(zip(built.case_ids, built.staging.cases, strict=True)) + built.practice
-    return [KeyEntry(case_id, s.entry.source, s.origin, s.entry.model, s.entry.seed)
+    """The key's rows: each study case, then each practice case, with its source and origin
+    (and, in a paired study, its trials and sides)."""
+    shown: dict[str, list[str]] = {}
+    trials = list(built.manifest.trials) + [p.trial for p in built.manifest.practice
+                                            if isinstance(p, PracticeTrial)]
+    for trial in trials:
+        shown.setdefault(trial.left, []).append(f"{trial.trial_id}:left")
+        shown.setdefault(trial.right, []).append(f"{trial.trial_id}:right")
+    placed = list(zip(built.case_ids, built.placed, strict=True)) + built.practice
+    return [KeyEntry(case_id, s.entry.source, s.origin, s.entry.model, s.entry.seed,
+                     " ".join(sorted(shown.get(case_id, []))))
             for case_id, s in placed]
 
 

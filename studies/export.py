@@ -15,6 +15,8 @@ written only with `include_practice`, before the reader's study cases: they are 
 Every reader database is checked as it is read (`studies.ratings.read_reader_ratings`): one that
 holds impossible values is refused, and so is one whose history does not explain its answers
 (edited outside mdiff), naming the cases, unless `accept_edits`.
+A paired (2AFC) study is exported one row per reader and trial (`studies.trial_export`); it has no
+iMRMC table (iMRMC analyses one score per reader and case, and a trial's answer scores a pair).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from studies.key import KeyEntry, is_inside, read_study_key
 from studies.questions import TABLE1_QUESTIONS, TURING_QUESTIONS, Question
 from studies.ratings import ReaderRatings, read_study_ratings, refuse_edited
 from studies.study import Study, StudyError
+from studies.trial_export import trial_columns, trial_rows
 
 ID_COLUMNS: tuple[str, ...] = ("study_id", "dataset", "reader", "case_id")
 TABLE1_COLUMNS: tuple[str, ...] = tuple(q.key for q in TABLE1_QUESTIONS)
@@ -138,6 +141,10 @@ def export_study(folder: str | Path, out: str | Path, *, key_path: str | Path | 
         refuse_edited(readers, "restore from a backup, or give --accept-edits to export the "
                                "answers as they stand")
     edited = sum(len(ratings.history_disagrees) for ratings in readers)
+    if export_format == "imrmc" and study.design == "2afc":
+        raise StudyError("A paired (2AFC) study has no iMRMC table, since iMRMC needs one score "
+                         "per reader and case and a trial's answer scores a pair; export it as "
+                         "CSV with --key and analyse it with `mdiff-eval afc`.")
     if export_format == "imrmc":
         if key is None:
             raise StudyError("The iMRMC table needs each case's truth; give the study's key with "
@@ -152,10 +159,14 @@ def export_study(folder: str | Path, out: str | Path, *, key_path: str | Path | 
         if score is not None:
             raise StudyError("--score chooses the iMRMC table's score; give it with --format "
                              "imrmc only.")
-        found = export_rows(study, readers, include_partial, key, include_practice)
+        if study.design == "2afc":
+            found = trial_rows(study, readers, include_partial, key, include_practice)
+            columns = trial_columns(key is not None, include_practice)
+        else:
+            found = export_rows(study, readers, include_partial, key, include_practice)
+            columns = export_columns(study, key is not None, include_practice)
         buffer = io.StringIO(newline="")
-        writer = csv.DictWriter(buffer, fieldnames=export_columns(study, key is not None,
-                                                                  include_practice))
+        writer = csv.DictWriter(buffer, fieldnames=columns)
         writer.writeheader()
         writer.writerows(found)
         flagged = sum(row["not_assessable"] == FLAG_CELLS[True] for row in found)

@@ -96,7 +96,7 @@ def choose_inputs(request: StudyRequest, rng: np.random.Generator,
                                           (request.real, request.n_real, "real", "--n-real")):
         if folder is None or count == 0:
             continue
-        pool = _pool(folder, source, rng, tell)
+        pool = folder_pool(folder, source, rng, tell)
         if count is not None and count > len(pool.candidates):
             raise StudyError(f"{folder} holds {len(pool.candidates)} scans, fewer than the "
                              f"{count} asked with {option}; ask for fewer or add volumes.")
@@ -113,7 +113,7 @@ def choose_practice(request: StudyRequest, study: list[Draw], rng: np.random.Gen
         (request.practice_real, "real", "--practice-real"),
         (request.practice_synthetic, "synthetic", "--practice-synthetic")) if folder is not None]
     if folders:
-        draws = [Draw(_pool(folder, source, rng, tell), option, None)
+        draws = [Draw(folder_pool(folder, source, rng, tell), option, None)
                  for folder, source, option in folders]
         if practice is None:
             return draws
@@ -164,7 +164,7 @@ def preset_of_prepared(pools: list[Pool], preset: Preset | None) -> Preset | Non
     return preset or get_preset(name)
 
 
-def _pool(folder: Path, source: str, rng: np.random.Generator,
+def folder_pool(folder: Path, source: str, rng: np.random.Generator,
           tell: Callable[[str], None]) -> Pool:
     """A folder's scans as candidates in a seeded random order, each with its part draw."""
     volumes = _volumes(folder, source, tell)

@@ -5,6 +5,11 @@ A CSV with the columns `case_id, source, origin, model, seed`: `source` is real|
 with a practice block lists its practice cases (P01, ...) too, so the audit can compare their
 origins with the study cases'.
 
+The key of a paired (2AFC) study has one more column, `trials`: the trials that show the case
+and on which side of layout A, `TRIAL_ID:left` or `TRIAL_ID:right`, space-separated (several
+only with `--reuse`); a practice trial's members (P01a, P01b) name their practice trial. So the
+key alone says each trial's pair and which member is synthetic.
+
 Every origin is a file that outlives the create: the volumes sampled by `create --model` are kept
 in a samples folder beside the key (`samples_path`: `STUDY.samples/` beside `STUDY.key.csv`),
 never inside the study, so a synthetic case can be looked at or its sampling rerun later.
@@ -21,6 +26,7 @@ from pathlib import Path
 from studies.study import SOURCES, Study, StudyError
 
 KEY_COLUMNS = ("case_id", "source", "origin", "model", "seed")
+TRIALS_COLUMN = "trials"  # a paired study's key only
 PART_OF_SCAN = re.compile(r" \[part \d+ of \d+\]$")  # an origin's suffix for one part of a scan
 
 
@@ -33,6 +39,7 @@ class KeyEntry:
     origin: str
     model: str = ""
     seed: str = ""
+    trials: str = ""  # a paired study's: "TRIAL_ID:left TRIAL_ID:right ..."
 
     @property
     def origin_path(self) -> Path:
@@ -63,14 +70,16 @@ def is_inside(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
-def write_key(path: Path, entries: list[KeyEntry]) -> None:
-    """Write the key CSV (sorted by case id, so its row order tells nothing) atomically."""
+def write_key(path: Path, entries: list[KeyEntry], paired: bool = False) -> None:
+    """Write the key CSV (sorted by case id, so its row order tells nothing) atomically; a
+    paired study's with the `trials` column."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(KEY_COLUMNS)
+        writer.writerow(KEY_COLUMNS + ((TRIALS_COLUMN,) if paired else ()))
         for entry in sorted(entries, key=lambda e: e.case_id):
-            writer.writerow([entry.case_id, entry.source, entry.origin, entry.model, entry.seed])
+            row = [entry.case_id, entry.source, entry.origin, entry.model, entry.seed]
+            writer.writerow(row + ([entry.trials] if paired else []))
     os.replace(tmp, path)
 
 
@@ -96,14 +105,16 @@ def read_key(path: str | Path) -> dict[str, KeyEntry]:
         if row["source"] not in SOURCES or not row["case_id"] or row["case_id"] in entries:
             raise StudyError(f"The key {path} has a bad or repeated row at line {line}; restore "
                              "it from the copy made with the study.")
-        entries[row["case_id"]] = KeyEntry(**{c: row[c] or "" for c in KEY_COLUMNS})
+        entries[row["case_id"]] = KeyEntry(**{c: row[c] or "" for c in KEY_COLUMNS},
+                                           trials=row.get(TRIALS_COLUMN) or "")
     return entries
 
 
 def read_study_key(study: Study, key_path: str | Path) -> dict[str, KeyEntry]:
     """The key of `study`; StudyError unless it lists exactly its cases and practice cases."""
     key = read_key(key_path)
-    check_key_matches(key, study.case_ids + study.practice_ids, Path(key_path), study.folder)
+    check_key_matches(key, study.case_ids + study.practice_file_ids, Path(key_path),
+                      study.folder)
     return key
 
 

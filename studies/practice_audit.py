@@ -15,6 +15,8 @@ reach a study case, and the check of each (`mdiff-study audit`):
   real practice case minus that to its nearest synthetic one, in the audit's value-set features
   (standardised over practice and study cases); this score must not separate the study's real
   and synthetic cases near-perfectly (the value-set rule of `studies.blinding`).
+In a paired study the practice cases are the members of the practice trials (P01a, P01b, ...),
+each with the truth its trial gives it.
 """
 
 from __future__ import annotations
@@ -45,10 +47,23 @@ class PracticeCase:
     values: dict[str, float]
 
 
+def practice_truths(study: Study) -> dict[str, str]:
+    """Practice file id -> real|synthetic: the practice cases, or in a paired study each
+    practice trial's members (the one on the trial's synthetic side is synthetic)."""
+    if study.design != "2afc":
+        return dict(study.practice)
+    truths = {}
+    for trial_id, side in study.practice.items():
+        trial = study.trial(trial_id)
+        truths[trial.member(side)] = "synthetic"
+        truths[trial.member("right" if side == "left" else "left")] = "real"
+    return truths
+
+
 def read_practice(study: Study) -> list[PracticeCase]:
     """Every practice case of a study, read by the one reader of case files."""
     cases = []
-    for case_id, source in study.practice.items():
+    for case_id, source in practice_truths(study).items():
         array = np.asarray(read_study_case(study.case_path(case_id)).array)
         cases.append(PracticeCase(case_id, source, array, value_set_features(array)))
     return cases
@@ -57,15 +72,15 @@ def read_practice(study: Study) -> list[PracticeCase]:
 def practice_files(study: Study, key: dict[str, KeyEntry]) -> CheckResult:
     """practice/ holds exactly the listed practice cases, and study.json and the key agree."""
     name = "practice files"
-    failure = listed_files_failure(name, study.practice_dir, study.practice_ids,
+    failure = listed_files_failure(name, study.practice_dir, study.practice_file_ids,
                                    study.case_suffix)
     if failure is not None:
         return failure
-    for case_id, source in study.practice.items():
+    for case_id, source in practice_truths(study).items():
         if key[case_id].source != source:
             return CheckResult(name, False, f"study.json gives {case_id} the truth {source} "
                                               f"but the key {key[case_id].source}")
-    ids = study.practice_ids
+    ids = study.practice_file_ids
     return CheckResult(name, True, f"practice/ holds exactly the {len(ids)} practice cases "
                                    f"({', '.join(ids)}: practice ids, none a study case's), with "
                                    "the truth the key gives them")
@@ -80,7 +95,7 @@ def practice_sources(study: Study, key: dict[str, KeyEntry]) -> CheckResult:
     """No practice case comes from the input (any part of it) of a study case."""
     name = "practice sources"
     study_scans = {_scan(key[c].origin): c for c in study.case_ids}
-    for case_id in study.practice_ids:
+    for case_id in study.practice_file_ids:
         shared = study_scans.get(_scan(key[case_id].origin))
         if shared is not None:
             return CheckResult(name, False, f"{case_id} comes from the input of study case "

@@ -1,4 +1,5 @@
-"""The questions a reader answers per case: the paper's Table 1 and the optional Turing test."""
+"""The questions a reader answers per case: the paper's Table 1 and the optional Turing test; per
+trial of a paired (2AFC) study: which side is synthetic, and the same confidence."""
 
 from __future__ import annotations
 
@@ -82,9 +83,20 @@ TURING_QUESTIONS: tuple[Question, ...] = (
              tuple(Option(str(level), str(level)) for level in range(1, 5))),
 )
 
-ALL_QUESTIONS: dict[str, Question] = {q.key: q for q in TABLE1_QUESTIONS + TURING_QUESTIONS}
+# A paired (2AFC) trial: the side holding the synthetic case (L/R), then the Turing confidence.
+AFC_QUESTIONS: tuple[Question, ...] = (
+    Question("synthetic_side", "Which one is synthetic?",
+             (Option("L", "Left"), Option("R", "Right"))),
+    TURING_QUESTIONS[1],
+)
+
+ALL_QUESTIONS: dict[str, Question] = {
+    q.key: q for q in TABLE1_QUESTIONS + TURING_QUESTIONS + AFC_QUESTIONS}
 
 
-def study_questions(turing: bool) -> tuple[Question, ...]:
-    """The questions of a study: Table 1, then the Turing questions when the study asks them."""
+def study_questions(turing: bool, design: str = "single") -> tuple[Question, ...]:
+    """The questions of a study: Table 1, then the Turing questions when the study asks them;
+    those of a paired study (`design` "2afc") are AFC_QUESTIONS."""
+    if design == "2afc":
+        return AFC_QUESTIONS
     return TABLE1_QUESTIONS + (TURING_QUESTIONS if turing else ())

@@ -18,6 +18,7 @@ from diffusion_core.outputs import check_output
 from diffusion_core.presets import Preset, PresetError, get_preset
 from studies.key import default_key_path, is_inside
 from studies.study import StudyError
+from studies.trials import DESIGNS
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class StudyRequest:
     practice_real: Path | None = None
     practice_synthetic: Path | None = None
     answers_editable: bool = True
+    design: str = "single"  # "2afc": paired trials of a real and a synthetic case
+    pairs: int | None = None  # 2afc: the number of trials
+    reuse: bool = False  # 2afc: a case may be shown in several trials
+    match: bool = False  # 2afc: pair each synthetic case with the most similar real ones
     progress: bool = False
     # Told each note as it happens (inputs skipped, ...); the notes also come back with the study.
     note: Callable[[str], None] | None = field(default=None, compare=False)
@@ -87,6 +92,33 @@ class StudyRequest:
                              "one case.")
         if self.practice is not None and self.practice < 1:
             raise StudyError(f"--practice must be 1 or more, not {self.practice}.")
+        self._check_design()
+
+    def _check_design(self) -> None:
+        """Refuse a paired design without its trials or inputs, and its options without it."""
+        if self.design not in DESIGNS:
+            raise StudyError(f"The design {self.design!r} is not one of {', '.join(DESIGNS)}; "
+                             "give --design single or --design 2afc.")
+        if self.design != "2afc":
+            given = [option for option, value in (("--pairs", self.pairs is not None),
+                                                  ("--reuse", self.reuse),
+                                                  ("--match", self.match)) if value]
+            if given:
+                raise StudyError(f"{given[0]} is an option of paired studies; add --design 2afc "
+                                 "or leave it out.")
+            return
+        if self.pairs is None or self.pairs < 1:
+            raise StudyError("A paired study needs its number of trials: give --pairs N (1 or "
+                             "more).")
+        if self.synthetic is None or self.real is None or self.n_real == 0 or self.n == 0:
+            raise StudyError("Every trial of a paired study shows a real and a synthetic case; "
+                             "give both --real and --synthetic (or --model).")
+        if self.turing:
+            raise StudyError("A paired study asks which side is synthetic instead of the Turing "
+                             "questions; leave out --turing.")
+        if bool(self.practice_real) != bool(self.practice_synthetic):
+            raise StudyError("A practice trial shows a real and a synthetic case; give both "
+                             "--practice-real and --practice-synthetic, or neither.")
 
 
 def check_targets(out: Path, key_path: Path, inputs: dict[str, str | Path | None]) -> None:

@@ -4,7 +4,8 @@ A case is done when every question has an answer or the reader flagged it "not a
 Practice cases are counted apart (`practice`, `practice_done`) and their time is never study time.
 A reader database holding impossible values is refused (`studies.ratings.read_reader_ratings`,
 one sentence); cases whose history does not explain their answers (edited outside mdiff) are
-listed per reader (`edited_cases`), since export refuses them.
+listed per reader (`edited_cases`), since export refuses them. In a paired (2AFC) study a reader's
+progress counts trials, and the report says how many trials the study's cases make.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def study_progress(study: Study) -> list[ReaderProgress]:
         practised = sum(ratings.is_done(c, keys) for c in study.practice_ids)
         has_practice = bool(study.practice_ids)
         progress.append(ReaderProgress(
-            ratings.reader, len(done), len(study.case_ids), total,
+            ratings.reader, len(done), len(study.rated_ids), total,
             statistics.median(times) if times else None,
             f"{practised} / {len(study.practice_ids)}" if has_practice else None,
             practised == len(study.practice_ids) if has_practice else None,
@@ -50,11 +51,14 @@ def study_progress(study: Study) -> list[ReaderProgress]:
 
 
 def status_report(study: Study) -> dict:
-    """The status as one JSON-ready object."""
-    return {"study_id": study.study_id, "title": study.title, "dataset": study.dataset,
-            "modality": study.modality, "cases": len(study.case_ids),
-            "practice_cases": len(study.practice_ids),
-            "readers": [asdict(p) for p in study_progress(study)]}
+    """The status as one JSON-ready object (a paired study's with its design and trials)."""
+    report = {"study_id": study.study_id, "title": study.title, "dataset": study.dataset,
+              "modality": study.modality, "cases": len(study.case_ids),
+              "practice_cases": len(study.practice_ids),
+              "readers": [asdict(p) for p in study_progress(study)]}
+    if study.design == "2afc":
+        report.update(design="2afc", trials=len(study.trial_ids))
+    return report
 
 
 def format_duration(seconds: float) -> str:
@@ -65,10 +69,12 @@ def format_duration(seconds: float) -> str:
 
 def status_text(report: dict) -> str:
     """The status as a small table for the terminal."""
-    practice = f" and {report['practice_cases']} practice cases" if report["practice_cases"] \
-        else ""
+    paired = report.get("design") == "2afc"
+    practice = f" and {report['practice_cases']} practice {'trials' if paired else 'cases'}" \
+        if report["practice_cases"] else ""
+    trials = f"{report['trials']} paired trials of " if paired else ""
     lines = [f"{report['title']} ({report['dataset'] or 'no dataset'}, {report['modality']}): "
-             f"{report['cases']} cases{practice}, study id {report['study_id']}"]
+             f"{trials}{report['cases']} cases{practice}, study id {report['study_id']}"]
     if not report["readers"]:
         lines.append("No reader has opened the study yet.")
         return "\n".join(lines)

@@ -22,6 +22,11 @@ change is kept, with its time, in the reader's database (ratings.py).
 `practice_truth_when_flagged` (optional, default false): whether a practice case flagged "not
 assessable" shows its truth without every question answered.
 
+`design` (optional, default "single"): "2afc" for a paired study, whose `trials` pair its cases
+(a real and a synthetic case per trial, shown side by side) and whose practice entries are
+practice trials (see trials.py); its questions are AFC_QUESTIONS. A single-reading study's
+study.json has neither field.
+
 `StudyManifest` is study.json as a value: `from_dict` reads every version on disk (1 and 2; the
 optional fields above were added within them, so a file may lack them) and refuses, in one
 sentence naming the file, a missing or unknown field and a value of the wrong type; `to_dict` is
@@ -32,7 +37,6 @@ studies (gzipped `cases/ID.nii.gz`) are still opened, rated, exported and audite
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,7 +44,16 @@ from pathlib import Path
 from typing import Any
 
 from diffusion_core.modality import MODALITIES
+from studies.ids import CASE_ID_PATTERN, PRACTICE_ID_PATTERN
 from studies.questions import ALL_QUESTIONS, TURING_QUESTIONS, Question, study_questions
+from studies.trials import (
+    DESIGNS,
+    PracticeTrial,
+    Trial,
+    check_practice_trials,
+    check_trials,
+    practice_members,
+)
 
 STUDY_FORMAT = "mdiff-study"
 STUDY_VERSION = 2
@@ -52,10 +65,6 @@ LOG_NAME = "log.txt"
 CASE_SUFFIX = ".nii"  # the case files of a study this mdiff creates
 # The case file suffix of every study version this mdiff reads.
 CASE_SUFFIXES: dict[int, str] = {1: ".nii.gz", 2: CASE_SUFFIX}
-# Case ids are random lowercase hex (see create.py); anything else could be a path.
-CASE_ID_PATTERN = re.compile(r"^[0-9a-f]{8,32}$")
-# Practice ids: an upper-case P and a number, so no practice id can be a study case's id.
-PRACTICE_ID_PATTERN = re.compile(r"^P[0-9]{2,4}$")
 SOURCES = ("real", "synthetic")
 
 # study.json's fields and their JSON types, in the order create writes them; every version
@@ -67,6 +76,7 @@ _REQUIRED_FIELDS: dict[str, type] = {
 }
 _OPTIONAL_FIELDS: dict[str, type] = {
     "answers_editable": bool, "practice": list, "practice_truth_when_flagged": bool,
+    "design": str, "trials": list,
 }
 
 
@@ -104,8 +114,11 @@ class StudyManifest:
     viewer: dict[str, Any]  # the app's defaults (window, percentile, layout); it checks them
     created_at: str
     answers_editable: bool = True
-    practice: tuple[PracticeEntry, ...] = ()
+    # PracticeEntry in a single-reading study, PracticeTrial in a paired one.
+    practice: tuple[PracticeEntry | PracticeTrial, ...] = ()
     practice_truth_when_flagged: bool = False
+    design: str = "single"
+    trials: tuple[Trial, ...] = ()  # a paired study's trials in layout A, in listed order
 
     @classmethod
     def from_dict(cls, data: Any, path: Path) -> StudyManifest:
@@ -117,7 +130,14 @@ class StudyManifest:
         _check_fields(data, path, bad)
         _check_values(data, bad)
         practice = data.get("practice", [])
-        _check_practice(practice, bad)
+        design = data.get("design", "single")
+        if design == "2afc":
+            check_trials(data["trials"], data["cases"], bad)
+            check_practice_trials(practice, bad)
+            entries: tuple = tuple(PracticeTrial(**e) for e in practice)
+        else:
+            _check_practice(practice, bad)
+            entries = tuple(PracticeEntry(e["case_id"], e["source"]) for e in practice)
         return cls(
             version=data["version"], study_id=data["study_id"], title=data["title"],
             dataset=data["dataset"], modality=data["modality"],
@@ -125,8 +145,9 @@ class StudyManifest:
             shape=tuple(data["shape"]), spacing=tuple(float(s) for s in data["spacing"]),
             viewer=dict(data["viewer"]), created_at=data["created_at"],
             answers_editable=data.get("answers_editable", True),
-            practice=tuple(PracticeEntry(e["case_id"], e["source"]) for e in practice),
-            practice_truth_when_flagged=data.get("practice_truth_when_flagged", False))
+            practice=entries,
+            practice_truth_when_flagged=data.get("practice_truth_when_flagged", False),
+            design=design, trials=tuple(Trial(**t) for t in data.get("trials", [])))
 
     def to_dict(self) -> dict[str, Any]:
         """study.json's content, as `mdiff-study create` writes it."""
@@ -136,11 +157,23 @@ class StudyManifest:
             "questions": list(self.questions), "turing": self.turing, "cases": list(self.cases),
             "shape": list(self.shape), "spacing": list(self.spacing), "viewer": dict(self.viewer),
             "created_at": self.created_at, "answers_editable": self.answers_editable,
-            "practice": [{"case_id": p.case_id, "source": p.source} for p in self.practice],
+            "practice": [_practice_dict(p) for p in self.practice],
         }
         if self.practice_truth_when_flagged:  # written only where a study sets it
             data["practice_truth_when_flagged"] = True
+        if self.design != "single":  # a single-reading study.json is as it always was
+            data["design"] = self.design
+            data["trials"] = [{"trial_id": t.trial_id, "left": t.left, "right": t.right}
+                              for t in self.trials]
         return data
+
+
+def _practice_dict(entry: PracticeEntry | PracticeTrial) -> dict[str, str]:
+    """A practice entry as study.json lists it."""
+    if isinstance(entry, PracticeTrial):
+        return {"trial_id": entry.trial_id, "left": entry.left, "right": entry.right,
+                "synthetic": entry.synthetic}
+    return {"case_id": entry.case_id, "source": entry.source}
 
 
 def read_manifest(path: Path) -> StudyManifest:
@@ -173,9 +206,21 @@ class Study:
         self.spacing: tuple[float, ...] = manifest.spacing
         self.viewer: dict = dict(manifest.viewer)
         self.created_at: str = manifest.created_at
-        # Practice case id -> its truth, in the order the cases are shown. The app asks
-        # `RatingStore.practice_truth`, which gives it only after the case is answered.
-        self.practice: dict[str, str] = {p.case_id: p.source for p in manifest.practice}
+        self.design: str = manifest.design
+        # A paired study's trials in layout A (trials.py), in listed order.
+        self.trials: dict[str, Trial] = {t.trial_id: t for t in manifest.trials}
+        # Practice case id (practice trial id in a paired study) -> its truth ("real" or
+        # "synthetic"; in a paired study the synthetic member's side in layout A), in the order
+        # they are shown. The app asks `RatingStore.practice_truth`, which gives it only after
+        # the case is answered.
+        self.practice: dict[str, str] = {}
+        self.practice_trials: dict[str, Trial] = {}
+        for entry in manifest.practice:
+            if isinstance(entry, PracticeTrial):
+                self.practice[entry.trial_id] = entry.synthetic
+                self.practice_trials[entry.trial_id] = entry.trial
+            else:
+                self.practice[entry.case_id] = entry.source
         self.answers_editable: bool = manifest.answers_editable
 
     @classmethod
@@ -195,10 +240,11 @@ class Study:
             raise StudyError(f"{study.case_path(missing[0])} is missing ({len(missing)} of "
                              f"{len(study.case_ids)} case files are); restore the study's "
                              f"{CASES_DIR} folder from a copy.")
-        missing = [c for c in study.practice_ids if not study.case_path(c).is_file()]
+        files = study.practice_file_ids
+        missing = [c for c in files if not study.case_path(c).is_file()]
         if missing:
             raise StudyError(f"{study.case_path(missing[0])} is missing ({len(missing)} of "
-                             f"{len(study.practice_ids)} practice case files are); restore the "
+                             f"{len(files)} practice case files are); restore the "
                              f"study's {PRACTICE_DIR} folder from a copy.")
         return study
 
@@ -222,6 +268,33 @@ class Study:
         """The practice case ids, in the order they are shown (before every study case)."""
         return list(self.practice)
 
+    @property
+    def practice_file_ids(self) -> list[str]:
+        """The ids of the practice files: the practice cases, or each practice trial's two
+        members (P01a, P01b, ...) in a paired study."""
+        if self.design == "2afc":
+            return [member for trial_id in self.practice for member in practice_members(trial_id)]
+        return self.practice_ids
+
+    @property
+    def trial_ids(self) -> list[str]:
+        """A paired study's trial ids in listed order (none in a single-reading study)."""
+        return list(self.trials)
+
+    @property
+    def rated_ids(self) -> list[str]:
+        """What a reader answers, in listed order: the case ids, or a paired study's trial ids."""
+        return self.trial_ids if self.design == "2afc" else self.case_ids
+
+    def trial(self, trial_id: str) -> Trial:
+        """A trial or practice trial of a paired study as layout A shows it; StudyError for an
+        id the study does not list."""
+        found = self.trials.get(trial_id) or self.practice_trials.get(trial_id)
+        if found is None:
+            raise StudyError(f"trial {trial_id!r} is not part of study {self.study_id} "
+                             f"({self.folder}).")
+        return found
+
     def is_practice(self, case_id: str) -> bool:
         """Whether `case_id` is one of the study's practice cases."""
         return case_id in self.practice
@@ -237,8 +310,9 @@ class Study:
         return tuple(q.key for q in self.questions)
 
     def case_path(self, case_id: str) -> Path:
-        """The file of one case or practice case; StudyError for an id the study does not list."""
-        if case_id in self.practice:
+        """The file of one case or practice case (a practice trial's member in a paired study);
+        StudyError for an id the study does not list."""
+        if case_id in (self.practice_file_ids if self.design == "2afc" else self.practice):
             return self.practice_dir / f"{case_id}{self.case_suffix}"
         if case_id not in self.case_ids:
             raise StudyError(f"case {case_id!r} is not part of study {self.study_id} "
@@ -307,7 +381,18 @@ def _check_values(data: dict, bad: Callable[[str], StudyError]) -> None:
     unknown = [k for k in questions if not isinstance(k, str) or k not in ALL_QUESTIONS]
     if unknown:
         raise bad(f"names the unknown question {unknown[0]!r}")
-    expected = [q.key for q in study_questions(data["turing"])]
+    design = data.get("design", "single")
+    if design not in DESIGNS:
+        raise bad(f"names the design {design!r}, not one of {', '.join(DESIGNS)}")
+    if (design == "2afc") != ("trials" in data):
+        raise bad("has a 'trials' field without the design '2afc', or the reverse")
+    if design == "2afc" and data["turing"]:
+        raise bad("is of design '2afc' but sets 'turing', which only single-reading studies "
+                  "ask")
+    expected = [q.key for q in study_questions(data["turing"], design)]
+    if design == "2afc" and questions != expected:
+        raise bad(f"lists the questions {questions} but a study of design '2afc' asks "
+                  f"{expected}")
     if questions != expected:
         turing = "with" if data["turing"] else "without"
         raise bad(f"lists the questions {questions} but a study {turing} the "

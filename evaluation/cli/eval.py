@@ -1,4 +1,4 @@
-"""`mdiff-eval msssim|agreement|turing|recon|figure|memorization|c2st ...`: the paper's evaluation.
+"""`mdiff-eval msssim|agreement|turing|afc|recon|figure|memorization|c2st`: the evaluation.
 
 One subcommand per module of this package; each has `HELP`, `add_arguments(parser)` and
 `run(args)`; its heavy libraries (torch, pandas, matplotlib) load in `run`, so `--help` answers
@@ -14,12 +14,12 @@ from diffusion_core.cli.common import Failure, Subcommand, command_parser, run_c
 from diffusion_core.outputs import OutputPathError
 from diffusion_core.runtime import DeviceError
 from diffusion_core.sources import SourceError
-from evaluation.cli import agreement, c2st, figure, memorization, msssim, recon, turing
+from evaluation.cli import afc, agreement, c2st, figure, memorization, msssim, recon, turing
 from evaluation.errors import EvalError
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "msssim": msssim, "agreement": agreement, "turing": turing, "recon": recon, "figure": figure,
-    "memorization": memorization, "c2st": c2st,
+    "memorization": memorization, "c2st": c2st, "afc": afc,
 }
 THREADED = ("msssim", "recon", "memorization", "c2st")  # the subcommands that compute with torch
 DESCRIPTION = "Evaluate synthetic volumes and reader studies as in the Medical Diffusion paper."

@@ -1,4 +1,5 @@
-"""`mdiff-demo [--out DIR]`: the bundled demo study (held-out real + synthetic brains)."""
+"""`mdiff-demo [--out DIR] [--design single|2afc]`: the bundled demo study (held-out real +
+synthetic brains)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the samples, the study and its key go (default: ./mdiff-demo)")
     parser.add_argument("--n", type=int, default=DEFAULT_CASES,
                         help="synthetic study cases, and as many real ones, besides the two "
-                        f"practice cases (1 to {DEFAULT_CASES}; default {DEFAULT_CASES})")
+                        f"practice cases (1 to {DEFAULT_CASES}; default {DEFAULT_CASES}); with "
+                        "--design 2afc, the number of trials")
+    parser.add_argument("--design", choices=("single", "2afc"), default="single",
+                        help="single: one volume at a time (default); 2afc: N paired trials of a "
+                             "held-out scan and a sample side by side, the reader picks the "
+                             "synthetic one, after one practice trial (in DIR/study-2afc)")
     parser.add_argument("--reader", default="Demo reader", metavar="NAME",
                         help="the reader name the app opens the study as")
     parser.add_argument("--device", choices=DEVICES, default="auto")
@@ -54,16 +60,22 @@ def _warn_if_shadowed(name: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reader_app.demo import build_demo, has_display, synthetic_case
+    from reader_app.demo import build_demo, first_trial, has_display, synthetic_case
     from reader_app.launch import LaunchError, ReaderRequest, run_reader
 
     out = Path(args.out)
     _warn_if_shadowed(DEMO_MODEL)
-    demo = build_demo(out, n=args.n, device=args.device)
+    demo = build_demo(out, n=args.n, device=args.device, design=args.design)
     print(f"mdiff-demo: study {demo.study} (key: {demo.key}; samples: {demo.samples})")
     screenshot = None if has_display() else out / "screenshot.png"
     shown = None
-    if screenshot is not None:
+    if screenshot is not None and args.design == "2afc":
+        screenshot = out / "screenshot-2afc.png"
+        shown = first_trial(demo)
+        print(f"mdiff-demo: no display, so the app was rendered to {screenshot} instead of "
+              f"opened, showing trial {shown}; on a desktop open the study with: "
+              f"mdiff-reader {demo.study}")
+    elif screenshot is not None:
         shown = synthetic_case(demo)
         print(f"mdiff-demo: no display, so the app was rendered to {screenshot} instead of "
               f"opened, showing a synthetic case (study case {shown} in the key); on a desktop "

@@ -14,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The `mdiff-reader` argument parser."""
     parser = argparse.ArgumentParser(
         prog="mdiff-reader",
-        description="Rate the cases of a blinded reader study, slice by slice.")
+        description="Rate the cases of a blinded reader study, slice by slice; in a paired "
+        "(2AFC) study, pick the synthetic one of two volumes shown side by side.")
     parser.add_argument("study", help="the study folder made by `mdiff-study create`")
     parser.add_argument("--reader", metavar="NAME",
                         help="your reader name (asked for in a dialog when left out)")
@@ -22,11 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="render the window offscreen to PNG and exit (saves nothing; with "
                         "--reader, shows that reader's place in their case order)")
     parser.add_argument("--case", type=int, metavar="K",
-                        help="with --screenshot: show study case K (1 = first in the reader's "
-                        "order, or in the study's listed order without --reader; practice cases "
-                        "come before and are not counted)")
+                        help="with --screenshot: show study case K, or pair K of a paired study "
+                        "(1 = first in the reader's order, or in the study's listed order "
+                        "without --reader; practice cases come before and are not counted)")
     parser.add_argument("--slice", type=int, metavar="S",
-                        help="with --screenshot: show slice S (1 = first) of the case")
+                        help="with --screenshot: show slice S (1 = first) of the case (of both "
+                        "sides of a pair)")
     parser.add_argument("--size", type=window_size, metavar="WxH",
                         help="with --screenshot: the window's width and height in pixels "
                         f"(default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")

@@ -5,6 +5,12 @@ which key answers which option, and the help line. What a command does to the wi
 Keys that steer the viewer or the case (R reset, V plane, L layout, N/P next/previous, O review)
 are never answer keys, so a reader who means to reset the view can never record an answer by
 accident.
+
+A paired (2AFC) study has its own table: there Left and Right answer "Which one is synthetic?"
+(whichever question is framed) instead of stepping slices, and K links or unlinks the two sides.
+Its digits answer the framed question as everywhere: 1/2 the side while that question is framed,
+1-4 the confidence once the side is given (the frame moves on by itself), so a digit never means
+two things at once.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ LAYOUT_KEY = "L"
 NEXT_CASE_KEY = "N"
 PREVIOUS_CASE_KEY = "P"
 REVIEW_KEY = "O"  # "overview": R, the natural letter, resets the view
+LINK_KEY = "K"  # "linK": L is the layout
 
 
 class Command(enum.Enum):
@@ -42,6 +49,8 @@ class Command(enum.Enum):
     PREVIOUS_QUESTION = "previous question"
     REVIEW = "review your cases"         # open the review list, or close it back to the case
     LEAVE_REVIEW = "back from the review"
+    ANSWER_SIDE = "pick a side as synthetic"  # side `amount`: 0 left, 1 right (paired studies)
+    TOGGLE_LINK = "link or unlink the sides"  # paired studies
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,14 @@ KEY_BINDINGS: dict[str, Binding] = {
     "Backtab": Binding(Command.PREVIOUS_QUESTION),
     REVIEW_KEY: Binding(Command.REVIEW),
     "Escape": Binding(Command.LEAVE_REVIEW),
+}
+# A paired study's table: Left and Right pick the side (Up/Down, PgUp/PgDn, the wheel still step
+# the slices), K links the sides.
+PAIR_KEY_BINDINGS: dict[str, Binding] = {
+    **KEY_BINDINGS,
+    "Left": Binding(Command.ANSWER_SIDE, 0),
+    "Right": Binding(Command.ANSWER_SIDE, 1),
+    LINK_KEY: Binding(Command.TOGGLE_LINK),
 }
 RESERVED_LETTERS = frozenset(key for key in KEY_BINDINGS if len(key) == 1 and key.isalpha())
 
@@ -123,10 +140,22 @@ def option_for_key(question: QuestionLike, key: str) -> str | None:
     return None
 
 
-def help_text(modality: str) -> str:
-    """The keys and mouse actions, one group a line, shown under the questions."""
+def help_text(modality: str, paired: bool = False) -> str:
+    """The keys and mouse actions, one group a line, shown under the image; a paired study's
+    say how the two sides move and are answered."""
     windows = (f"{CT_PRESETS[0].key}-{CT_PRESETS[-1].key} CT windows · {AUTO_WINDOW_KEY} auto"
                if modality == "CT" else f"{AUTO_WINDOW_KEY} auto window")
+    if paired:
+        return "\n".join([
+            f"Slices: wheel · ↑ ↓ · PgUp PgDn (±{PAGE_STEP}) · Home End · {PLANE_KEY} plane",
+            f"Sides: {LINK_KEY} links or unlinks them · linked, both move together",
+            "Mouse: left drag window/level · right drag zoom · middle drag pan",
+            f"Window: {windows} · {RESET_KEY} reset view · {LAYOUT_KEY} three planes",
+            "Synthetic one: ← left · → right (or 1 2) · then confidence 1-4",
+            f"Pair: Enter or {NEXT_CASE_KEY} next · Backspace or {PREVIOUS_CASE_KEY} previous · "
+            f"{REVIEW_KEY} review your pairs",
+            "Comment: click the box to type · Esc or a click on the image ends typing",
+        ])
     return "\n".join([
         f"Slices: wheel · ↑ ↓ · PgUp PgDn (±{PAGE_STEP}) · Home End · {PLANE_KEY} plane",
         f"Views: {LAYOUT_KEY} one or three planes · in three, a click moves the others there",

@@ -17,6 +17,7 @@ from studies.ratings import (
     truth_when_flagged,
 )
 from studies.study import utc_now
+from studies.trials import Trial
 
 
 class _Question(Protocol):
@@ -25,22 +26,26 @@ class _Question(Protocol):
 
 class _Study(Protocol):
     questions: Sequence[_Question]
-    case_ids: list[str]
+    rated_ids: list[str]
     practice_ids: list[str]
     practice: dict[str, str]
     answers_editable: bool
 
+    def trial(self, trial_id: str) -> Trial: ...
+
 
 class PreviewStore:
     """The `RatingStore` interface without a database: nothing is written to the study folder,
-    so a screenshot never leaves a reader file behind. Cases come in `case_order` (a reader's),
-    or in the study's listed order, after the study's practice cases; the store's rules (done,
-    final answers, practice truth only once done) are the same."""
+    so a screenshot never leaves a reader file behind. Cases (a paired study's trials) come in
+    `case_order` (a reader's), or in the study's listed order, after the study's practice cases;
+    the store's rules (done, final answers, practice truth only once done) are the same. A paired
+    study's trials show their sides as study.json lists them (layout A): which side a reader
+    sees is settled only when the reader's database is made."""
 
     reader = ""
 
     def __init__(self, study: _Study, case_order: Sequence[str] | None = None) -> None:
-        self.case_order = list(study.case_ids if case_order is None else case_order)
+        self.case_order = list(study.rated_ids if case_order is None else case_order)
         self.practice_order = list(study.practice_ids)
         self._study = study
         self._keys = tuple(q.key for q in study.questions)
@@ -48,6 +53,10 @@ class PreviewStore:
         self._notes: dict[str, CaseNote] = {}
         self._seconds: dict[str, float] = {}
         self._history: dict[str, list[AnswerChange]] = {}
+
+    def trial(self, trial_id: str) -> Trial:
+        """A paired study's trial or practice trial, its sides as study.json lists them."""
+        return self._study.trial(trial_id)
 
     def answers(self, case_id: str) -> dict[str, str]:
         """Question key -> value given so far (in this process)."""

@@ -4,79 +4,29 @@ practice block's feedback, and time spent on each case.
 The reader goes through the study's practice cases first, then the study cases in the reader's
 own order: one list of positions, practice first. Practice cases are labelled apart ("Practice 1
 of 2") and never counted in the study's progress ("Case 1 of 20").
+
+In a paired (2AFC) study a position holds a trial, two volumes side by side, and the session
+treats its trial id as it treats a case id elsewhere: answers, comment, flag and time belong to
+the trial, and its two files come from the store's `trial` (the sides as this reader sees them).
+The reader calls a trial a pair ("Pair 3 of 20").
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from reader_app.model.events import Event
-from studies.questions import TURING_QUESTIONS
-from studies.ratings import (
-    AnswerChange,
-    AnswersFinalError,
-    CaseNote,
-    CaseRecord,
-    TruthNotShownError,
-)
+from reader_app.model.study_like import PAIRED_DESIGN, StoreLike, StudyLike
+from studies.questions import AFC_QUESTIONS, TURING_QUESTIONS
+from studies.ratings import AnswersFinalError, CaseNote, TruthNotShownError
 
 TURING_CALL = TURING_QUESTIONS[0]  # "Real or synthetic?": the feedback repeats the reader's call
+SIDE_CALL = AFC_QUESTIONS[0]  # "Which one is synthetic?", a paired study's call
 
 # The one sentence a reader sees when a change is refused because the study's answers are final.
 FINAL_REFUSED = "The answers of this case are final in this study; your earlier answer is kept."
-
-
-class QuestionLike(Protocol):
-    """What the session needs of a `studies.questions.Question`."""
-
-    key: str
-    letters: tuple[str, ...]
-
-
-class StudyLike(Protocol):
-    """What the session needs of a `studies.study.Study`."""
-
-    questions: Sequence[QuestionLike]
-    answers_editable: bool
-
-    def case_path(self, case_id: str) -> Path: ...
-
-    def log(self, message: str) -> None: ...
-
-
-class StoreLike(Protocol):
-    """What the session needs of a `studies.ratings.RatingStore`."""
-
-    case_order: list[str]
-    practice_order: list[str]
-
-    def answers(self, case_id: str) -> dict[str, str]: ...
-
-    def note(self, case_id: str) -> CaseNote: ...
-
-    def record_answer(self, case_id: str, question_key: str, value: str,
-                      seconds_on_case: float) -> None: ...
-
-    def set_comment(self, case_id: str, comment: str) -> None: ...
-
-    def set_not_assessable(self, case_id: str, flagged: bool) -> None: ...
-
-    def add_time(self, case_id: str, seconds: float) -> None: ...
-
-    def seconds_on_case(self, case_id: str) -> float: ...
-
-    def is_done(self, case_id: str) -> bool: ...
-
-    def practice_truth(self, case_id: str) -> str: ...
-
-    def review_list(self, include_practice: bool = False) -> list[CaseRecord]: ...
-
-    def history(self, case_id: str) -> list[AnswerChange]: ...
-
-    def close(self) -> None: ...
 
 
 class ReadingSession:
@@ -97,6 +47,8 @@ class ReadingSession:
         self.study = study
         self.store = store
         self.questions = tuple(study.questions)
+        self.paired = study.design == PAIRED_DESIGN
+        self.unit = "pair" if self.paired else "case"  # what the reader calls a position
         self.case_changed = Event()
         self.answer_changed = Event()
         self.note_changed = Event()
@@ -149,11 +101,11 @@ class ReadingSession:
         return 0 <= index < len(self._practice_ids)
 
     def short_label(self, index: int) -> str:
-        """What the reader calls the case at `index`: "Practice 2" or "Case 5" (study cases
-        numbered from 1 after the practice block)."""
+        """What the reader calls the case at `index`: "Practice 2" or "Case 5" ("Pair 5" in a
+        paired study; study cases numbered from 1 after the practice block)."""
         if self.is_practice(index):
             return f"Practice {index + 1}"
-        return f"Case {index - len(self._practice_ids) + 1}"
+        return f"{self.unit.capitalize()} {index - len(self._practice_ids) + 1}"
 
     def label(self, index: int) -> str:
         """The title of the case at `index`: "Practice 1 of 2" or "Case 1 of 20"."""
@@ -204,18 +156,31 @@ class ReadingSession:
         return not self.finished and (self.study.answers_editable or not self.current_done)
 
     @property
-    def practice_feedback(self) -> str | None:
-        """The truth of the current practice case once the store shows it ("This practice case
-        was real.", then on a line of its own the reader's real-or-synthetic call where the study
-        asks it): once every question is answered, or once flagged where the study says so.
-        Asking shows it: the store records the moment, and marks later answers. None before,
-        and always None for a study case, which has no truth here."""
+    def practice_truth(self) -> str | None:
+        """The truth of the current practice case once the store shows it ("real" or
+        "synthetic"; in a paired study the synthetic member's side, "left" or "right"): once
+        every question is answered, or once flagged where the study says so. Asking shows it:
+        the store records the moment, and marks later answers. None before, and always None for
+        a study case, which has no truth here."""
         if self.finished or not self.current_is_practice or not self.current_done:
             return None
         try:
-            truth = self.store.practice_truth(self._case_ids[self._index])
+            return self.store.practice_truth(self._case_ids[self._index])
         except TruthNotShownError:
             return None  # flagged without every answer, in a study that keeps the truth then
+
+    @property
+    def practice_feedback(self) -> str | None:
+        """`practice_truth` in words ("This practice case was real.", "The synthetic one was on
+        the left."), then on a line of its own the reader's call where the study asks it."""
+        truth = self.practice_truth
+        if truth is None:
+            return None
+        if self.paired:
+            side = self._answers.get(SIDE_CALL.key)
+            said = ("" if side is None
+                    else f"\nYou picked the {SIDE_CALL.option(side).text.lower()} one.")
+            return f"The synthetic one was on the {truth}.{said}"
         call = self._answers.get(TURING_CALL.key)
         said = "" if call is None else f"\nYou answered {TURING_CALL.option(call).text}."
         return f"This practice case was {truth}.{said}"
@@ -248,8 +213,19 @@ class ReadingSession:
                    for case_id in self._case_ids)
 
     def case_path(self, index: int) -> Path:
-        """The file of the case at `index` (for the loader; never shown to the reader)."""
-        return self.study.case_path(self._case_ids[index])
+        """The file of the case at `index` of a single-reading study (a paired trial has two:
+        `case_paths`)."""
+        (path,) = self.case_paths(index)
+        return path
+
+    def case_paths(self, index: int) -> tuple[Path, ...]:
+        """The files shown at `index`, for the loader (never shown to the reader): the case's,
+        or a paired trial's left and right members as this reader sees them."""
+        case_id = self._case_ids[index]
+        if not self.paired:
+            return (self.study.case_path(case_id),)
+        trial = self.store.trial(case_id)
+        return (self.study.case_path(trial.left), self.study.case_path(trial.right))
 
     def seconds_on_current(self) -> float:
         """Seconds spent on the current case so far, the running active stretch included."""
@@ -354,10 +330,10 @@ class ReadingSession:
         `detail` (file name and error) goes to the study's log; the returned sentence, which
         names only the case's number, is what the reader may see.
         """
-        path = self.case_path(index)
+        names = ", ".join(path.name for path in self.case_paths(index))
         reader = getattr(self.store, "reader", "") or "(preview)"
         try:
-            self.study.log(f"reader {reader}: {self.short_label(index).lower()} ({path.name}) "
+            self.study.log(f"reader {reader}: {self.short_label(index).lower()} ({names}) "
                            f"could not be read: {detail}")
         except OSError:
             pass  # a read-only study folder: the window prints the same details on stderr

@@ -31,10 +31,12 @@ from reader_app.widgets.notes_panel import NotesPanel
 from reader_app.widgets.questions_panel import QuestionsPanel
 
 PANEL_WIDTH = 460
+PAIR_PANEL_WIDTH = 380  # a paired study's two short questions leave the two images more room
 PRACTICE_TEXT = "Not part of the study: its truth is shown once you answer."
 FINAL_TEXT = "Your answers to this case are final in this study; they can no longer change."
 UNREADABLE_STATUS = "This case could not be read; press Next to go on."
 NEXT_TEXT, FINISH_TEXT = "Next case (Enter)  ▶", "Finish (Enter)  ▶"
+NEXT_PAIR_TEXT = "Next pair (Enter)  ▶"
 # Neutral blue, not green: the banner tells the truth, not whether the reader was right.
 FEEDBACK_STYLE = ("background: #1c3148; color: #d8e9ff; border: 1px solid #4a90d9; "
                   "border-radius: 6px; padding: 8px; font-size: 15px; font-weight: bold;")
@@ -71,13 +73,14 @@ class KeysHelp(QWidget):
     """The keys and mouse actions in small grey text, one group a cell, in two columns: wide and
     low, for the strip under the image."""
 
-    def __init__(self, modality: str, parent: QWidget | None = None) -> None:
+    def __init__(self, modality: str, paired: bool = False, parent: QWidget | None = None
+                 ) -> None:
         super().__init__(parent)
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 2, 4, 0)
         grid.setHorizontalSpacing(16)
         grid.setVerticalSpacing(1)
-        self.lines = help_text(modality).splitlines()
+        self.lines = help_text(modality, paired).splitlines()
         for i, line in enumerate(self.lines):
             grid.addWidget(_label(line, HELP_STYLE), i // HELP_COLUMNS, i % HELP_COLUMNS)
         for column in range(HELP_COLUMNS):
@@ -94,7 +97,7 @@ class CasePanel(QWidget):
     def __init__(self, session: ReadingSession, modality: str,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setFixedWidth(PANEL_WIDTH)
+        self.setFixedWidth(PAIR_PANEL_WIDTH if session.paired else PANEL_WIDTH)
         self.questions = QuestionsPanel(session.questions)
         self.notes = NotesPanel()
         self.case_label = QLabel()
@@ -104,15 +107,16 @@ class CasePanel(QWidget):
         self.final_note = _label(FINAL_TEXT, "color: #b0b0b0;")
         self.progress = QProgressBar()
         self.progress.setRange(0, session.case_count)
-        self.progress.setFormat(f"%v of {session.case_count} cases rated")
+        self.progress.setFormat(f"%v of {session.case_count} {session.unit}s rated")
+        self._next_text = NEXT_PAIR_TEXT if session.paired else NEXT_TEXT
         self.status = StatusLabel("color: #c8a040;")
         self.previous_button = QPushButton("◀  Previous (P)")
-        self.next_button = QPushButton(NEXT_TEXT)
+        self.next_button = QPushButton(self._next_text)
         for button in (self.previous_button, self.next_button):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             button.setMinimumHeight(36)
         # Shown by the window under the image, where a wide strip costs the image little height.
-        self.help = KeysHelp(modality)
+        self.help = KeysHelp(modality, session.paired)
         self._scroll = self._questions_scroll()
         # The framed question, the one the keys answer, is always scrolled into sight.
         self.questions.current_changed.connect(self._keep_in_sight)
@@ -173,7 +177,7 @@ class CasePanel(QWidget):
         self.previous_button.setEnabled(session.can_go_previous)
         self.next_button.setEnabled(session.can_go_next)
         last = not session.finished and session.index == session.position_count - 1
-        self.next_button.setText(FINISH_TEXT if last else NEXT_TEXT)
+        self.next_button.setText(FINISH_TEXT if last else self._next_text)
         final = on_screen and not session.can_change
         self.questions.setEnabled(on_screen and not final)
         self.notes.set_enabled(flag=on_screen and not final, comment=on_screen)

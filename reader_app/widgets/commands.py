@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 
-from reader_app.model.keymap import KEY_BINDINGS, Binding, Command
+from reader_app.model.keymap import KEY_BINDINGS, PAIR_KEY_BINDINGS, Binding, Command
+from reader_app.model.session import SIDE_CALL
 
 if TYPE_CHECKING:
     from reader_app.widgets.main_window import ReaderWindow
@@ -21,9 +22,14 @@ if TYPE_CHECKING:
 # An action gets the window and the binding's amount (slices to step, the preset's number).
 Action = Callable[["ReaderWindow", int], None]
 
-# `keymap.KEY_BINDINGS` by Qt key code.
-QT_BINDINGS: dict[int, Binding] = {getattr(Qt.Key, f"Key_{name}"): binding
-                                   for name, binding in KEY_BINDINGS.items()}
+
+def _by_qt_code(bindings: dict[str, Binding]) -> dict[int, Binding]:
+    return {getattr(Qt.Key, f"Key_{name}"): binding for name, binding in bindings.items()}
+
+
+# `keymap.KEY_BINDINGS` and `keymap.PAIR_KEY_BINDINGS` (a paired study's) by Qt key code.
+QT_BINDINGS: dict[int, Binding] = _by_qt_code(KEY_BINDINGS)
+QT_PAIR_BINDINGS: dict[int, Binding] = _by_qt_code(PAIR_KEY_BINDINGS)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,12 @@ def _back_from_the_end(window: ReaderWindow, _amount: int) -> None:
         window.go_previous()
 
 
+def _pick_side(window: ReaderWindow, amount: int) -> None:
+    """Left or Right in a paired study: that side is the synthetic one, whichever question is
+    framed."""
+    window.answer_from_key(SIDE_CALL.key, SIDE_CALL.letters[amount])
+
+
 def _move_question(window: ReaderWindow, amount: int) -> None:
     questions = window.panel.questions
     questions.set_current(questions.current + amount)
@@ -79,6 +91,8 @@ COMMAND_TABLE: dict[Command, CommandActions] = {
     Command.PREVIOUS_QUESTION: CommandActions(lambda w, _: _move_question(w, -1)),
     Command.REVIEW: CommandActions(lambda w, _: w.show_review(), lambda w, _: w.close_review()),
     Command.LEAVE_REVIEW: CommandActions(_nothing, lambda w, _: w.close_review()),
+    Command.ANSWER_SIDE: CommandActions(_pick_side),
+    Command.TOGGLE_LINK: CommandActions(lambda w, _: w.viewer.pair.toggle_link()),
 }
 REVIEW_COMMANDS = frozenset(command for command, actions in COMMAND_TABLE.items()
                             if actions.review is not None)

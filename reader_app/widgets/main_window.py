@@ -1,5 +1,6 @@
-"""The reader's main window: the slice view on the left, the case's questions, flag and
-comment on the right; the review list (also the end of the study) on a page of its own.
+"""The reader's main window: the slice view on the left (in a paired study the pair view, two
+linked slice views side by side), the case's questions, flag and comment on the right; the review
+list (also the end of the study) on a page of its own.
 
 The window renders the `ReadingSession` and forwards input to it; it shows nothing that could
 unblind a reader (no file names, case ids, headers or histograms). The only truth it ever shows
@@ -29,13 +30,15 @@ from reader_app.model.keymap import option_for_key
 from reader_app.model.loader import CaseCache, CaseImage, read_case
 from reader_app.model.prefetch import prefetch_plan
 from reader_app.model.review import review_rows
-from reader_app.model.session import ReadingSession
+from reader_app.model.session import SIDE_CALL, ReadingSession
 from reader_app.model.windowing import Layout, study_layout, study_percentiles, study_window
 from reader_app.widgets.case_panel import CasePanel
-from reader_app.widgets.commands import QT_BINDINGS, run_command
+from reader_app.widgets.commands import QT_BINDINGS, QT_PAIR_BINDINGS, run_command
+from reader_app.widgets.pair_view import PairView
 from reader_app.widgets.review_page import ReviewPage
 from reader_app.widgets.slice_view import SliceView
 from studies.ratings import RatingStoreError
+from studies.trials import LETTER_SIDES
 
 LOAD_POLL_MS = 10
 UNREADABLE_TEXT = "This case could not be read."
@@ -74,10 +77,13 @@ class ReaderWindow(QMainWindow):
         # which could tear pyqtgraph's items down in an order that crashes.
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
-        self.viewer = SliceView(modality, study_window(viewer_defaults),
-                                _layout_or_single(viewer_defaults))
+        # A paired study shows its trials' two members side by side, with its own keys.
+        viewer_type = PairView if session.paired else SliceView
+        self.viewer = viewer_type(modality, study_window(viewer_defaults),
+                                  _layout_or_single(viewer_defaults))
+        self._bindings = QT_PAIR_BINDINGS if session.paired else QT_BINDINGS
         self.panel = CasePanel(session, modality)
-        self.review = ReviewPage(session.questions)
+        self.review = ReviewPage(session.questions, unit=session.unit)
         reading = QWidget()
         layout = QHBoxLayout(reading)
         layout.setContentsMargins(8, 8, 8, 8)
@@ -164,7 +170,7 @@ class ReaderWindow(QMainWindow):
                 self.session.next()
         elif not self.session.finished:
             self.panel.status.setText("Answer every question (or tick \"Image cannot be "
-                                      "assessed\") before going to the next case.")
+                                      f"assessed\") before going to the next {self.session.unit}.")
 
     def go_previous(self) -> None:
         """Back one case."""
@@ -211,7 +217,7 @@ class ReaderWindow(QMainWindow):
         """Block until the current case is displayed (or failed); for screenshots and tests."""
         if self.session.finished or self._shown is not None or self.session.current_unreadable:
             return True
-        future = self.cache.request(self.session.case_path(self.session.index))
+        future = self.cache.request_all(self.session.case_paths(self.session.index))
         try:
             future.exception(timeout=timeout_s)
         except TimeoutError:
@@ -241,7 +247,7 @@ class ReaderWindow(QMainWindow):
         modifiers = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
         if event.modifiers() & modifiers:
             return False
-        binding = QT_BINDINGS.get(event.key())
+        binding = self._bindings.get(event.key())
         on_review = self.pages.currentIndex() == REVIEW_PAGE
         if binding is None:
             return not on_review and self._answer_by_key(event.text())
@@ -252,8 +258,6 @@ class ReaderWindow(QMainWindow):
         return self._shown is not None and not self.session.current_unreadable
 
     def _answer_by_key(self, text: str) -> bool:
-        # A final case's panel is disabled, but its key still reaches the session, which says
-        # in one sentence why nothing changes.
         if len(text) != 1 or not self._case_on_screen():
             return False
         questions = self.panel.questions
@@ -261,9 +265,16 @@ class ReaderWindow(QMainWindow):
         letter = option_for_key(question, text)
         if letter is None:
             return False
-        self.answer(question.key, letter)
-        self._highlight_next_unanswered(questions.current)
+        self.answer_from_key(question.key, letter)
         return True
+
+    def answer_from_key(self, question_key: str, letter: str) -> None:
+        """A key's answer, once the case is on screen; the frame moves to the next unanswered
+        question."""
+        # A final case's panel is disabled, but its key still reaches the session, which says
+        # in one sentence why nothing changes.
+        if self._case_on_screen():
+            self._on_clicked_answer(question_key, letter)
 
     # --- session events --------------------------------------------------------------------
 
@@ -305,8 +316,8 @@ class ReaderWindow(QMainWindow):
     def _on_case_changed(self, index: int) -> None:
         session = self.session
         if session.finished:
-            self.cache.retain(session.case_path(i)
-                              for i in prefetch_plan(index, session.position_count).keep)
+            self.cache.retain(path for i in prefetch_plan(index, session.position_count).keep
+                              for path in session.case_paths(i))
             self.show_review()
             return
         self.pages.setCurrentIndex(READING_PAGE)
@@ -318,7 +329,11 @@ class ReaderWindow(QMainWindow):
         self._show_case(index)
 
     def _update_controls(self) -> None:
-        self.panel.show_controls(self.session, self._case_on_screen())
+        session = self.session
+        self.panel.show_controls(session, self._case_on_screen())
+        if session.paired:
+            side = session.answers.get(SIDE_CALL.key)
+            self.viewer.show_answer(LETTER_SIDES.get(side), session.practice_truth)
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -327,10 +342,10 @@ class ReaderWindow(QMainWindow):
         `prefetch.prefetch_plan` says."""
         session = self.session
         plan = prefetch_plan(index, session.position_count)
-        self.cache.retain(session.case_path(i) for i in plan.keep)
-        future = self.cache.request(session.case_path(index))
+        self.cache.retain(path for i in plan.keep for path in session.case_paths(i))
+        future = self.cache.request_all(session.case_paths(index))
         for following in plan.preload:
-            self.cache.request(session.case_path(following))
+            self.cache.request_all(session.case_paths(following))
         self._shown = None
         if future.done():
             self._pending = None
@@ -358,19 +373,19 @@ class ReaderWindow(QMainWindow):
             return  # the reader has moved on meanwhile, or this case is on screen already
         error = future.exception()
         if error is None:
-            image: CaseImage = future.result()
+            images: tuple[CaseImage, ...] = future.result()
             self._shown = future
-            self.viewer.set_volume(image.array, image.spacing, image.auto_window)
+            self.viewer.show_images(images)
             self._update_controls()
             return
         if self.session.current_unreadable:
             # Back on a case already found unreadable: say so again, without another dialog.
             self.viewer.clear(UNREADABLE_TEXT)
             return
-        path = self.session.case_path(index)
+        names = ", ".join(path.name for path in self.session.case_paths(index))
         detail = f"{type(error).__name__}: {error}"
-        print(f"mdiff-reader: case {index + 1} ({path.name}) could not be read: {detail}",
-              file=sys.stderr)
+        print(f"mdiff-reader: {self.session.unit} {index + 1} ({names}) could not be read: "
+              f"{detail}", file=sys.stderr)
         message = self.session.mark_unreadable(index, detail)
         self.viewer.clear(UNREADABLE_TEXT)
         box = QMessageBox(QMessageBox.Icon.Warning, APP_TITLE, message,

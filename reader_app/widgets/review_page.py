@@ -26,7 +26,7 @@ from reader_app.model.keymap import PREVIOUS_CASE_KEY, REVIEW_KEY, QuestionLike
 from reader_app.model.review import ReviewRow, format_seconds
 
 COMPLETE_TEXT = "Study complete — thank you"
-REVIEW_TITLE = "Your cases so far"
+REVIEW_TITLE = "Your cases so far"  # "Your pairs so far" in a paired study
 PRACTICE_ROW = QColor("#233249")  # practice rows stand apart from the study's
 TABLE_STYLE = (
     "QTableWidget { background: #262626; gridline-color: #3a3a3a; font-size: 14px; }"
@@ -49,11 +49,13 @@ class ReviewPage(QWidget):
     back_to_last = Signal()
     close_requested = Signal()
 
-    def __init__(self, questions: Sequence[QuestionLike], parent: QWidget | None = None) -> None:
+    def __init__(self, questions: Sequence[QuestionLike], parent: QWidget | None = None,
+                 unit: str = "case") -> None:
         super().__init__(parent)
         self.questions = tuple(questions)
+        self.unit = unit  # what the reader calls a row: "case", or "pair" in a paired study
         self._rows: list[ReviewRow] = []
-        self.title = QLabel(REVIEW_TITLE)
+        self.title = QLabel(REVIEW_TITLE.replace("case", unit))
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.title.setStyleSheet("font-size: 26px; font-weight: bold;")
         self.note = QLabel()
@@ -64,14 +66,14 @@ class ReviewPage(QWidget):
         self.legend = QLabel("   ".join(
             [f"Q{number} {question.title}" for number, question
              in enumerate(self.questions, start=1)]
-            + ["Shaded rows: practice cases, not part of the study"]))
+            + [f"Shaded rows: practice {unit}s, not part of the study"]))
         self.legend.setWordWrap(True)
         self.legend.setStyleSheet("color: #8a8a8a;")
-        self.empty = QLabel("No case has an answer yet.")
+        self.empty = QLabel(f"No {unit} has an answer yet.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setStyleSheet("font-size: 15px; color: #b0b0b0;")
-        self.back_case_button = QPushButton(f"◀  Back to the case ({REVIEW_KEY})")
-        self.back_last_button = QPushButton(f"◀  Back to the last case ({PREVIOUS_CASE_KEY})")
+        self.back_case_button = QPushButton(f"◀  Back to the {unit} ({REVIEW_KEY})")
+        self.back_last_button = QPushButton(f"◀  Back to the last {unit} ({PREVIOUS_CASE_KEY})")
         self.close_button = QPushButton("Close")
         buttons = QHBoxLayout()
         buttons.addStretch(1)
@@ -103,13 +105,14 @@ class ReviewPage(QWidget):
         """Show `rows`; `finished` is the end of the study (the way back is to the last case),
         `complete` every case done, `answers_final` the study's answers cannot change."""
         self._rows = list(rows)
-        self.title.setText(COMPLETE_TEXT if complete else REVIEW_TITLE)
+        self.title.setText(COMPLETE_TEXT if complete else REVIEW_TITLE.replace("case", self.unit))
         said = ["All your answers are saved." if complete else "Your answers are saved as "
                 "you give them."]
-        said.append("Click a case to look at it again." if finished else
-                    f"Click a case to go to it; {REVIEW_KEY} or Esc goes back to the case.")
+        unit = self.unit
+        said.append(f"Click a {unit} to look at it again." if finished else
+                    f"Click a {unit} to go to it; {REVIEW_KEY} or Esc goes back to the {unit}.")
         if answers_final:
-            said.append("In this study a done case's answers are final: they can be looked at, "
+            said.append(f"In this study a done {unit}'s answers are final: they can be looked at, "
                         "not changed.")
         self.note.setText(" ".join(said))
         self.back_case_button.setVisible(not finished)
@@ -139,7 +142,7 @@ class ReviewPage(QWidget):
             self.table.selectionModel().hasSelection() else None
 
     def _make_table(self) -> QTableWidget:
-        headers = ["Case", *(f"Q{n}" for n in range(1, len(self.questions) + 1)),
+        headers = [self.unit.capitalize(), *(f"Q{n}" for n in range(1, len(self.questions) + 1)),
                    "Not assessable", "Changed", "Time", "Comment"]
         table = QTableWidget(0, len(headers))
         table.setHorizontalHeaderLabels(headers)

@@ -1,5 +1,6 @@
 """The slice view: one plane of a volume, or the three planes side by side with a linked cursor,
-under one slice slider and the plane, layout and window controls."""
+under one slice slider and the plane, layout and window controls (or, as one side of a paired
+trial, under its slider and readouts only: the pair view holds the controls)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from reader_app.model.display import DisplayModel
 from reader_app.model.keymap import LAYOUT_KEY, RESET_KEY
+from reader_app.model.loader import CaseImage
 from reader_app.model.windowing import AUTO_WINDOW_KEY, CT_PRESETS, Layout, Orientation, Window
 from reader_app.widgets.blocking import signals_blocked
 from reader_app.widgets.plane_view import PlaneView, SliceViewBox
@@ -32,15 +34,17 @@ class SliceView(QWidget):
     plane, the plane and layout buttons and the window controls.
 
     The display state (cursor, plane, layout, window) lives in `display`, a Qt-free
-    `DisplayModel`: the widget renders it on the model's events and forwards the reader's input
-    to it; zoom and pan stay pyqtgraph's, per plane. Every control is kept out of the keyboard
-    focus chain so the window's keys always reach the main window's handler.
+    `DisplayModel` (its own, or the one given): the widget renders it on the model's events and
+    forwards the reader's input to it; zoom and pan stay pyqtgraph's, per plane. Every control is
+    kept out of the keyboard focus chain so the window's keys always reach the main window's
+    handler. Without `controls` the plane, layout and window buttons are left out.
     """
 
     def __init__(self, modality: str, default_window: Window | None = None,
-                 layout: Layout = Layout.SINGLE, parent: QWidget | None = None) -> None:
+                 layout: Layout = Layout.SINGLE, parent: QWidget | None = None, *,
+                 display: DisplayModel | None = None, controls: bool = True) -> None:
         super().__init__(parent)
-        self.display = display = DisplayModel(modality, default_window, layout)
+        self.display = display = display or DisplayModel(modality, default_window, layout)
         self.planes = {orientation: PlaneView(display, orientation)
                        for orientation in Orientation}
         self.planes_area = self._planes_area()
@@ -52,8 +56,7 @@ class SliceView(QWidget):
         self.window_label = self._readout(130)
         self.plane_buttons = QButtonGroup(self)
         self.plane_buttons.setExclusive(True)
-        self.layout_button = self._tool_button(f"3 views ({LAYOUT_KEY})", checkable=True)
-        self.layout_button.clicked.connect(lambda _=False: display.toggle_layout())
+        self.layout_button: QPushButton | None = None
         self.preset_buttons: list[QPushButton] = []
         self.setStyleSheet(TOOLBAR_STYLE)
 
@@ -62,9 +65,10 @@ class SliceView(QWidget):
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.setSpacing(6)
-        box.addLayout(self._toolbar(modality))
+        if controls:
+            box.addLayout(self._toolbar(modality))
         box.addWidget(self.planes_area, 1)
-        box.addLayout(self._bottom_bar())
+        box.addLayout(self._bottom_bar(controls))
 
         display.volume_changed.connect(self._on_volume_changed)
         display.plane_changed.connect(self._on_plane_changed)
@@ -104,6 +108,8 @@ class SliceView(QWidget):
             self.plane_buttons.addButton(button)
             toolbar.addWidget(button)
         toolbar.addSpacing(8)
+        self.layout_button = self._tool_button(f"3 views ({LAYOUT_KEY})", checkable=True)
+        self.layout_button.clicked.connect(lambda _=False: display.toggle_layout())
         toolbar.addWidget(self.layout_button)
         toolbar.addSpacing(16)
         if modality == "CT":
@@ -115,19 +121,20 @@ class SliceView(QWidget):
         toolbar.addStretch(1)
         return toolbar
 
-    def _bottom_bar(self) -> QHBoxLayout:
-        """The slice slider, Auto and Reset, the window and slice readouts."""
+    def _bottom_bar(self, controls: bool) -> QHBoxLayout:
+        """The slice slider, Auto and Reset (with `controls`), the window and slice readouts."""
         bottom = QHBoxLayout()
         bottom.setSpacing(4)
         bottom.addWidget(self.slider, 1)
         bottom.addSpacing(8)
-        auto = self._tool_button(f"Auto ({AUTO_WINDOW_KEY})")
-        auto.clicked.connect(self.display.auto_window)
-        self.preset_buttons.append(auto)
-        bottom.addWidget(auto)
-        reset = self._tool_button(f"Reset ({RESET_KEY})")
-        reset.clicked.connect(self.reset)
-        bottom.addWidget(reset)
+        if controls:
+            auto = self._tool_button(f"Auto ({AUTO_WINDOW_KEY})")
+            auto.clicked.connect(self.display.auto_window)
+            self.preset_buttons.append(auto)
+            bottom.addWidget(auto)
+            reset = self._tool_button(f"Reset ({RESET_KEY})")
+            reset.clicked.connect(self.reset)
+            bottom.addWidget(reset)
         bottom.addWidget(self.window_label)
         bottom.addWidget(self.slice_label)
         return bottom
@@ -167,8 +174,12 @@ class SliceView(QWidget):
                    auto_window: Window) -> None:
         """Show a new case with every plane at its middle slice; a window the reader chose is
         kept."""
-        self._message.hide()
         self.display.set_volume(volume, spacing, auto_window)
+
+    def show_images(self, images: tuple[CaseImage, ...]) -> None:
+        """Show what a position of the session holds: here one case."""
+        (image,) = images
+        self.set_volume(image.array, image.spacing, image.auto_window)
 
     def clear(self, message: str) -> None:
         """Show no image, only `message` (e.g. while a case loads or when it cannot be read)."""
@@ -189,6 +200,8 @@ class SliceView(QWidget):
         return [plane for plane in self.planes.values() if plane.live]
 
     def _on_volume_changed(self) -> None:
+        if self.display.has_volume:
+            self._message.hide()
         for plane in self._live_planes():
             plane.show_volume()
         self._update_slider()
@@ -221,7 +234,8 @@ class SliceView(QWidget):
         cursor marks in the three views and the frame around the current plane."""
         display = self.display
         three = display.layout is Layout.THREE
-        self.layout_button.setChecked(three)
+        if self.layout_button is not None:
+            self.layout_button.setChecked(three)
         for orientation, plane in self.planes.items():
             live = three or orientation is display.orientation
             plane.setVisible(live)

@@ -40,11 +40,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CT or MR, when neither the preset nor the files say")
     parser.add_argument("--turing", action="store_true",
                         help="also ask 'Real or synthetic?' with a confidence 1-4")
+    parser.add_argument("--design", choices=("single", "2afc"), default="single",
+                        help="single: one volume at a time, rated on Table 1 (default); 2afc: "
+                             "paired trials of a real and a synthetic volume side by side, the "
+                             "reader picks the synthetic one (then a confidence 1-4)")
+    parser.add_argument("--pairs", type=int, metavar="N",
+                        help="with --design 2afc: the number of trials (with --model, --n "
+                             "defaults to N)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --design 2afc: let a case appear in several trials (never "
+                             "twice with the same partner), when the folders hold fewer than N "
+                             "of each")
+    parser.add_argument("--match", action="store_true",
+                        help="with --design 2afc: pair each synthetic case with the most "
+                             "similar real one by foreground fraction and intensity histogram "
+                             "(drawing every real volume, or --n-real, to choose from)")
     parser.add_argument("--practice", type=int, metavar="K",
                         help="a practice block of K cases shown first, with their truth after "
                              "each answer: drawn from --real/--synthetic (never study cases, "
                              "real and synthetic as evenly as possible), or from the practice "
-                             "folders when given (default there: all of them)")
+                             "folders when given (default there: all of them); with --design "
+                             "2afc, K practice trials of a real and a synthetic volume each")
     parser.add_argument("--practice-real", metavar="DIR",
                         help="real volumes for the practice block, apart from the study's")
     parser.add_argument("--practice-synthetic", metavar="DIR",
@@ -76,8 +92,11 @@ def run(args: argparse.Namespace) -> int:
                    modality=args.modality, practice=args.practice,
                    practice_real=args.practice_real, practice_synthetic=args.practice_synthetic,
                    answers_editable=not args.answers_final, progress=True,
+                   design=args.design, pairs=args.pairs, reuse=args.reuse, match=args.match,
                    note=lambda text: tqdm.write(f"mdiff-study create: {text}", file=sys.stderr))
     if args.model is not None:
+        if args.design == "2afc" and args.n is None and args.pairs:
+            args.n = args.pairs
         if args.synthetic is not None or not args.n:
             raise StudyError("--model samples the synthetic cases: give --n N and leave out "
                              "--synthetic.")
@@ -93,9 +112,13 @@ def run(args: argparse.Namespace) -> int:
               "n_synthetic": made.n_synthetic, "n_real": made.n_real,
               "n_practice": made.n_practice, "notes": list(made.notes),
               "samples": str(made.samples) if made.samples else None}
-    practice = f" and {made.n_practice} practice cases" if made.n_practice else ""
+    if made.design == "2afc":
+        report.update(design="2afc", n_trials=made.n_trials)
+    practice = f" and {made.n_practice} practice {'trials' if made.n_trials else 'cases'}" \
+        if made.n_practice else ""
+    trials = f"{made.n_trials} paired trials of " if made.n_trials else ""
     print_result(args.json, report,
-                 f"Created study {made.folder} with {report['n_cases']} cases "
+                 f"Created study {made.folder} with {trials}{report['n_cases']} cases "
                  f"({made.n_synthetic} synthetic, {made.n_real} real){practice}; key: "
                  f"{made.key_path} (keep it away from the readers).")
     return EXIT_OK

@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace --out if it exists (never an input, a study's file or a "
                              "key)")
     parser.add_argument("--key", metavar="PATH",
-                        help="add source and origin from the key (needed for --format imrmc)")
+                        help="add source and origin from the key (needed for --format imrmc); "
+                             "in a paired study the synthetic side and whether each choice was "
+                             "correct (needed for mdiff-eval afc)")
     parser.add_argument("--include-partial", action="store_true",
                         help="also write cases not fully answered yet")
     parser.add_argument("--include-practice", action="store_true",
@@ -31,8 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(their history does not explain them) as they stand; the summary "
                              "counts the edited cases")
     parser.add_argument("--format", choices=("csv", "imrmc"), default="csv",
-                        help="csv (default), or imrmc: the input table of FDA's iMRMC and "
-                             "RJafroc (truth 1 = synthetic; name it .imrmc for RJafroc)")
+                        help="csv (default; one row per reader and case, or per reader and "
+                             "trial in a paired study), or imrmc: the input table of FDA's iMRMC "
+                             "and RJafroc (truth 1 = synthetic; name it .imrmc for RJafroc; "
+                             "single-reading studies only)")
     parser.add_argument("--score", choices=("realism", "turing"),
                         help="with --format imrmc: the score, the Turing call and confidence on "
                              "a 1-8 scale (default when the study asks it) or 5 - the realism "

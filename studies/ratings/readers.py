@@ -59,9 +59,10 @@ def existing_reader(study: Study, reader: str) -> str | None:
 
 
 def reader_order(study: Study, reader: str) -> list[str]:
-    """The case order a reader gets (or got) in a study, from the study id and the name."""
+    """The case order (trial order in a paired study) a reader gets (or got) in a study, from
+    the study id and the name."""
     name = existing_reader(study, reader) or validate_reader(reader)
-    return shuffled_case_order(study.case_ids, order_seed(study.study_id, name))
+    return shuffled_case_order(study.rated_ids, order_seed(study.study_id, name))
 
 
 def order_seed(study_id: str, reader: str) -> str:
@@ -70,7 +71,8 @@ def order_seed(study_id: str, reader: str) -> str:
 
 
 def shuffled_case_order(case_ids: list[str], seed: str) -> list[str]:
-    """The case ids in the order one seed gives; independent of the study's listed order."""
+    """The case (or trial) ids in the order one seed gives; independent of the study's listed
+    order."""
     order = sorted(case_ids)
     random.Random(int(seed, 16)).shuffle(order)
     return order

@@ -16,11 +16,16 @@ Schema (version in `PRAGMA user_version`):
   truth_shown      (case_id, shown_at, history_seq): when a practice case's truth was first
                    shown; the history entries after `history_seq` came after it
   case_time        (case_id, seconds)                           time spent on a case, accumulated
+  trial_layout     (mirrored)   in a paired (2AFC) study, one row: 1 when this reader sees every
+                   trial with its sides swapped (the mirror of study.json's layout A), else 0;
+                   empty in a single-reading study
+In a paired study every `case_id` above is a trial id (or practice trial id).
 `value` is the option's letter (A-D, R/S, 1-4). Older versions are read as they are and brought
 to the current one when a store opens them, their tables kept as they were: version 1 (before
 practice cases, notes and the history) gets the history with each current answer as its first
 entry; version 2 (before `truth_shown`) gets, for each practice case, the moment version 2 showed
-its truth (the history entry that made the case done) and the mark on the answers given later.
+its truth (the history entry that made the case done) and the mark on the answers given later;
+version 3 (before paired studies) gets the empty `trial_layout` table, and nothing else changes.
 
 A database whose tables and columns are not exactly those of the version it names is refused (a
 newer database relabelled older is refused, not migrated and cut).
@@ -39,7 +44,7 @@ from studies.ratings.errors import InvalidRatingsError, RatingStoreError
 from studies.ratings.records import NOT_ASSESSABLE
 from studies.study import Study, utc_now
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_1 = (
     """CREATE TABLE meta (
@@ -75,8 +80,12 @@ _SCHEMA_3 = (
     """CREATE TABLE truth_shown (
         case_id TEXT PRIMARY KEY, shown_at TEXT NOT NULL, history_seq INTEGER NOT NULL)""",
 )
+# What version 4 adds to version 3: a paired study's per-reader layout (one row, or none).
+_SCHEMA_4 = (
+    """CREATE TABLE trial_layout (mirrored INTEGER NOT NULL)""",
+)
 # Version -> the statements that make it from the version before (version 1: from nothing).
-_SCHEMAS = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3}
+_SCHEMAS = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4}
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -179,9 +188,10 @@ def _layout_difference(found: dict[str, tuple[str, ...]],
 
 
 def create(conn: sqlite3.Connection, study_id: str, reader: str, seed: str,
-           order: list[str]) -> None:
-    """Make an empty database one of the current version, holding the reader's meta row and case
-    order (one transaction)."""
+           order: list[str], mirrored: bool | None = None) -> None:
+    """Make an empty database one of the current version, holding the reader's meta row, case
+    order and, in a paired study, whether the reader sees the mirror of layout A (one
+    transaction)."""
     with conn:
         conn.execute("BEGIN IMMEDIATE")
         for step in range(1, SCHEMA_VERSION + 1):
@@ -189,6 +199,8 @@ def create(conn: sqlite3.Connection, study_id: str, reader: str, seed: str,
                 conn.execute(statement)
         conn.execute("INSERT INTO meta VALUES (?, ?, ?, ?)", (study_id, reader, seed, utc_now()))
         conn.executemany("INSERT INTO case_order VALUES (?, ?)", enumerate(order))
+        if mirrored is not None:
+            conn.execute("INSERT INTO trial_layout (mirrored) VALUES (?)", (int(mirrored),))
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

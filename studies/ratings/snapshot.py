@@ -41,6 +41,9 @@ class ReaderRatings:
     truth_shown: dict[str, str] = field(default_factory=dict)  # practice case -> when, ISO 8601
     # Cases whose answers, comment, flag or after-truth marks the history does not explain.
     history_disagrees: list[str] = field(default_factory=list)
+    # A paired study's reader: True when every trial is shown with its sides swapped (the
+    # mirror of layout A); None for a single-reading study's.
+    mirrored: bool | None = None
 
     def seconds_on_case(self, case_id: str) -> float:
         """Accumulated time on a case, or the most seconds given with its answers if none was."""
@@ -68,9 +71,11 @@ class ReaderRatings:
         return bool(self.after_truth.get(case_id))
 
     def same_ratings(self, other: ReaderRatings) -> bool:
-        """Whether two copies of a reader's database hold the same answers, comments and flags."""
-        return (self.answers, self.practice_answers, self.notes, self.after_truth) == \
-            (other.answers, other.practice_answers, other.notes, other.after_truth)
+        """Whether two copies of a reader's database hold the same answers, comments and flags
+        (in a paired study, given on the same sides)."""
+        return (self.answers, self.practice_answers, self.notes, self.after_truth,
+                self.mirrored) == (other.answers, other.practice_answers, other.notes,
+                                   other.after_truth, other.mirrored)
 
 
 def read_reader_ratings(path: Path, study: Study | None = None) -> ReaderRatings:
@@ -136,6 +141,8 @@ def read_all(conn: sqlite3.Connection, path: Path, version: int,
     for _, case_id, item, value, changed_at, seconds in history:
         check.history_entry(case_id, item, value, changed_at, seconds)
     shown_after = _read_truth_shown(conn, ratings, check) if version >= 3 else {}
+    if version >= 4:
+        ratings.mirrored = _read_layout(conn, check, study)
     ratings.history_disagrees = history_disagrees(current, ratings.notes, ratings.after_truth,
                                                   history, shown_after)
     return ratings
@@ -180,6 +187,29 @@ def _read_answers(conn: sqlite3.Connection, ratings: ReaderRatings, check: Value
             ratings.answer_seconds[case_id] = max(seconds,
                                                   ratings.answer_seconds.get(case_id, 0.0))
     return current
+
+
+def read_mirrored(conn: sqlite3.Connection) -> bool | None:
+    """The `trial_layout` row of an open (current) database: whether its reader sees the mirror
+    of layout A; None without one (a single-reading study)."""
+    rows = conn.execute("SELECT mirrored FROM trial_layout").fetchall()
+    return bool(rows[0][0]) if rows else None
+
+
+def _read_layout(conn: sqlite3.Connection, check: ValueChecks,
+                 study: Study | None) -> bool | None:
+    """The checked `trial_layout`: one row of 0 or 1 in a paired study's database, none in a
+    single-reading study's (either, without the study)."""
+    rows = [row[0] for row in conn.execute("SELECT mirrored FROM trial_layout")]
+    paired = None if study is None else study.design == "2afc"
+    expected = {None: (0, 1), True: (1,), False: (0,)}[paired]
+    if len(rows) not in expected:
+        raise check.fail(f"{len(rows)} rows in trial_layout, where a "
+                         f"{'paired' if paired else 'single-reading'} study's database has "
+                         f"{expected[0]}")
+    if rows and (type(rows[0]) is not int or rows[0] not in (0, 1)):
+        raise check.fail(f"the value {rows[0]!r} in trial_layout, not 0 or 1")
+    return bool(rows[0]) if rows else None
 
 
 def _read_truth_shown(conn: sqlite3.Connection, ratings: ReaderRatings,

@@ -9,6 +9,11 @@ When the study's `answers_editable` is false, a done case's answers and flag are
 (`can_change`); comments can always change. A practice case's truth is shown once every question
 is answered; flagged without every answer, only when study.json's `practice_truth_when_flagged` is
 true.
+
+In a paired (2AFC) study every case id here is a trial id: `case_order` is the reader's trials,
+`trial` gives a trial's members as this reader sees them (layout A or its mirror, recorded when
+the database is made: readers alternate in the order their databases are made), and a practice
+trial's truth is the side, "left" or "right", where this reader saw its synthetic member.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ from studies.ratings.records import (
     CaseRecord,
 )
 from studies.ratings.schema import database_errors
-from studies.ratings.snapshot import read_all, refuse_edited
-from studies.study import Study, utc_now
+from studies.ratings.snapshot import read_all, read_mirrored, refuse_edited
+from studies.study import Study, StudyError, utc_now
+from studies.trials import Trial, mirror_side, reader_mirrored
 
 
 class RatingStore:
@@ -57,6 +63,8 @@ class RatingStore:
         with database_errors(path):
             # The practice cases whose truth was shown: their later answers are marked.
             self._truth_shown = {row[0] for row in conn.execute("SELECT case_id FROM truth_shown")}
+            # In a paired study: whether this reader sees every trial's sides swapped.
+            self.mirrored: bool = bool(read_mirrored(conn))
 
     @classmethod
     def open(cls, study: Study, reader: str) -> RatingStore:
@@ -110,6 +118,15 @@ class RatingStore:
         return self.study.practice_ids
 
     # --- reading ---------------------------------------------------------------------------
+
+    def trial(self, trial_id: str) -> Trial:
+        """A trial or practice trial of a paired study with its members on the sides this reader
+        sees them; RatingStoreError for an id the study does not list."""
+        try:
+            trial = self.study.trial(trial_id)
+        except StudyError as err:
+            raise RatingStoreError(str(err)) from None
+        return trial.mirrored() if self.mirrored else trial
 
     def answers(self, case_id: str) -> dict[str, str]:
         """Question key -> value given so far for one case or practice case."""
@@ -176,7 +193,9 @@ class RatingStore:
         return all(self.is_done(case_id) for case_id in self.practice_order)
 
     def practice_truth(self, case_id: str) -> str:
-        """Show a practice case's truth, "real" or "synthetic": once every question is answered,
+        """Show a practice case's truth, "real" or "synthetic" (in a paired study the side of
+        the trial's synthetic member as this reader sees it, "left" or "right"): once every
+        question is answered,
         or once it is flagged not assessable when the study's `practice_truth_when_flagged` says
         so. The first time, the moment is recorded: answers given after it are marked
         `after_truth`.
@@ -204,7 +223,8 @@ class RatingStore:
                     "INSERT INTO truth_shown (case_id, shown_at, history_seq) "
                     "SELECT ?, ?, COALESCE(MAX(seq), 0) FROM answer_history", (case_id, utc_now()))
             self._truth_shown.add(case_id)
-        return self.study.practice[case_id]
+        truth = self.study.practice[case_id]
+        return mirror_side(truth, self.mirrored) if self.study.design == "2afc" else truth
 
     def seconds_on_case(self, case_id: str) -> float:
         """Accumulated time on a case (or, without any, the most seconds given with its
@@ -378,8 +398,13 @@ def _create_or_load(conn: sqlite3.Connection, path: Path, study: Study, reader: 
     version = schema.check_schema(conn, path)
     if not version:
         seed = order_seed(study.study_id, reader)
-        order = shuffled_case_order(study.case_ids, seed)
-        schema.create(conn, study.study_id, reader, seed, order)
+        order = shuffled_case_order(study.rated_ids, seed)
+        mirrored = None
+        if study.design == "2afc":
+            earlier = [other for other in study.ratings_dir.glob(f"*{path.suffix}")
+                       if other.name != path.name]
+            mirrored = reader_mirrored(len(earlier))
+        schema.create(conn, study.study_id, reader, seed, order, mirrored)
         return order
     try:
         stored = read_all(conn, path, version, study)

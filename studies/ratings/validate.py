@@ -110,11 +110,12 @@ class ValueChecks:
 
 
 def check_belongs(path: Path, study: Study, study_id: str, order: list[str]) -> None:
-    """RatingStoreError unless the database is of `study` and lists its cases."""
+    """RatingStoreError unless the database is of `study` and lists its cases (its trials in a
+    paired study)."""
     if study_id != study.study_id:
         raise RatingStoreError(f"The ratings database {path} belongs to study {study_id}, not "
                                f"{study.study_id}; move it out of the ratings folder.")
-    if sorted(order) != sorted(study.case_ids):
+    if sorted(order) != sorted(study.rated_ids):
         raise RatingStoreError(f"The ratings database {path} lists other cases than the study; "
                                "it does not belong to this study's version.")
 

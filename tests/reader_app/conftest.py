@@ -145,3 +145,58 @@ def make_practice_study(tmp_path: Path):
         return made.folder
 
     return make
+
+
+PAIR_TRIALS = [("77aa00bb11cc22dd", CASE_IDS[0], CASE_IDS[1]),
+               ("88bb11cc22dd33ee", CASE_IDS[2], CASE_IDS[3])]
+
+
+def write_pair_study(folder: Path, *, modality: str = "MR", practice: bool = True) -> Path:
+    """Write a paired (2AFC) study of two trials (study.json's layout A: PAIR_TRIALS, as
+    (trial id, left, right)) and, with `practice`, one practice trial P01 whose synthetic member
+    is on the right; return its folder."""
+    (folder / "cases").mkdir(parents=True)
+    (folder / "practice").mkdir()
+    (folder / "ratings").mkdir()
+    files = [(folder / "cases", case_id) for case_id in CASE_IDS]
+    files += [(folder / "practice", name) for name in ("P01a", "P01b")] if practice else []
+    for seed, (where, name) in enumerate(files):
+        image = nib.Nifti1Image(case_volume(seed, SHAPE, modality), canonical_affine(SPACING))
+        nib.save(image, where / f"{name}.nii.gz")
+    manifest = {
+        "format": "mdiff-study", "version": 1, "study_id": "study-0002", "title": "Paired study",
+        "dataset": "tiny", "modality": modality, "questions": ["synthetic_side", "confidence"],
+        "turing": False, "cases": CASE_IDS, "shape": list(SHAPE), "spacing": list(SPACING),
+        "viewer": {}, "created_at": "2026-01-01T00:00:00+00:00", "design": "2afc",
+        "trials": [{"trial_id": t, "left": left, "right": right} for t, left, right
+                   in PAIR_TRIALS],
+        "practice": [{"trial_id": "P01", "left": "P01a", "right": "P01b", "synthetic": "right"}]
+        if practice else [],
+    }
+    (folder / "study.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def pair_study_dir(tmp_path: Path) -> Path:
+    """A paired MR study of two trials after one practice trial (synthetic on the right)."""
+    return write_pair_study(tmp_path / "pairs")
+
+
+@pytest.fixture
+def make_pair_study(tmp_path: Path):
+    """`make_pair_study(name, **options)` writes another paired study under the test's tmp
+    folder (`write_pair_study`'s options)."""
+    return lambda name, **options: write_pair_study(tmp_path / name, **options)
+
+
+@pytest.fixture
+def made_pair_study(tmp_path: Path):
+    """A paired CT study of two trials after one practice trial, made by
+    `studies.create.create_study(design="2afc")` from three real and three synthetic scans,
+    with its key CSV beside it (a `CreatedStudy`)."""
+    from studies.create import create_study
+
+    real, synthetic = write_inputs(tmp_path / "inputs", 3)
+    return create_study(tmp_path / "made", real=real, synthetic=synthetic, design="2afc",
+                        pairs=2, practice=1, modality="CT", seed=0, title="Made pairs")

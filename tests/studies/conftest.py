@@ -280,3 +280,51 @@ def head_scans() -> SimpleNamespace:
     rng = np.random.default_rng(2024)
     return SimpleNamespace(mr=head_scan(rng, "MR"), ct=head_scan(rng, "CT"), crops=crops,
                            write=write_nifti_file, scan=head_scan)
+
+
+# --------------------------------------------------------------------- paired (2AFC) studies
+
+
+def make_afc_study_folder(folder: Path, n_trials: int = 6, practice: int = 0,
+                          study_id: str | None = None) -> tuple[Path, dict[str, str]]:
+    """A minimal valid paired study (empty case files): `n_trials` trials of a real and a
+    synthetic case in a random layout A, `practice` practice trials; the folder and its truth,
+    case id -> real|synthetic."""
+    from studies.placement import unique_ids
+    from studies.trials import layout_a, practice_members
+
+    ids = unique_ids(3 * n_trials)
+    real, synthetic, trial_ids = ids[:n_trials], ids[n_trials:2 * n_trials], ids[2 * n_trials:]
+    trials = layout_a(list(zip(real, synthetic, strict=True)), trial_ids)
+    (folder / "cases").mkdir(parents=True)
+    (folder / "ratings").mkdir()
+    cases = real + synthetic
+    for case_id in cases:
+        (folder / "cases" / f"{case_id}.nii").write_bytes(b"")
+    manifest = {
+        "format": "mdiff-study", "version": 2, "study_id": study_id or secrets.token_hex(8),
+        "title": "Paired test study", "dataset": "tiny", "modality": "MR",
+        "questions": ["synthetic_side", "confidence"], "turing": False,
+        "cases": sorted(cases), "shape": [8, 16, 16], "spacing": [4.0, 4.0, 4.0],
+        "viewer": {"percentile": [0.5, 99.5]}, "created_at": "2024-01-01T00:00:00+00:00",
+        "practice": [], "design": "2afc",
+        "trials": [{"trial_id": t.trial_id, "left": t.left, "right": t.right} for t in trials],
+    }
+    if practice:
+        (folder / "practice").mkdir()
+        for index in range(1, practice + 1):
+            trial_id = f"P{index:02d}"
+            left, right = practice_members(trial_id)
+            for member in (left, right):
+                (folder / "practice" / f"{member}.nii").write_bytes(b"")
+            manifest["practice"].append({"trial_id": trial_id, "left": left, "right": right,
+                                         "synthetic": "left" if index % 2 else "right"})
+    (folder / "study.json").write_text(json.dumps(manifest))
+    return folder, {**{c: "real" for c in real}, **{c: "synthetic" for c in synthetic}}
+
+
+@pytest.fixture
+def afc_study_folder_with():
+    """`make_afc_study_folder(folder, n_trials=6, practice=0, study_id=None)` -> (folder,
+    case id -> source) (a function)."""
+    return make_afc_study_folder

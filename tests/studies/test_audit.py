@@ -396,8 +396,8 @@ def test_every_feature_and_check_has_advice(created, version_1):
     version_1.to_version_1(created[0])
     names |= {f.name for f in audit_folder(*created).features}
     assert names == set(FEATURE_ADVICE) - {PAIRING}
-    assert {"file names", "practice files", "practice sources", "practice content"} == set(
-        CHECK_ADVICE)
+    assert {"file names", "practice files", "practice sources", "practice content",
+            "trial pairs", "side balance", "side orders"} == set(CHECK_ADVICE)
     for name in [*FEATURE_ADVICE, *CHECK_ADVICE]:
         advice = advice_for(name)
         assert advice.measures and advice.cause, name

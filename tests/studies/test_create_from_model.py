@@ -132,3 +132,26 @@ def test_samples_path_sits_beside_the_key(tmp_path):
     assert samples_path(tmp_path / "k.csv") == tmp_path / "k.samples"
     assert samples_path(tmp_path / "k.samples") == tmp_path / "k.samples.samples"
     assert samples_path(tmp_path / ".key.csv") == tmp_path / ".key.samples"
+
+
+def test_a_paired_study_from_a_model_samples_one_volume_per_trial(tiny_model, tmp_path,
+                                                                  monkeypatch, capsys):
+    vq, dd = tiny_model
+    monkeypatch.setenv("MDIFF_HOME", str(tmp_path / "home"))
+    Registry().add("tinymodel", vq, dd)
+    real = tmp_path / "real"
+    sample_folder("tinymodel", 3, real, sampler="dpm", steps=4, seed=1000, progress=False)
+    (real / "samples.json").unlink()
+    out = tmp_path / "study"
+    code = main(["create", "--out", str(out), "--model", "tinymodel", "--real", str(real),
+                 "--design", "2afc", "--pairs", "3", "--steps", "4", "--seed", "3",
+                 "--device", "cpu", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    assert report["design"] == "2afc" and report["n_trials"] == 3
+    assert report["n_synthetic"] == 3 and report["n_real"] == 3  # --n defaulted to --pairs
+    with open(report["key"]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(r["trials"] for r in rows)
+    assert {r["model"] for r in rows if r["source"] == "synthetic"} == {"tinymodel"}

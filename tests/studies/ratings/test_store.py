@@ -40,7 +40,7 @@ def test_new_store_has_schema_and_a_full_shuffled_order(study_folder):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {"meta", "case_order", "answers", "case_time", "practice_answers",
-                      "case_notes", "answer_history", "truth_shown"}
+                      "case_notes", "answer_history", "truth_shown", "trial_layout"}
     assert conn.execute("SELECT study_id, reader FROM meta").fetchone() == (study.study_id, "anna")
 
 
