@@ -83,3 +83,22 @@ def _check_decoded_shape(run_dir: Path, info: RunInfo, vqgan_dir: Path) -> None:
                               f"volumes are {_size(shape)}, but its latents "
                               f"({_size(latent_shape)}) decode to {_size(decoded)}; the file was "
                               f"edited or belongs to another run: restore it")
+
+
+def load_wgan(run_dir: str | os.PathLike, device: str = "cpu"):
+    """The trained generator of a GAN baseline run, in eval mode, with its RunInfo."""
+    from diffusion_core import checkpoints
+    from diffusion_core.nn.wgan import Generator
+
+    run_dir = Path(run_dir)
+    info = run_folder.read_run_info(run_dir, "wgan")
+    preset, shape = _preset_shape(run_dir, info)
+    if info.wgan.shape != shape:
+        raise CheckpointError(f"{run_dir / run_folder.RUN_NAME} names preset {preset!r}, whose "
+                              f"volumes are {_size(shape)}, but its GAN makes "
+                              f"{_size(info.wgan.shape)}; the file was edited or belongs to "
+                              f"another run: restore it")
+    generator = Generator(info.wgan)
+    weights_path = run_folder.verified_weights(run_dir, info)
+    checkpoints.load_into(generator, checkpoints.load_weights(weights_path), weights_path)
+    return generator.to(device).eval(), info

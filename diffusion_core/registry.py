@@ -1,11 +1,14 @@
-"""`mdiff-models`: named models (a VQ-GAN run plus a DDPM run) under $MDIFF_HOME; no torch.
+"""`mdiff-models`: named models under $MDIFF_HOME; no torch.
+
+A model is the latent diffusion model (a VQ-GAN run plus a DDPM run) or the GAN baseline (one
+WGAN-GP run, `kind` "wgan"); `mdiff-sample` and `mdiff-study create --model` take either.
 
 The registry is one plain JSON file, `$MDIFF_HOME/models.json` (default: the user's data
 directory, e.g. ~/.local/share/mdiff). A name such as `duke` given to `--model` resolves through
-it; so does a DDPM run folder, which names its own VQ-GAN. Models bundled with the package (the
-demo) are listed too and cannot be removed; their names are reserved: `add` refuses them, and an
-entry of that name already in models.json (written by an older mdiff, or by hand) is ignored in
-favour of the bundled model and reported by `ignored()`.
+it; so does a DDPM run folder, which names its own VQ-GAN, or a GAN run folder. Models bundled
+with the package (`demo`, `demo-gan`) are listed too and cannot be removed; their names are
+reserved: `add` refuses them, and an entry of that name already in models.json (written by an
+older mdiff, or by hand) is ignored in favour of the bundled model and reported by `ignored()`.
 
 Every change is a read-modify-write under an exclusive lock on `models.json.lock` beside the file
 (POSIX `flock`), and the file is replaced atomically, so concurrent `mdiff-models add` keep every
@@ -20,7 +23,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,7 +50,8 @@ class RegistryError(Exception):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A named model: its preset and the two run folders it samples from."""
+    """A named model: its preset and the run folders it samples from (a VQ-GAN and a DDPM run
+    for a diffusion model; one GAN run, `gan`, with `vqgan` and `ddpm` empty, for a GAN)."""
 
     name: str
     preset: str
@@ -55,6 +59,20 @@ class ModelEntry:
     ddpm: str
     added: str = ""
     bundled: bool = False
+    kind: str = "diffusion"  # samples.MODEL_KINDS: "diffusion" or "wgan"
+    gan: str = ""
+
+    def runs(self) -> dict[str, str]:
+        """The run folders sampling needs, by the kind of run each must be."""
+        return {"wgan": self.gan} if self.kind == "wgan" else {"vqgan": self.vqgan,
+                                                               "ddpm": self.ddpm}
+
+    def stored(self) -> dict:
+        """The entry as models.json keeps it (a diffusion model's as mdiff always wrote it)."""
+        if self.kind == "wgan":
+            return {"kind": "wgan", "preset": self.preset, "gan": self.gan, "added": self.added}
+        return {"preset": self.preset, "vqgan": self.vqgan, "ddpm": self.ddpm,
+                "added": self.added}
 
 
 def mdiff_home() -> Path:
@@ -84,14 +102,18 @@ def _parse_entry(name: str, raw: object) -> ModelEntry | str:
     """A models.json entry as a ModelEntry, or what is wrong with it."""
     if not isinstance(raw, dict):
         return f"its entry is {_shown(raw)}, not an object"
-    for key, what in (("preset", "a preset name"), ("vqgan", "a run folder"),
-                      ("ddpm", "a run folder")):
+    gan = raw.get("kind") == "wgan"
+    for key, what in (("preset", "a preset name"),
+                      *((("gan", "a run folder"),) if gan else
+                        (("vqgan", "a run folder"), ("ddpm", "a run folder")))):
         value = raw.get(key)
         if not isinstance(value, str) or not value:
             return f"its {key} is {_shown(value)}, not {what}"
     added = raw.get("added")
-    return ModelEntry(name, raw["preset"], raw["vqgan"], raw["ddpm"],
-                      added=added if isinstance(added, str) else "")
+    added = added if isinstance(added, str) else ""
+    if gan:
+        return ModelEntry(name, raw["preset"], "", "", added=added, kind="wgan", gan=raw["gan"])
+    return ModelEntry(name, raw["preset"], raw["vqgan"], raw["ddpm"], added=added)
 
 
 class Registry:
@@ -135,15 +157,19 @@ class Registry:
     def _bundled_entries(self) -> dict[str, ModelEntry]:
         entries = {}
         for folder in sorted(BUNDLED_DIR.glob("*/")) if BUNDLED_DIR.is_dir() else []:
-            vqgan, ddpm = folder / "vqgan", folder / "ddpm"
-            if (ddpm / run_folder.RUN_NAME).is_file():
+            vqgan, ddpm, gan = folder / "vqgan", folder / "ddpm", folder / "gan"
+            for run, kind in ((ddpm, "ddpm"), (gan, "wgan")):
+                if not (run / run_folder.RUN_NAME).is_file():
+                    continue
                 try:
-                    info = run_folder.read_run_info(ddpm, "ddpm")
+                    info = run_folder.read_run_info(run, kind)
                 except CheckpointError as err:
                     raise RegistryError(f"the bundled model {folder.name!r} is damaged ({err}); "
                                         f"reinstall mdiff") from None
-                entries[folder.name] = ModelEntry(folder.name, info.preset, str(vqgan),
-                                                  str(ddpm), bundled=True)
+                entries[folder.name] = (
+                    ModelEntry(folder.name, info.preset, "", "", bundled=True, kind="wgan",
+                               gan=str(gan)) if kind == "wgan" else
+                    ModelEntry(folder.name, info.preset, str(vqgan), str(ddpm), bundled=True))
         return entries
 
     def entries(self) -> dict[str, ModelEntry]:
@@ -188,8 +214,8 @@ class Registry:
                 raise RegistryError(f"no model named {name!r} is registered (known: {known}); "
                                     f"{_how_to_make(name)}")
             entry = user[name]
-        for kind in ("vqgan", "ddpm"):
-            folder = Path(getattr(entry, kind))
+        for kind, folder in entry.runs().items():
+            folder = Path(folder)
             if not (folder / run_folder.RUN_NAME).is_file():
                 raise RegistryError(f"model {name!r}: its {kind} run {folder} is missing; restore "
                                     f"it, or remove the model with mdiff-models remove {name}")
@@ -232,15 +258,7 @@ class Registry:
     def add(self, name: str, vqgan: str | os.PathLike, ddpm: str | os.PathLike, *,
             replace: bool = False) -> ModelEntry:
         """Register a DDPM run and the VQ-GAN run it was trained on under `name`."""
-        if not _NAME.match(name):
-            raise RegistryError(f"{name!r} is not a usable model name: use letters, digits, '.', "
-                                f"'_' or '-' (at most 64)")
-        if name in self._bundled_entries():
-            raise RegistryError(f"{name!r} is the name of the model bundled with mdiff; choose "
-                                f"another name")
-        if name in self._read_models() and not replace:  # early, before hashing the weights
-            raise RegistryError(f"a model named {name!r} is already registered; pass --replace "
-                                f"or remove it first")
+        self._check_new_name(name, replace)  # early, before hashing the weights
         vqgan_dir, ddpm_dir = Path(vqgan).resolve(), Path(ddpm).resolve()
         try:
             vq_info = run_folder.read_run_info(vqgan_dir, "vqgan")
@@ -257,12 +275,41 @@ class Registry:
                                 f"of {dd_info.preset!r}")
         entry = ModelEntry(name, dd_info.preset, str(vqgan_dir), str(ddpm_dir),
                            added=datetime.now(UTC).isoformat(timespec="seconds"))
+        return self._store(entry, replace)
+
+    def add_gan(self, name: str, run: str | os.PathLike, *, replace: bool = False) -> ModelEntry:
+        """Register a GAN baseline run (mdiff-train wgan) under `name`."""
+        self._check_new_name(name, replace)
+        run_dir = Path(run).resolve()
+        try:
+            info = run_folder.read_run_info(run_dir, "wgan")
+            run_folder.verified_weights(run_dir, info)
+        except CheckpointError as err:
+            raise RegistryError(str(err)) from None
+        return self._store(ModelEntry(name, info.preset, "", "", kind="wgan", gan=str(run_dir),
+                                      added=datetime.now(UTC).isoformat(timespec="seconds")),
+                           replace)
+
+    def _check_new_name(self, name: str, replace: bool) -> None:
+        """RegistryError for a name `add` cannot take (checked before any weights are read)."""
+        if not _NAME.match(name):
+            raise RegistryError(f"{name!r} is not a usable model name: use letters, digits, '.', "
+                                f"'_' or '-' (at most 64)")
+        if name in self._bundled_entries():
+            raise RegistryError(f"{name!r} is the name of the model bundled with mdiff; choose "
+                                f"another name")
+        if name in self._read_models() and not replace:
+            raise RegistryError(f"a model named {name!r} is already registered; pass --replace "
+                                f"or remove it first")
+
+    def _store(self, entry: ModelEntry, replace: bool) -> ModelEntry:
+        """Write `entry` into models.json under the lock; returns it."""
         with self._locked():
             models = self._read_models()  # again: another add may have written since
-            if name in models and not replace:
-                raise RegistryError(f"a model named {name!r} is already registered; pass "
+            if entry.name in models and not replace:
+                raise RegistryError(f"a model named {entry.name!r} is already registered; pass "
                                     f"--replace or remove it first")
-            models[name] = {k: v for k, v in asdict(entry).items() if k != "bundled"}
+            models[entry.name] = entry.stored()
             self._write_models(models)
         return entry
 
@@ -290,6 +337,10 @@ class Registry:
         path = Path(name_or_run)
         if (path / run_folder.RUN_NAME).is_file():
             try:
+                info = run_folder.read_run_info(path)
+                if info.kind == "wgan":
+                    return ModelEntry(path.name, info.preset, "", "", kind="wgan",
+                                      gan=str(path.resolve()))
                 info = run_folder.read_run_info(path, "ddpm")
             except CheckpointError as err:
                 raise RegistryError(str(err)) from None
@@ -298,7 +349,7 @@ class Registry:
                 vqgan = path / vqgan
             return ModelEntry(path.name, info.preset, str(vqgan), str(path.resolve()))
         if path.is_dir() and str(name_or_run) not in self.entries():
-            raise RegistryError(f"{path} is a folder but not a DDPM run: its {run_folder.RUN_NAME} "
-                                f"is missing; give the run folder mdiff-train ddpm wrote, or a "
-                                f"registered model's name")
+            raise RegistryError(f"{path} is a folder but not a DDPM or GAN run: its "
+                                f"{run_folder.RUN_NAME} is missing; give the run folder "
+                                f"mdiff-train ddpm or wgan wrote, or a registered model's name")
         return self.get(str(name_or_run))

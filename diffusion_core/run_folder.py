@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from diffusion_core.atomic_files import JSONFileError, file_hash, read_json, write_json
-from diffusion_core.nn.config import UNetConfig, VQGANConfig
+from diffusion_core.nn.config import UNetConfig, VQGANConfig, WGANConfig
 from diffusion_core.records import dataclass_fields
 from diffusion_core.schedulers.config import SchedulerConfig
-from diffusion_core.training.config import TrainerConfig, VQGANLossConfig
+from diffusion_core.training.config import TrainerConfig, VQGANLossConfig, WGANLossConfig
 
 RUN_NAME = "run.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -41,12 +41,14 @@ LATENTS_DIR = "latents"
 
 RUN_FORMAT = "mdiff-run"
 RUN_VERSION = 1
-KINDS = ("vqgan", "ddpm")
+KINDS = ("vqgan", "ddpm", "wgan")
+KIND_NAMES = {"vqgan": "VQ-GAN", "ddpm": "DDPM", "wgan": "GAN baseline (WGAN-GP)"}
 COMMON_KEYS = ("format", "version", "kind", "preset", "data", "data_history", "trainer",
                "steps_done", "weights_step", "weights_hash")
 KIND_KEYS = {"vqgan": ("vqgan", "loss", "init", "frozen"),
              "ddpm": ("vqgan_run", "unet", "scheduler", "latent_scaling", "latent_shape",
-                      "latent_range", "ema")}
+                      "latent_range", "ema"),
+             "wgan": ("wgan", "gan_loss")}
 
 
 class CheckpointError(Exception):
@@ -140,10 +142,13 @@ class RunInfo:
     latent_shape: tuple[int, ...] | None = None
     latent_range: tuple[float, float] | None = None
     ema: EMARecord | None = None
+    # a GAN baseline run
+    wgan: WGANConfig | None = None
+    gan_loss: WGANLossConfig | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"kind {self.kind!r} is not vqgan or ddpm")
+            raise ValueError(f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if not isinstance(self.preset, str):
             raise ValueError(f"preset {self.preset!r} is not a name")
         for name in ("steps_done", "weights_step"):
@@ -208,7 +213,8 @@ class RunInfo:
                                   f"the unversioned files before it); update mdiff")
         kind = data.get("kind")
         if kind not in KINDS:
-            raise CheckpointError(f"{source} is a run of kind {kind!r}, not vqgan or ddpm")
+            raise CheckpointError(f"{source} is a run of kind {kind!r}, not one of "
+                                  f"{', '.join(KINDS)}")
         expected = {*COMMON_KEYS, *KIND_KEYS[kind]}
         _refuse_keys(set(data) - expected, expected - set(data), source)
         try:
@@ -240,7 +246,8 @@ def _typed(data: dict) -> dict:
                "trainer": TrainerConfig.from_dict, "vqgan": VQGANConfig.from_dict,
                "loss": VQGANLossConfig.from_dict, "init": RunRef.from_dict,
                "vqgan_run": RunRef.from_dict, "unet": UNetConfig.from_dict,
-               "scheduler": SchedulerConfig.from_dict, "ema": EMARecord.from_dict}
+               "scheduler": SchedulerConfig.from_dict, "ema": EMARecord.from_dict,
+               "wgan": WGANConfig.from_dict, "gan_loss": WGANLossConfig.from_dict}
     optional = ("init", "vqgan_run")  # None: no such run; a missing vqgan_run is said later
     for key, read in readers.items():
         if key in out and not (key in optional and out[key] is None):
@@ -277,7 +284,7 @@ def _from_legacy(data: dict, source: str | os.PathLike) -> dict:
     when 0.
     """
     kind = data.get("kind")
-    if kind not in KINDS:
+    if kind not in LEGACY_REQUIRED:  # GAN runs were versioned from the start
         raise CheckpointError(f"{source} is a run of kind {kind!r}, not vqgan or ddpm")
     required, optional = LEGACY_REQUIRED[kind], LEGACY_OPTIONAL[kind]
     _refuse_keys(set(data) - {*required, *optional}, set(required) - set(data), source)
@@ -320,8 +327,22 @@ def read_run_info(run_dir: str | os.PathLike, kind: str | None = None) -> RunInf
         raise CheckpointError(str(err)) from None
     info = RunInfo.from_dict(data, path)
     if kind is not None and info.kind != kind:
-        raise CheckpointError(f"{run_dir} is a {info.kind!r} run, not a {kind} run")
+        raise CheckpointError(_wrong_kind(run_dir, info.kind, kind))
     return info
+
+
+def _wrong_kind(run_dir: Path, found: str, wanted: str) -> str:
+    """Why a run of kind `found` is refused where a `wanted` run is needed (one sentence)."""
+    if found == "wgan":
+        return (f"{run_dir} is a GAN baseline (WGAN-GP) run, not a {wanted} run: a GAN makes "
+                f"volumes straight from noise, with no VQ-GAN or latent DDPM (sample it with "
+                f"mdiff-sample --model {run_dir}, or register it with mdiff-models add NAME "
+                f"--wgan {run_dir})")
+    if wanted == "wgan":
+        return (f"{run_dir} is a {KIND_NAMES[found]} run, not a GAN baseline (WGAN-GP) run; "
+                f"train one with mdiff-train wgan, or register a diffusion model with "
+                f"mdiff-models add NAME --vqgan VQGAN_RUN --ddpm DDPM_RUN")
+    return f"{run_dir} is a {found!r} run, not a {wanted} run"
 
 
 def write_run_info(run_dir: str | os.PathLike, info: RunInfo) -> None:

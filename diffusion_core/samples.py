@@ -1,10 +1,11 @@
 """A samples folder (docs/models.md): sampled NIfTI volumes plus samples.json.
 
-`samples.json` is written first, with the whole plan (model, its run hashes, sampler, steps, the
-seed of every file), then each volume is written atomically under its planned name. A folder that
-was interrupted is resumed by running the same command again: files already there are kept and
-their seeds are not sampled twice; a folder planned with other settings is refused. Provenance
-lives in this sidecar, never in the NIfTI headers. Reading it needs no torch.
+`samples.json` is written first, with the whole plan (model, which kind of model it is, its run
+hashes, sampler, steps, the seed of every file), then each volume is written atomically under its
+planned name. A folder that was interrupted is resumed by running the same command again: files
+already there are kept and their seeds are not sampled twice; a folder planned with other
+settings is refused. Provenance lives in this sidecar, never in the NIfTI headers. Reading it
+needs no torch.
 
 A plan is checked against the disk and the memory it needs before anything is allocated or
 written (`check_room`): a count that cannot fit is one sentence, not a process the system kills.
@@ -25,6 +26,9 @@ from diffusion_core.records import dataclass_fields
 SAMPLES_NAME = "samples.json"
 SAMPLES_FORMAT = "mdiff-samples"
 SAMPLES_VERSION = 1
+# What made a samples folder: the latent diffusion model (a VQ-GAN and a DDPM run) or the GAN
+# baseline (one WGAN-GP run, whose generator makes a volume in one pass: sampler "generator").
+MODEL_KINDS = ("diffusion", "wgan")
 
 
 # A lower bound of one sampled volume's file: gzip keeps at least an eighth of the float32
@@ -55,6 +59,8 @@ class SamplesPlan:
     eta: float
     files: list[dict] = field(default_factory=list)  # {"file": name, "seed": int}
     complete: bool = False
+    kind: str = "diffusion"  # MODEL_KINDS; folders written before GANs were diffusion ones
+    gan: dict = field(default_factory=dict)  # a GAN's run: {"path", "hash"}; {} for diffusion
 
     def settings(self) -> dict:
         """Everything but the completion flag: two plans with equal settings are one folder."""
@@ -82,8 +88,10 @@ class SamplesPlan:
             for name in ("model", "preset", "sampler"):
                 if not isinstance(getattr(plan, name), str):
                     raise ValueError(f"its {name} is not text")
-            if not isinstance(plan.vqgan, dict) or not isinstance(plan.ddpm, dict):
-                raise ValueError("its vqgan and ddpm are not objects")
+            if not all(isinstance(run, dict) for run in (plan.vqgan, plan.ddpm, plan.gan)):
+                raise ValueError("its vqgan, ddpm and gan are not objects")
+            if plan.kind not in MODEL_KINDS:
+                raise ValueError(f"its kind {plan.kind!r} is not one of {', '.join(MODEL_KINDS)}")
             for item in plan.files:
                 if set(item) != {"file", "seed"}:
                     raise ValueError(f"a file entry has the keys {sorted(item)}, not file, seed")

@@ -1,9 +1,10 @@
-"""Sampling a latent DDPM: a pipeline that composes and does no maths of its own.
+"""Sampling a latent DDPM or the GAN baseline: pipelines that compose and do no maths of their own.
 
 noise (one generator per volume) -> loop(U-Net, scheduler.step) -> de-normalise by the codebook
 range -> snap to the nearest code -> decode (in exact tiles for big volumes) -> the preset's
 intensities (`Preset.to_intensity`, HU for CT). A volume's seed fixes it whatever the batch
-size: its initial noise and every noise of the sampler come from its own generator.
+size: its initial noise and every noise of the sampler come from its own generator. The GAN
+baseline (`GANPipeline`): the seed's latent vector -> generator -> intensities, in one pass.
 
 `sample_folder` checks everything it can before a model is loaded or a file written (the seeds'
 range, --out, the disk and memory the plan needs), then samples batch by batch, writing each
@@ -127,6 +128,37 @@ class LatentDiffusionPipeline:
             yield from self.sample(seeds[start:start + batch_size], **kwargs)
 
 
+class GANPipeline:
+    """A trained GAN baseline's generator, ready to make volumes of its preset."""
+
+    sampler = "generator"  # what samples.json records: one pass, no sampling steps
+
+    def __init__(self, generator: torch.nn.Module, preset: Preset,
+                 device: torch.device) -> None:
+        self.generator, self.preset, self.device = generator.to(device).eval(), preset, device
+
+    @classmethod
+    def from_run(cls, run: str | os.PathLike, device: torch.device) -> GANPipeline:
+        """Load a GAN run (its weights' hash and shape are checked)."""
+        from diffusion_core.models import load_wgan
+
+        generator, info = load_wgan(run)
+        return cls(generator, get_preset(info.preset), device)
+
+    @torch.no_grad()
+    def sample(self, seeds: Sequence[int], **_options) -> list[SampledVolume]:
+        """One volume per seed, from the latent vector its own generator draws (so a seed gives
+        the same volume in any batch, up to float rounding: the generator's batch norm uses its
+        running statistics). A diffusion sampler's options (sampler, steps, eta) mean
+        nothing here."""
+        z = torch.stack([self.generator.latents(
+            1, generator=torch.Generator(device=self.device).manual_seed(int(s)),
+            device=self.device)[0] for s in seeds])
+        images = self.generator(z).float().cpu().numpy()[:, 0]
+        return [SampledVolume(int(seed), image, self.preset.to_intensity(image))
+                for seed, image in zip(seeds, images, strict=True)]
+
+
 def check_seeds(seed: int, n: int) -> None:
     """ValueError unless the seeds `seed` .. `seed + n - 1` all lie in 0 .. MAX_SEED."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
@@ -137,8 +169,8 @@ def check_seeds(seed: int, n: int) -> None:
 
 
 def resolve_model(model: str | os.PathLike):
-    """The registry's entry for a model name or DDPM run folder (`Registry.resolve`), saying what
-    is missing when `model` is a folder that is no run rather than an unknown name."""
+    """The registry's entry for a model name, DDPM run or GAN run folder (`Registry.resolve`),
+    saying what is missing when `model` is a folder that is no run rather than an unknown name."""
     from diffusion_core.registry import Registry, RegistryError
 
     registry = Registry()
@@ -148,14 +180,14 @@ def resolve_model(model: str | os.PathLike):
         path = Path(model)
         if path.is_dir() and str(model) not in registry.entries():
             raise run_folder.CheckpointError(
-                f"{path} is a folder but not a DDPM run folder: its {run_folder.RUN_NAME} is "
-                f"missing (is its training still starting, or is it another folder?); give a "
-                f"run written by mdiff-train ddpm, or a model name from mdiff-models list"
+                f"{path} is a folder but not a DDPM or GAN run folder: its {run_folder.RUN_NAME} "
+                f"is missing (is its training still starting, or is it another folder?); give a "
+                f"run written by mdiff-train ddpm or wgan, or a model name from mdiff-models list"
             ) from None
         raise
 
 
-def _write_volumes(pipeline: LatentDiffusionPipeline, folder: Path, todo: list[dict],
+def _write_volumes(pipeline: LatentDiffusionPipeline | GANPipeline, folder: Path, todo: list[dict],
                    batch_size: int, *, progress: bool, **options) -> None:
     """Sample and write the planned files `todo` ({"file", "seed"}), `batch_size` at a time."""
     from tqdm.auto import tqdm
@@ -181,12 +213,33 @@ def _write_volumes(pipeline: LatentDiffusionPipeline, folder: Path, todo: list[d
                 bar.update(1)
 
 
+def _pipeline_and_plan(entry, device: torch.device, sampler: str, steps: int | None,
+                       eta: float) -> tuple[LatentDiffusionPipeline | GANPipeline, SamplesPlan]:
+    """The loaded model of a registry entry and the plan (without files) its samples.json
+    records; impossible sampler settings are refused here, before anything is written."""
+    if entry.kind == "wgan":
+        pipeline = GANPipeline.from_run(entry.gan, device)
+        gan_ref = run_folder.run_ref(Path(entry.gan).resolve(), "wgan")
+        return pipeline, SamplesPlan(model=entry.name, preset=entry.preset, vqgan={}, ddpm={},
+                                     sampler=GANPipeline.sampler, steps=1, eta=0.0,
+                                     kind="wgan", gan=asdict(gan_ref))
+    pipeline = LatentDiffusionPipeline.from_runs(entry.vqgan, entry.ddpm, device)
+    steps = pipeline.scheduler(sampler, steps, eta).num_inference_steps
+    vqgan_ref = run_folder.run_ref(Path(entry.vqgan).resolve(), "vqgan")
+    ddpm_ref = run_folder.run_ref(entry.ddpm, "ddpm")
+    return pipeline, SamplesPlan(model=entry.name, preset=entry.preset, vqgan=asdict(vqgan_ref),
+                                 ddpm=asdict(ddpm_ref), sampler=sampler, steps=int(steps),
+                                 eta=float(eta))
+
+
 def sample_folder(model: str, n: int, out: str | os.PathLike, *, sampler: str = "dpm",
                   steps: int | None = None, eta: float = 0.0, seed: int = 0,
                   batch_size: int = 4, device: str = "auto", progress: bool = True) -> dict:
-    """Write `n` sampled volumes of a registered model (or DDPM run) into a samples folder.
+    """Write `n` sampled volumes of a registered model (or DDPM or GAN run) into a samples folder.
 
-    `steps` None: the sampler's default (`DEFAULT_STEPS`, capped at what the model allows).
+    `steps` None: the sampler's default (`DEFAULT_STEPS`, capped at what the model allows). A GAN
+    makes each volume in one pass: `sampler`, `steps` and `eta` are ignored, and samples.json
+    records kind "wgan", sampler "generator" and 1 step.
     """
     from diffusion_core import distributed
     from diffusion_core.outputs import check_output
@@ -195,20 +248,16 @@ def sample_folder(model: str, n: int, out: str | os.PathLike, *, sampler: str = 
         raise ValueError(f"--n must be a positive number of volumes, not {n}")
     check_seeds(seed, n)
     entry = resolve_model(model)
-    folder = check_output(out, inputs=[("--model", entry.ddpm), ("--model's VQ-GAN", entry.vqgan)],
+    labels = {"vqgan": "--model's VQ-GAN", "ddpm": "--model", "wgan": "--model"}
+    folder = check_output(out, inputs=[(labels[kind], run) for kind, run in entry.runs().items()],
                           kind="folder")
     check_folder(folder)
     check_room(folder, n, int(np.prod(get_preset(entry.preset).shape)))
     distributed.setup()
     rank, world = distributed.rank(), distributed.world_size()
-    pipeline = LatentDiffusionPipeline.from_runs(entry.vqgan, entry.ddpm, resolve_device(device))
-    # Refuse impossible settings before writing anything; the plan records the steps taken.
-    steps = pipeline.scheduler(sampler, steps, eta).num_inference_steps
-    vqgan_ref = run_folder.run_ref(Path(entry.vqgan).resolve(), "vqgan")
-    ddpm_ref = run_folder.run_ref(entry.ddpm, "ddpm")
-    plan = SamplesPlan(model=entry.name, preset=entry.preset, vqgan=asdict(vqgan_ref),
-                       ddpm=asdict(ddpm_ref), sampler=sampler,
-                       steps=int(steps), eta=float(eta), files=planned_files(n, seed))
+    pipeline, plan = _pipeline_and_plan(entry, resolve_device(device), sampler, steps, eta)
+    plan.files = planned_files(n, seed)
+    sampler, steps, eta = plan.sampler, plan.steps, plan.eta
     if rank == 0:
         open_samples_folder(folder, plan)  # rank 0 creates or checks the folder first
     distributed.barrier()
@@ -225,6 +274,7 @@ def sample_folder(model: str, n: int, out: str | os.PathLike, *, sampler: str = 
             write_samples(folder, plan)
         except OSError as err:
             raise SamplesError(unwritable(folder, err)) from None
-    return {"folder": str(folder), "model": entry.name, "sampler": sampler, "steps": steps,
+    return {"folder": str(folder), "model": entry.name, "kind": plan.kind, "sampler": sampler,
+            "steps": steps,
             "written": len(todo), "kept": n - len(remaining),
             "seconds_per_volume": seconds / max(1, len(todo))}

@@ -19,6 +19,11 @@ simple per-volume features (`evaluation.volume_features`; 0.5: indistinguishable
 and a warning when a folder is more diverse than the first by more than its CI (its upper
 bound below the first folder's mean).
 
+Each folder is labelled by what it holds (`folder_label`): a samples folder by the kind of model
+its samples.json names (a diffusion model or the GAN baseline, and its name), otherwise as a
+PREP_DIR or scans. `mdiff-eval msssim REAL DIFFUSION GAN` is so the paper's comparison, and
+`evaluation.diversity_figure` draws it.
+
 torch loads when a run starts, not at import: the command line reads this module's defaults for
 its help, which must answer at once.
 """
@@ -56,15 +61,17 @@ class DiversityRun:
     values: str = ""  # the convention the volumes were read in, for the text report
     distances: list[dict | None] = field(default_factory=list)  # per folder; None: the first
     warnings: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # per folder: `folder_label`
 
     def as_json(self) -> dict:
         """The run as one JSON-ready object (the shape `mdiff-eval msssim --json` prints)."""
         distances = self.distances or [None] * len(self.results)
+        labels = self.labels or [""] * len(self.results)
         return {
-            "results": [{"dir": str(r.folder), "n_volumes": r.n_volumes, "n_pairs": r.n_pairs,
-                         "mean": r.mean, "std": r.std, "ci_low": r.ci_low, "ci_high": r.ci_high,
-                         "distance": d}
-                        for r, d in zip(self.results, distances, strict=True)],
+            "results": [{"dir": str(r.folder), "label": label, "n_volumes": r.n_volumes,
+                         "n_pairs": r.n_pairs, "mean": r.mean, "std": r.std, "ci_low": r.ci_low,
+                         "ci_high": r.ci_high, "distance": d}
+                        for r, d, label in zip(self.results, distances, labels, strict=True)],
             "data_range": self.data_range,
             "protocol": self.protocol,
             "warnings": self.warnings,
@@ -75,11 +82,13 @@ class DiversityRun:
         values = f"; values: {self.values}" if self.values else ""
         lines = [f"MS-SSIM diversity, {self.protocol} protocol, data range {self.data_range:g} "
                  f"({self.range_origin}){values}",
-                 f"{'folder':<40} {'volumes':>7} {'pairs':>7} {'mean':>8} {'std':>8}  "
-                 f"{'95% CI':<18}  distance from the first (feature AUC, 95% CI)"]
+                 f"{'folder':<40} {'holds':<22} {'volumes':>7} {'pairs':>7} {'mean':>8} "
+                 f"{'std':>8}  {'95% CI':<18}  distance from the first (feature AUC, 95% CI)"]
         distances = self.distances or [None] * len(self.results)
-        for r, d in zip(self.results, distances, strict=True):
-            lines.append(f"{str(r.folder):<40} {r.n_volumes:>7} {r.n_pairs:>7} {r.mean:>8.4f} "
+        labels = self.labels or [""] * len(self.results)
+        for r, d, label in zip(self.results, distances, labels, strict=True):
+            lines.append(f"{str(r.folder):<40} {label:<22} {r.n_volumes:>7} {r.n_pairs:>7} "
+                         f"{r.mean:>8.4f} "
                          f"{r.std:>8.4f}  {f'[{r.ci_low:.4f}, {r.ci_high:.4f}]':<18}  "
                          + _distance_text(d))
         lines.extend(f"warning: {w}" for w in self.warnings)
@@ -160,7 +169,7 @@ def diversity_of_folders(dirs: Sequence[Path], *, n_pairs: int | None = DEFAULT_
         raise EvalError(f"--data-range must be positive, got {data_range}.")
     device = resolve_device(device).type if protocol == "standard" else "cpu"
     batch_size = batch_size or (CUDA_BATCH if device == "cuda" else CPU_BATCH)
-    folders, values = load_folders(dirs)
+    folders, values, labels = load_folders(dirs)
 
     low, high = value_bounds(folders)
     if data_range is not None:
@@ -185,20 +194,32 @@ def diversity_of_folders(dirs: Sequence[Path], *, n_pairs: int | None = DEFAULT_
     distances = [None] + [folder_distance(folders[0], folder, (low, high), seed)
                           for folder in folders[1:]]
     return DiversityRun(results, data_range, range_origin, protocol, values, distances,
-                        diversity_warnings(results, distances))
+                        diversity_warnings(results, distances), labels)
 
 
 def load_folders(dirs: Sequence[Path], *, progress: bool = True
-                 ) -> tuple[list[VolumeFolder], str]:
+                 ) -> tuple[list[VolumeFolder], str, list[str]]:
     """Every folder's volumes in one convention (module docstring), each folder one stack of at
-    least 2 volumes of one shape; also the convention, in words."""
+    least 2 volumes of one shape; also the convention, in words, and each folder's label."""
     from diffusion_core.sources import open_sources
 
     sources = open_sources([("DIR", d) for d in dirs])
     preset = sources[0].preset
     values = (f"{sources[0].convention} of preset {preset.name!r}" if preset is not None
               else "as the files hold them")
-    return [_stack(source, progress) for source in sources], values
+    return ([_stack(source, progress) for source in sources], values,
+            [folder_label(source) for source in sources])
+
+
+def folder_label(source: VolumeSource) -> str:
+    """What a folder holds, in a few words: "GAN 'demo-gan'", "diffusion 'demo'", "PREP_DIR"
+    or "scans" (a samples folder's model and its kind come from its samples.json)."""
+    from diffusion_core.samples import read_samples
+
+    if source.kind == "samples":
+        plan = read_samples(source.folder)
+        return f"{'GAN' if plan.kind == 'wgan' else 'diffusion'} {plan.model!r}"
+    return "PREP_DIR" if source.kind == "prepared" else "scans"
 
 
 def _stack(source: VolumeSource, progress: bool) -> VolumeFolder:

@@ -1,4 +1,5 @@
-"""`mdiff-models`: list, add, show and remove named models (a VQ-GAN run plus a DDPM run)."""
+"""`mdiff-models`: list, add, show and remove named models (a VQ-GAN run plus a DDPM run, or a
+GAN baseline run)."""
 
 from __future__ import annotations
 
@@ -27,10 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="every registered and bundled model (a bundled "
                              "model's name is reserved: it cannot be added)")
     add_json_option(listing, "the table")
-    add = sub.add_parser("add", help="register a DDPM run and the VQ-GAN run it was trained on")
+    add = sub.add_parser("add", help="register a DDPM run and the VQ-GAN run it was trained on, "
+                         "or a GAN baseline run (--wgan)")
     add.add_argument("name", help="the model's name, e.g. the preset (duke)")
-    add.add_argument("--vqgan", required=True, metavar="RUN", help="the VQ-GAN run folder")
-    add.add_argument("--ddpm", required=True, metavar="RUN", help="the DDPM run folder")
+    add.add_argument("--vqgan", metavar="RUN", help="the VQ-GAN run folder (with --ddpm)")
+    add.add_argument("--ddpm", metavar="RUN", help="the DDPM run folder (with --vqgan)")
+    add.add_argument("--wgan", metavar="RUN", help="instead of --vqgan and --ddpm: a GAN "
+                     "baseline run folder written by mdiff-train wgan")
     add.add_argument("--replace", action="store_true", help="replace a model of that name")
     add_json_option(add, "the confirmation")
     show = sub.add_parser("show", help="one model's preset and run folders")
@@ -48,8 +52,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def _describe(entry) -> str:
     origin = "bundled" if entry.bundled else f"added {entry.added}"
+    if entry.kind == "wgan":
+        return f"{entry.name}: GAN baseline, preset {entry.preset}, {origin}\n  wgan  {entry.gan}"
     return (f"{entry.name}: preset {entry.preset}, {origin}\n  vqgan {entry.vqgan}\n"
             f"  ddpm  {entry.ddpm}")
+
+
+def _add(registry: Registry, args: argparse.Namespace):
+    """Register what `add` names: --wgan alone, or --vqgan with --ddpm."""
+    if args.wgan is not None:
+        if args.vqgan is not None or args.ddpm is not None:
+            raise RegistryError("--wgan registers a GAN run on its own; leave out --vqgan and "
+                                "--ddpm (they make a diffusion model)")
+        return registry.add_gan(args.name, args.wgan, replace=args.replace)
+    if args.vqgan is None or args.ddpm is None:
+        raise RegistryError("give --vqgan RUN and --ddpm RUN for a diffusion model, or --wgan "
+                            "RUN for a GAN baseline")
+    return registry.add(args.name, args.vqgan, args.ddpm, replace=args.replace)
 
 
 def _warn(sentences) -> None:
@@ -73,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
             f"--ddpm RUN")
         print_result(args.json, {"models": [asdict(e) for e in entries.values()]}, text)
     elif args.command == "add":
-        entry = registry.add(args.name, args.vqgan, args.ddpm, replace=args.replace)
+        entry = _add(registry, args)
         print_result(args.json, asdict(entry), f"added {_describe(entry)}")
     elif args.command == "show":
         entry = registry.get(args.name)

@@ -1,4 +1,5 @@
-"""`mdiff-sample`: synthetic volumes from a named model or a DDPM run, as NIfTI + samples.json."""
+"""`mdiff-sample`: synthetic volumes from a named model, a DDPM run or a GAN run, as NIfTI +
+samples.json."""
 
 from __future__ import annotations
 
@@ -27,19 +28,21 @@ def _parser() -> argparse.ArgumentParser:
         description="Sample synthetic volumes from a trained model: NIfTI files in the preset's "
                     "intensities (HU for CT) plus samples.json with every file's seed. Running "
                     "the same command again resumes an interrupted folder; under torchrun each "
-                    "process samples its share of the seeds.")
+                    "process samples its share of the seeds. A GAN baseline (mdiff-train wgan) "
+                    "makes each volume in one pass: --sampler, --steps and --eta are for "
+                    "diffusion models only.")
     parser.add_argument("--model", required=True, metavar="NAME|RUN_DIR",
-                        help="a model registered with mdiff-models (e.g. demo, duke) or a DDPM "
-                             "run folder")
+                        help="a model registered with mdiff-models (e.g. demo, demo-gan, duke), "
+                             "a DDPM run folder or a GAN run folder")
     parser.add_argument("--n", type=positive_int, required=True, help="number of volumes")
     parser.add_argument("--out", required=True, metavar="DIR", help="the samples folder")
-    parser.add_argument("--sampler", choices=("ddpm", "ddim", "dpm"), default="dpm",
+    parser.add_argument("--sampler", choices=("ddpm", "ddim", "dpm"),
                         help="dpm: DPM-Solver++ 2M (default, 20 steps); ddim; ddpm: the paper's "
                              "ancestral sampler over all training steps")
     parser.add_argument("--steps", type=positive_int,
                         help="sampling steps (default: 20 for dpm, 50 for ddim, or all the model "
                              "allows if fewer; all for ddpm)")
-    parser.add_argument("--eta", type=float, default=0.0, help="DDIM's eta (0: deterministic)")
+    parser.add_argument("--eta", type=float, help="DDIM's eta (default 0: deterministic)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the first volume; volume i gets seed + i - 1 (seeds run "
                              "from 0 to 2^63 - 1)")
@@ -52,11 +55,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from diffusion_core.sampling import sample_folder
+    from diffusion_core.sampling import resolve_model, sample_folder
 
-    summary = sample_folder(args.model, args.n, args.out, sampler=args.sampler, steps=args.steps,
-                            eta=args.eta, seed=args.seed, batch_size=args.batch_size,
-                            device=args.device)
+    given = [f"--{name}" for name in ("sampler", "steps", "eta")
+             if getattr(args, name) is not None]
+    if given and resolve_model(args.model).kind == "wgan":
+        raise ValueError(f"{args.model} is a GAN, which makes each volume in one pass: leave out "
+                         f"{', '.join(given)}: they set a diffusion model's sampler")
+    summary = sample_folder(args.model, args.n, args.out, sampler=args.sampler or "dpm",
+                            steps=args.steps, eta=args.eta or 0.0, seed=args.seed,
+                            batch_size=args.batch_size, device=args.device)
     print_result(args.json, summary, f"sampled {summary['written']} volumes into {args.out} "
                  f"({summary['kept']} already there), {summary['seconds_per_volume']:.2f} s "
                  f"per volume")

@@ -1,4 +1,5 @@
-"""`mdiff-train`: train a preset's VQ-GAN, or its latent DDPM on a trained VQ-GAN."""
+"""`mdiff-train`: train a preset's VQ-GAN, its latent DDPM on a trained VQ-GAN, or the GAN
+baseline (WGAN-GP) the paper compares with."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from diffusion_core.presets import (
     ddpm_settings,
     preset_table,
     vqgan_settings,
+    wgan_settings,
 )
 from diffusion_core.run_folder import RUN_NAME, CheckpointError, read_run_info
 from diffusion_core.runtime import DEVICES
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from diffusion_core.training.config import TrainerConfig
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, weights: str = "best") -> None:
     parser.add_argument("--preset", required=True, metavar="NAME",
                         help=f"the model settings and pipeline: {', '.join(PRESETS)} (shapes, "
                              f"steps and seconds per step: mdiff-train --help, or mdiff-models "
@@ -68,9 +70,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                              "a crash loses at most that much (default 10; 0: by steps only). "
                              "Ctrl-C or SIGTERM always finish the step under way and write one "
                              "(exit 130 or 143); --resume then continues exactly")
-    parser.add_argument("--weights", choices=("best", "latest"), default="best",
-                        help="what model.safetensors holds at the end: the step with the lowest "
-                             "validation loss (default) or the last step")
+    parser.add_argument("--weights", choices=("best", "latest"), default=weights,
+                        help=f"what model.safetensors holds at the end: the step with the lowest "
+                             f"validation loss or the last step (default: {weights})")
     add_threads_option(parser)
     add_json_option(parser, "the summary line (the last logged row)")
 
@@ -118,7 +120,31 @@ def _parser() -> argparse.ArgumentParser:
                          "velocity (v); default: what the preset was made for (v for demo, "
                          "epsilon for the paper's presets and tiny), or the run's own with "
                          "--resume")
+    _wgan_parser(sub)
     return parser
+
+
+def _wgan_parser(sub) -> None:
+    """The `wgan` subcommand's arguments."""
+    wg = sub.add_parser("wgan", help="the GAN baseline (3D WGAN-GP, after Kwon et al.)",
+                        description="Train a preset's 3D WGAN-GP, the baseline the paper's "
+                                    "diversity comparison uses: a generator from noise to "
+                                    "volumes and a layer-normed critic with a per-volume "
+                                    "gradient penalty. One step is --critic-steps critic "
+                                    "updates (each on its own --batch-size real volumes), then "
+                                    "--generator-steps generator updates. log.csv holds the "
+                                    "critic's Wasserstein estimate and the penalty.")
+    _common(wg, weights="latest")
+    wg.add_argument("--critic-steps", type=int, metavar="N",
+                    help="critic updates per step (default 5, the WGAN-GP paper's)")
+    wg.add_argument("--generator-steps", type=int, metavar="N",
+                    help="generator updates per step (default 1; Kwon et al.'s code: 5, with 1 "
+                         "critic step)")
+    wg.add_argument("--penalty-weight", type=float, metavar="LAMBDA",
+                    help="gradient penalty weight (default 10)")
+    wg.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"),
+                    help="Adam's betas for both networks (default 0.0 0.9, the WGAN-GP paper's; "
+                         "the learning rate is --lr, default 1e-4)")
 
 
 def _trainer_config(args: argparse.Namespace, settings) -> TrainerConfig:
@@ -178,12 +204,29 @@ def _train_vqgan(args: argparse.Namespace) -> dict:
                        freeze_encoder=args.freeze_encoder, new_data=args.new_data)
 
 
+def _train_wgan(args: argparse.Namespace) -> dict:
+    from diffusion_core.training.wgan import train_wgan
+
+    settings = wgan_settings(args.preset)
+    changes = {name: value for name, value in (
+        ("critic_steps", args.critic_steps), ("generator_steps", args.generator_steps),
+        ("penalty_weight", args.penalty_weight),
+        ("betas", None if args.betas is None else tuple(args.betas))) if value is not None}
+    settings = replace(settings, loss=replace(settings.loss, **changes))
+    return train_wgan(args.preset, args.data, args.out, settings=settings,
+                      trainer=_trainer_config(args, settings), device=args.device,
+                      resume=args.resume, weights=args.weights, new_data=args.new_data)
+
+
+TRAINERS = {"vqgan": _train_vqgan, "ddpm": _train_ddpm, "wgan": _train_wgan}
+
+
 def _run(args: argparse.Namespace) -> int:
     from diffusion_core.training.stopping import TrainingInterrupted, interrupted_sentence
     from diffusion_core.training.summary import validation_summary
 
     try:
-        last = _train_vqgan(args) if args.model == "vqgan" else _train_ddpm(args)
+        last = TRAINERS[args.model](args)
     except TrainingInterrupted as stop:
         print(f"mdiff-train: {stop}", file=sys.stderr)
         return stop.exit_status

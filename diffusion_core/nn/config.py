@@ -156,3 +156,86 @@ class UNetConfig:
     def from_dict(cls, data: dict) -> UNetConfig:
         """Rebuild from `to_dict()`, strictly (`records.dataclass_fields`)."""
         return cls(**dataclass_fields(cls, data, "U-Net"))
+
+
+WGAN_START_SIZE = 4  # the generator's first feature map is 4 voxels a side on every axis that
+# upsamples (Kwon et al.'s 4^3); an axis the stages cannot reach from 4 starts larger
+
+
+@dataclass(frozen=True)
+class WGANConfig:
+    """Constructor arguments of the GAN baseline's generator and critic (`nn.wgan`).
+
+    `generator_channels`: the linear layer's output channels, then each upsampling stage's input
+    width (the last stage goes to one channel), so its length is the number of stages;
+    `critic_channels`: each strided convolution's output width.
+    """
+
+    shape: tuple[int, int, int]  # the volumes made and judged, (D, H, W)
+    latent_dim: int = 1000
+    generator_channels: tuple[int, ...] = (512, 256, 128, 64)
+    critic_channels: tuple[int, ...] = (64, 128, 256, 512)
+
+    def __post_init__(self) -> None:
+        for name in ("shape", "generator_channels", "critic_channels"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise ValueError(f"shape must be three positive sizes (D, H, W), not {self.shape}")
+        if not self.generator_channels or not self.critic_channels or min(
+                (*self.generator_channels, *self.critic_channels, self.latent_dim)) < 1:
+            raise ValueError("the GAN's latent size and every width must be positive")
+        self.start_shape  # noqa: B018 - checks that the stages can make `shape`
+
+    @property
+    def stages(self) -> int:
+        """Number of generator stages (each doubles the axes that still need it)."""
+        return len(self.generator_channels)
+
+    def upsamplings(self) -> tuple[int, ...]:
+        """Per axis, how many of the stages double it: as many as take 4 voxels to its size."""
+        return tuple(min(self.stages, max(0, int(math.log2(size / WGAN_START_SIZE))))
+                     for size in self.shape)
+
+    @property
+    def start_shape(self) -> tuple[int, int, int]:
+        """The linear layer's feature map (D, H, W); ValueError if no exact one exists."""
+        start = []
+        for size, ups in zip(self.shape, self.upsamplings(), strict=True):
+            if size % 2 ** ups:
+                raise ValueError(f"the GAN cannot make shape {self.shape}: each axis must be "
+                                 f"4 times a power of two, or a multiple of 2^{self.stages}")
+            start.append(size // 2 ** ups)
+        return tuple(start)
+
+    def generator_scales(self, stage: int) -> tuple[int, ...]:
+        """Upsampling factor per axis at generator `stage`: an axis doubled k times doubles in
+        the last k stages (so the early, wide stages stay small)."""
+        return tuple(2 if stage >= self.stages - ups else 1 for ups in self.upsamplings())
+
+    def critic_strides(self, layer: int) -> tuple[int, ...]:
+        """Stride per axis at critic `layer`: 2 while the axis is above 4 voxels (the mirror of
+        the generator), so every preset's last feature map is small and whole."""
+        sizes = list(self.shape)
+        for _ in range(layer):
+            sizes = [s // 2 if s > WGAN_START_SIZE else s for s in sizes]
+        return tuple(2 if s > WGAN_START_SIZE else 1 for s in sizes)
+
+    def critic_final_shape(self) -> tuple[int, ...]:
+        """The critic's last feature map (D, H, W), which one last convolution covers whole."""
+        sizes = list(self.shape)
+        for layer in range(len(self.critic_channels)):
+            sizes = [s // stride for s, stride in zip(sizes, self.critic_strides(layer),
+                                                      strict=True)]
+        return tuple(sizes)
+
+    def to_dict(self) -> dict:
+        """JSON-ready constructor arguments."""
+        data = asdict(self)
+        for name in ("shape", "generator_channels", "critic_channels"):
+            data[name] = list(getattr(self, name))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WGANConfig:
+        """Rebuild from `to_dict()`, strictly (`records.dataclass_fields`)."""
+        return cls(**dataclass_fields(cls, data, "GAN"))

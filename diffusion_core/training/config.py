@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from diffusion_core.nn.config import UNetConfig, VQGANConfig
+from diffusion_core.nn.config import UNetConfig, VQGANConfig, WGANConfig
 from diffusion_core.records import dataclass_fields
 from diffusion_core.schedulers.config import SchedulerConfig
 
@@ -133,3 +133,51 @@ class DDPMSettings:
         if self.latent_scaling not in LATENT_SCALINGS:
             raise ValueError(f"latent scaling must be one of {', '.join(LATENT_SCALINGS)}, "
                              f"not {self.latent_scaling!r}")
+
+
+@dataclass(frozen=True)
+class WGANLossConfig:
+    """The WGAN-GP objective and its schedule (Gulrajani et al., 2017, Algorithm 1).
+
+    One trainer step is one generator iteration: `critic_steps` critic updates, each on its own
+    batch of real volumes, then `generator_steps` generator updates. Adam with `betas` for both
+    networks, at the trainer's learning rate. Kwon et al.'s code ran one critic step per five
+    generator steps (critic_steps=1, generator_steps=5); the WGAN-GP paper's 5 and 1 are the
+    default.
+    """
+
+    penalty_weight: float = 10.0  # lambda
+    critic_steps: int = 5
+    generator_steps: int = 1
+    betas: tuple[float, float] = (0.0, 0.9)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if self.critic_steps < 1 or self.generator_steps < 1:
+            raise ValueError("critic steps and generator steps must each be at least 1")
+        if not self.penalty_weight >= 0:
+            raise ValueError(f"the penalty weight must be 0 or more, not {self.penalty_weight}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"Adam's betas are two numbers in [0, 1), not {self.betas}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields."""
+        data = asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WGANLossConfig:
+        """Rebuild from `to_dict()`, strictly (`records.dataclass_fields`)."""
+        return cls(**dataclass_fields(cls, data, "GAN loss"))
+
+
+@dataclass(frozen=True)
+class WGANSettings:
+    """A preset's GAN baseline: networks, objective and training schedule."""
+
+    model: WGANConfig
+    loss: WGANLossConfig
+    learning_rate: float
+    batch_size: int
+    steps: int

@@ -42,6 +42,17 @@ def _ddpm_lines(row: dict, count: int, prediction: str) -> list[str]:
     ]
 
 
+def _wgan_lines(row: dict, count: int) -> list[str]:
+    return [
+        f"validation: the critic's Wasserstein estimate {row['val_wasserstein']:.4g} at step "
+        f"{row['step']}: its mean score on the {count} held-out volumes minus its mean score on "
+        f"as many volumes from fixed latents:",
+        "  it falls as the generator's volumes come closer to real ones, but the critic is "
+        "trained along, so it tracks quality only roughly; it does not measure realism or "
+        "diversity: draw volumes with mdiff-sample, then mdiff-eval msssim REAL DIFFUSION GAN",
+    ]
+
+
 def validation_summary(run_dir: str | os.PathLike, prep_dir: str | os.PathLike, row: dict,
                        weights: str = "best") -> str:
     """Lines that explain the last row's validation figures and say which step
@@ -53,6 +64,8 @@ def validation_summary(run_dir: str | os.PathLike, prep_dir: str | os.PathLike, 
     count = _held_out(prep_dir)
     if info.kind == "vqgan":
         lines = _vqgan_lines(row, count)
+    elif info.kind == "wgan":
+        lines = _wgan_lines(row, count)
     else:
         lines = _ddpm_lines(row, count, info.scheduler.prediction_type)
     if weights == "best":

@@ -99,6 +99,9 @@ class TrainingTask(ABC):
 
     kind: str  # "vqgan", "ddpm", ...
     log_columns: tuple[str, ...]  # metric names train_step and validate may return
+    # Batches of `batch_size` each step's batch holds, one after the other (a WGAN's critic
+    # takes several updates per step, each on its own real volumes).
+    batches_per_step: int = 1
 
     @abstractmethod
     def modules(self) -> dict[str, nn.Module]:
@@ -195,7 +198,8 @@ class Trainer:
         return rate
 
     def _batch(self, step: int) -> torch.Tensor:
-        pairs = batch_indices(step, len(self.train_data), self.config.batch_size,
+        pairs = batch_indices(step, len(self.train_data),
+                              self.config.batch_size * self.task.batches_per_step,
                               self.config.seed, self.world_size, self.rank)
         return _stack(self.train_data, pairs).to(self.device, non_blocking=True)
 

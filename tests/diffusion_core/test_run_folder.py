@@ -162,7 +162,11 @@ def test_another_format_a_newer_version_and_another_kind_are_refused(tmp_path):
         RunInfo.from_dict({**data, "version": 2}, tmp_path / RUN_NAME)
     with pytest.raises(CheckpointError, match="is not a run.json written by mdiff-train"):
         RunInfo.from_dict({**data, "format": "other"})
-    with pytest.raises(CheckpointError, match="is a run of kind 'wgan', not vqgan or ddpm"):
+    with pytest.raises(CheckpointError, match="is a run of kind 'gan', not one of vqgan, ddpm, "
+                                              "wgan"):
+        RunInfo.from_dict({**data, "kind": "gan"})
+    with pytest.raises(CheckpointError, match=r"unknown keys \[.*'loss', 'vqgan'\]; missing keys "
+                                              r"\['gan_loss', 'wgan'\]"):
         RunInfo.from_dict({**data, "kind": "wgan"})
     with pytest.raises(CheckpointError, match=r"is a 'vqgan' run, not a ddpm run"):
         read_run_info(DEMO / "vqgan", "ddpm")

@@ -37,7 +37,8 @@ def test_a_plan_round_trips_through_samples_json(tmp_path):
     (lambda d: d.pop("sampler"), r"the samples.json settings lack \['sampler'\]"),
     (lambda d: d.update(files=[{"file": "case_0001.nii.gz"}]), "a file entry has the keys"),
     (lambda d: d.update(files=[{"file": "case_0001.nii.gz", "seed": "x"}]), "invalid literal"),
-    (lambda d: d.update(vqgan="x"), "its vqgan and ddpm are not objects"),
+    (lambda d: d.update(vqgan="x"), "its vqgan, ddpm and gan are not objects"),
+    (lambda d: d.update(kind="gan"), "its kind 'gan' is not one of diffusion, wgan"),
     (lambda d: d.update(model=5), "its model is not text"),
 ])
 def test_unknown_missing_or_unusable_keys_are_one_sentence_naming_the_file(tmp_path, change,

@@ -222,7 +222,8 @@ def test_a_folder_without_run_json_says_what_is_missing(tmp_path, capsys, monkey
     starting = tmp_path / "run"
     starting.mkdir()
     _refused(capsys, sample_main(_argv(starting, tmp_path / "s", "--n", "1")),
-             f"{starting} is a folder but not a DDPM run folder: its run.json is missing")
+             f"{starting} is a folder but not a DDPM or GAN run folder: its run.json is "
+             f"missing")
     # A name that is no folder is still an unknown model.
     _refused(capsys, sample_main(_argv("nosuch", tmp_path / "s", "--n", "1")),
              "no model named 'nosuch'")

@@ -13,7 +13,8 @@ import torch
 
 from evaluation.msssim import ms_ssim
 
-RESULT_KEYS = {"dir", "n_volumes", "n_pairs", "mean", "std", "ci_low", "ci_high", "distance"}
+RESULT_KEYS = {"dir", "label", "n_volumes", "n_pairs", "mean", "std", "ci_low", "ci_high",
+               "distance"}
 
 
 def _write(folder: Path, volumes: np.ndarray, ext: str = "npy") -> Path:
@@ -44,7 +45,8 @@ def test_json_holds_the_mean_over_every_pair(tmp_path, run_eval, smooth_volumes)
     volumes = 200 * smooth_volumes(6, (20, 22, 24)) - 100  # values -100..100
     folder = _write(tmp_path / "real", volumes)
     report, err = _json(run_eval, [folder])
-    assert set(report) == {"results", "data_range", "protocol", "warnings"}
+    assert set(report) == {"results", "data_range", "protocol", "warnings", "figure"}
+    assert report["figure"] is None and report["results"][0]["label"] == "scans"
     assert report["protocol"] == "standard"
     assert report["data_range"] == pytest.approx(200, rel=1e-6)
     (result,) = report["results"]
@@ -133,7 +135,8 @@ def test_a_samples_folder_and_a_prep_dir_of_the_same_arrays_give_the_same_figure
     assert {k: first[k] for k in pairs} == {k: second[k] for k in pairs}
     alone = [_json(run_eval, [folder, *options])[0] for folder in (samples, prep)]
     assert alone[0]["data_range"] == alone[1]["data_range"] == together["data_range"]
-    keys = RESULT_KEYS - {"dir", "distance"}  # alone, a folder is its own reference
+    keys = RESULT_KEYS - {"dir", "distance", "label"}  # alone, a folder is its own reference
+    assert (first["label"], second["label"]) == ("diffusion 'm1'", "PREP_DIR")
     assert {k: alone[0]["results"][0][k] for k in keys} == {k: first[k] for k in keys}
     assert {k: alone[1]["results"][0][k] for k in keys} == {k: first[k] for k in keys}
     status, out, _ = run_eval(["msssim", samples, prep, *options, "--device", "cpu"])
