@@ -46,13 +46,24 @@ class LatentScale:
         return (x + 1.0) / 2.0 * (self.high - self.low) + self.low
 
 
-def diffusion_loss(model: nn.Module, scheduler, x0: torch.Tensor,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """L1 between the network's prediction and its target at random t for a batch x0 (N, ...)."""
-    n = x0.shape[0]
+def training_noise(scheduler, shape: tuple[int, ...], device: torch.device | str,
+                   dtype: torch.dtype, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(t, noise) for a training batch of `shape`: one uniform timestep per volume, then
+    standard normal noise."""
     steps = scheduler.config.num_train_timesteps
-    t = torch.randint(0, steps, (n,), device=x0.device, generator=generator)
-    noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+    t = torch.randint(0, steps, (shape[0],), device=device, generator=generator)
+    noise = torch.randn(shape, device=device, dtype=dtype, generator=generator)
+    return t, noise
+
+
+def diffusion_loss(model: nn.Module, scheduler, x0: torch.Tensor,
+                   generator: torch.Generator | None = None,
+                   draw: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """L1 between the network's prediction and its target at random t for a batch x0 (N, ...);
+    `draw` gives (t, noise) instead of drawing them (`training_noise`)."""
+    t, noise = draw if draw is not None else training_noise(scheduler, tuple(x0.shape),
+                                                            x0.device, x0.dtype, generator)
     x_t = scheduler.add_noise(x0, noise, t)
     if scheduler.config.prediction_type == "epsilon":
         target = noise

@@ -40,6 +40,17 @@ def rank() -> int:
     return dist.get_rank() if active() else 0
 
 
+def rank_share(draw: torch.Tensor) -> torch.Tensor:
+    """This process's share (along dim 0) of a random draw every process made alike.
+
+    Ranks keep one RNG stream (a checkpoint stores one state, so resume stays exact); drawing
+    for all of them and keeping one's own rows gives each its own noise, as one process with
+    the whole batch would. Without torchrun: the draw itself.
+    """
+    n = draw.shape[0] // world_size()
+    return draw[rank() * n:(rank() + 1) * n]
+
+
 def barrier() -> None:
     """Wait for every process (nothing to wait for in a single process)."""
     if active():

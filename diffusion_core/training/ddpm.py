@@ -25,7 +25,7 @@ from torch import nn
 
 from diffusion_core import checkpoints, distributed
 from diffusion_core.data import LatentDataset, PreparedDataset
-from diffusion_core.diffusion import LatentScale, diffusion_loss
+from diffusion_core.diffusion import LatentScale, diffusion_loss, training_noise
 from diffusion_core.models import load_vqgan
 from diffusion_core.nn.unet import UNet
 from diffusion_core.run_folder import LATENTS_DIR, CheckpointError, EMARecord, RunInfo, run_ref
@@ -57,6 +57,17 @@ class WeightEMA:
                 self.shadow[key].lerp_(value, 1.0 - self.decay)
 
 
+def rank_training_noise(scheduler, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(t, noise) for this process's batch: drawn for every process's batch, each keeping its
+    own rows. Under torchrun the ranks share one RNG state (one checkpoint, exact resume), so a
+    draw per rank would give every rank the same timesteps and noise; this gives what one
+    process with the whole batch would draw."""
+    world = distributed.world_size()
+    t, noise = training_noise(scheduler, (len(batch) * world, *batch.shape[1:]), batch.device,
+                              batch.dtype)
+    return distributed.rank_share(t), distributed.rank_share(noise)
+
+
 class DDPMTask(TrainingTask):
     """A U-Net trained to denoise normalised latents, with its EMA copy for sampling."""
 
@@ -78,8 +89,9 @@ class DDPMTask(TrainingTask):
 
     def train_step(self, batch: torch.Tensor, ctx: StepContext) -> dict[str, float]:
         """One denoising step on a batch of normalised latents."""
+        draw = rank_training_noise(self.scheduler, batch)
         with ctx.autocast():
-            loss = diffusion_loss(ctx.module("unet"), self.scheduler, batch)
+            loss = diffusion_loss(ctx.module("unet"), self.scheduler, batch, draw=draw)
         ctx.backward(loss, "unet")
         return {"loss": float(loss.detach())}
 

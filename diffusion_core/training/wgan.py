@@ -40,13 +40,6 @@ from diffusion_core.training.trainer import (
 VAL_SEED = 1234  # the latents validation compares with, the same at every validation
 
 
-def _this_rank(draw: torch.Tensor) -> torch.Tensor:
-    """This process's share of a draw made for every process alike: ranks keep one RNG stream
-    (exact resume), yet each gets its own latents and interpolation weights under torchrun."""
-    n = draw.shape[0] // distributed.world_size()
-    return draw[distributed.rank() * n:(distributed.rank() + 1) * n]
-
-
 def gradient_penalty(scores: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Mean over volumes of (||d score / d point||_2 - 1)^2, one norm per volume over all of
     its (C, D, H, W); `points` (N, C, D, H, W) must require grad and `scores` (N,) be its
@@ -101,10 +94,10 @@ class WGANTask(TrainingTask):
     def _critic_step(self, real: torch.Tensor, ctx: StepContext) -> tuple[float, float, float]:
         """One critic update on `real` against fresh fakes; (loss, Wasserstein, penalty)."""
         n, world = real.shape[0], distributed.world_size()
-        z = _this_rank(self.generator.latents(n * world, device=real.device))
+        z = distributed.rank_share(self.generator.latents(n * world, device=real.device))
         with torch.no_grad(), ctx.autocast():
             fake = self.generator(z)
-        mix = _this_rank(torch.rand(n * world, 1, 1, 1, 1, device=real.device))
+        mix = distributed.rank_share(torch.rand(n * world, 1, 1, 1, 1, device=real.device))
         with ctx.autocast():
             loss, wasserstein, penalty = critic_objective(
                 ctx.module("critic"), real, fake.to(real.dtype), mix, self.loss.penalty_weight)
@@ -113,7 +106,8 @@ class WGANTask(TrainingTask):
 
     def _generator_step(self, n: int, ctx: StepContext) -> float:
         """One generator update on n fresh latents against the (frozen) critic; its loss."""
-        z = _this_rank(self.generator.latents(n * distributed.world_size(), device=ctx.device))
+        world = distributed.world_size()
+        z = distributed.rank_share(self.generator.latents(n * world, device=ctx.device))
         self.critic.requires_grad_(False)
         try:
             with ctx.autocast():

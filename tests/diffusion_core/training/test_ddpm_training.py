@@ -205,3 +205,37 @@ def test_a_resume_on_other_data_needs_new_data_and_keeps_both_records(tiny_prep_
     # Later resumes on the new data need no flag, and keep the history.
     train(other, run, 9, resume=True)
     assert json.loads((run / "run.json").read_text())["data_history"] == after["data_history"]
+
+
+def test_each_torchrun_rank_draws_its_own_timesteps_and_noise(monkeypatch):
+    """Ranks share one RNG state; each must still get other t and noise than the others, the
+    rows one process with the whole batch would draw (a per-rank draw gave all ranks the same)."""
+    from diffusion_core import distributed
+    from diffusion_core.diffusion import training_noise
+    from diffusion_core.schedulers import DDPMScheduler
+    from diffusion_core.schedulers.config import SchedulerConfig
+    from diffusion_core.training.ddpm import rank_training_noise
+
+    scheduler = DDPMScheduler(SchedulerConfig(num_train_timesteps=1000))
+    batch = torch.zeros(3, 2, 4, 8, 8)
+    draws = []
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    for rank in (0, 1):
+        monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
+        torch.manual_seed(7)  # the state every rank holds
+        draws.append(rank_training_noise(scheduler, batch))
+    (t0, noise0), (t1, noise1) = draws
+    assert t0.shape == (3,) and noise0.shape == batch.shape
+    assert not torch.equal(noise0, noise1) and not torch.equal(t0, t1)
+    torch.manual_seed(7)
+    t_all, noise_all = training_noise(scheduler, (6, 2, 4, 8, 8), "cpu", torch.float32)
+    assert torch.equal(torch.cat([t0, t1]), t_all)
+    assert torch.equal(torch.cat([noise0, noise1]), noise_all)
+    # One process: exactly the draw of before (single-process runs are unchanged bit for bit).
+    monkeypatch.setattr(distributed, "world_size", lambda: 1)
+    monkeypatch.setattr(distributed, "rank", lambda: 0)
+    torch.manual_seed(7)
+    t_one, noise_one = rank_training_noise(scheduler, batch)
+    torch.manual_seed(7)
+    assert torch.equal(t_one, torch.randint(0, 1000, (3,)))
+    assert torch.equal(noise_one, torch.randn(batch.shape))
