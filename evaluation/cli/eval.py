@@ -1,8 +1,8 @@
-"""`mdiff-eval msssim|agreement|turing|afc|recon|figure|memorization|c2st`: the evaluation.
+"""`mdiff-eval msssim|agreement|turing|afc|recon|figure|memorization|c2st|downstream`.
 
-One subcommand per module of this package; each has `HELP`, `add_arguments(parser)` and
-`run(args)`; its heavy libraries (torch, pandas, matplotlib) load in `run`, so `--help` answers
-at once.
+The evaluation commands: one subcommand per module of this package; each has `HELP`,
+`add_arguments(parser)` and `run(args)`; its heavy libraries (torch, pandas, matplotlib) load in
+`run`, so `--help` answers at once.
 """
 
 from __future__ import annotations
@@ -14,14 +14,25 @@ from diffusion_core.cli.common import Failure, Subcommand, command_parser, run_c
 from diffusion_core.outputs import OutputPathError
 from diffusion_core.runtime import DeviceError
 from diffusion_core.sources import SourceError
-from evaluation.cli import afc, agreement, c2st, figure, memorization, msssim, recon, turing
+from evaluation.cli import (
+    afc,
+    agreement,
+    c2st,
+    downstream,
+    figure,
+    memorization,
+    msssim,
+    recon,
+    turing,
+)
 from evaluation.errors import EvalError
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "msssim": msssim, "agreement": agreement, "turing": turing, "recon": recon, "figure": figure,
-    "memorization": memorization, "c2st": c2st, "afc": afc,
+    "memorization": memorization, "c2st": c2st, "downstream": downstream, "afc": afc,
 }
-THREADED = ("msssim", "recon", "memorization", "c2st")  # the subcommands that compute with torch
+# the subcommands that compute with torch
+THREADED = ("msssim", "recon", "memorization", "c2st", "downstream")
 DESCRIPTION = "Evaluate synthetic volumes and reader studies as in the Medical Diffusion paper."
 
 
