@@ -51,7 +51,15 @@ import numpy as np
 from diffusion_core.outputs import OutputPathError, check_output
 from diffusion_core.presets import Preset
 from diffusion_core.samples import SamplesError
-from studies.inputs import Draw, choose_inputs, choose_practice, pools_of, preset_of_prepared
+from studies.inputs import (
+    Draw,
+    check_room,
+    choose_inputs,
+    choose_practice,
+    folder_pool,
+    pools_of,
+    preset_of_prepared,
+)
 from studies.key import KeyEntry, default_key_path, is_inside, samples_path, write_key
 from studies.normalise import CT_VIEWER, MR_VIEWER
 from studies.pairing import pair_cases, pair_draws, practice_pair_draws
@@ -168,6 +176,7 @@ def create_study_from_model(out: str | Path, *, model: str, n: int, sampler: str
               **{f"--{name.replace('_', '-')}": options.get(name)
                  for name in ("real", "practice_real", "practice_synthetic")}}
     check_targets(out, key_path, inputs)
+    _check_real_room(options, n)
     samples = _check_samples_target(samples_path(key_path), out, inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -193,6 +202,19 @@ def create_study_from_model(out: str | Path, *, model: str, n: int, sampler: str
     if options.get("note") is not None:
         options["note"](message)
     return replace(made, samples=samples, notes=(*made.notes, message))
+
+
+def _check_real_room(options: dict[str, Any], n: int) -> None:
+    """Refuse, before sampling (minutes to hours), a --real folder too small for the request;
+    create would refuse it only after the samples were made."""
+    real = options.get("real")
+    if real is None:
+        return
+    pool = folder_pool(Path(real), "real", np.random.default_rng(0), lambda _message: None)
+    pairs = options.get("pairs") or n
+    paired = options.get("design") == "2afc" and not options.get("reuse")
+    check_room(Path(real), len(pool.candidates), "real", "--n-real", options.get("n_real"),
+               pairs if paired else None)
 
 
 def _model_preset(model: str, preset: str | None) -> str:

@@ -97,11 +97,28 @@ def choose_inputs(request: StudyRequest, rng: np.random.Generator,
         if folder is None or count == 0:
             continue
         pool = folder_pool(folder, source, rng, tell)
-        if count is not None and count > len(pool.candidates):
-            raise StudyError(f"{folder} holds {len(pool.candidates)} scans, fewer than the "
-                             f"{count} asked with {option}; ask for fewer or add volumes.")
+        check_room(folder, len(pool.candidates), source, option, count)
         draws.append(Draw(pool, option, count))
     return draws
+
+
+def check_room(folder: Path, room: int, source: str, option: str, count: int | None,
+               pairs: int | None = None) -> None:
+    """StudyError when `folder`'s `room` volumes cannot give the `count` asked with `option`,
+    or (`pairs`: a paired study without --reuse) one case of `source` per trial."""
+    if count is not None and count > room:
+        raise StudyError(f"{folder} holds {room} scans, fewer than the {count} asked with "
+                         f"{option}; ask for fewer or add volumes.")
+    if pairs is None:
+        return
+    if count is not None and count < pairs:
+        raise StudyError(f"{option} {count} draws fewer {source} cases than the {pairs} "
+                         "trials of --pairs need without --reuse; ask for fewer pairs "
+                         "or give --reuse (a case then appears in several trials).")
+    if room < pairs:
+        raise StudyError(f"--pairs {pairs} needs {pairs} {source} volumes without "
+                         f"--reuse, but {folder} holds {room}; ask for fewer pairs, add "
+                         "volumes or give --reuse (a case then appears in several trials).")
 
 
 def choose_practice(request: StudyRequest, study: list[Draw], rng: np.random.Generator,

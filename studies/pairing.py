@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from studies.case_file import read_case
-from studies.inputs import Draw, folder_pool
+from studies.inputs import Draw, check_room, folder_pool
 from studies.request import StudyRequest
 from studies.staging import StagedCase
 from studies.study import StudyError
@@ -57,19 +57,7 @@ def pair_draws(request: StudyRequest, rng: np.random.Generator,
                                           (request.real, request.n_real, "real", "--n-real")):
         pool = folder_pool(folder, source, rng, tell)
         room = len(pool.candidates)
-        if count is not None and count > room:
-            raise StudyError(f"{folder} holds {room} scans, fewer than the {count} asked with "
-                             f"{option}; ask for fewer or add volumes.")
-        if not request.reuse:
-            if count is not None and count < pairs:
-                raise StudyError(f"{option} {count} draws fewer {source} cases than the {pairs} "
-                                 "trials of --pairs need without --reuse; ask for fewer pairs "
-                                 "or give --reuse (a case then appears in several trials).")
-            if room < pairs:
-                raise StudyError(f"--pairs {pairs} needs {pairs} {source} volumes without "
-                                 f"--reuse, but {folder} holds {room}; ask for fewer pairs, add "
-                                 "volumes or give --reuse (a case then appears in several "
-                                 "trials).")
+        check_room(folder, room, source, option, count, None if request.reuse else pairs)
         if count is None:
             count = None if request.match and source == "real" else min(pairs, room)
         draws.append(Draw(pool, option, count))

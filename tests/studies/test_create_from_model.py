@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from diffusion_core.registry import Registry
 from diffusion_core.sampling import sample_folder
 from studies.cli.study import main
@@ -155,3 +157,25 @@ def test_a_paired_study_from_a_model_samples_one_volume_per_trial(tiny_model, tm
         rows = list(csv.DictReader(handle))
     assert all(r["trials"] for r in rows)
     assert {r["model"] for r in rows if r["source"] == "synthetic"} == {"tinymodel"}
+
+
+@pytest.mark.parametrize("design", [[], ["--design", "2afc", "--pairs", "4"]])
+def test_a_real_folder_too_small_is_refused_before_sampling(design, tiny_model, tmp_path,
+                                                            monkeypatch, capsys):
+    """Sampling may take hours: a request the --real folder cannot meet is refused first."""
+    import diffusion_core.sampling
+
+    model = _registered(tiny_model, tmp_path, monkeypatch)
+    real = tmp_path / "real"
+    sample_folder("tinymodel", 3, real, sampler="dpm", steps=4, seed=1000, progress=False)
+    (real / "samples.json").unlink()
+    sampled = []
+    monkeypatch.setattr(diffusion_core.sampling, "sample_folder",
+                        lambda *args, **kwargs: sampled.append(args))
+    count = [] if design else ["--n-real", "5"]
+    code = main(["create", "--out", str(tmp_path / "study"), *model, "--real", str(real),
+                 *count, *design])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds 3" in err and err.count("\n") == 1, err
+    assert sampled == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "real"]
