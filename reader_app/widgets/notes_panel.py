@@ -73,6 +73,9 @@ class NotesPanel(QWidget):
         self.flag.clicked.connect(self.flag_changed)
         self.comment.textChanged.connect(self._on_text_changed)
         self.comment.focus_lost.connect(self._settle_now)
+        # Escape and Tab save at once, then hand the keys back (the focus-out that follows finds
+        # nothing left to save; a window that is not the active one gets no focus-out at all).
+        self.comment.left.connect(self._settle_now)
         self.comment.left.connect(self.comment_left)
 
     def set_note(self, note: CaseNote) -> None:
