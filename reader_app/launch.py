@@ -158,8 +158,9 @@ def take_screenshot(window: ReaderWindow, png: Path, case: int | None,
     session = window.session
     if case is not None:
         if not 1 <= case <= session.case_count:
-            raise LaunchError(f"--case {case} is outside this study's cases 1 to "
-                              f"{session.case_count}; give a case number in that range.")
+            unit = session.unit  # "case", or "pair" in a paired study
+            raise LaunchError(f"--case {case} is outside this study's {unit}s 1 to "
+                              f"{session.case_count}; give a {unit} number in that range.")
         session.go_to(session.study_case_position(case))
     if not png.parent.is_dir():
         raise LaunchError(f"The folder {png.parent} for the screenshot does not exist; create "

@@ -44,6 +44,13 @@ def test_mdiff_reader_renders_a_made_paired_study_without_writing(qtbot, made_pa
     assert list((folder / "ratings").iterdir()) == []
 
 
+def test_a_pair_number_out_of_range_names_pairs(made_pair_study, tmp_path, capsys):
+    code = cli.main([str(made_pair_study.folder), "--screenshot", str(tmp_path / "p.png"),
+                     "--case", "99"])
+    err = capsys.readouterr().err
+    assert code == 2 and "outside this study's pairs 1 to" in err and "pair number" in err, err
+
+
 def test_each_reader_sees_the_key_s_members_and_the_next_reader_the_mirror(qtbot,
                                                                            made_pair_study):
     """The first reader's left image is the file the study lists on the left for that trial;
