@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +122,32 @@ def write_rated_study(root: Path, readers: tuple[str, ...] = ("ann",)) -> tuple[
 def make_rated_study():
     """The `write_rated_study` function."""
     return write_rated_study
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Torchrun:
+    """How a test starts a worker script as two CPU processes under torchrun (gloo)."""
+
+    def command(self, worker: Path, *args: object) -> list[str]:
+        """The command line: two processes on a free local port, running `worker args...`."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                "--master-addr", "127.0.0.1", "--master-port", str(port), str(worker),
+                *(str(arg) for arg in args)]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment: this checkout importable, one thread per process."""
+        return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+    root = ROOT  # the working directory
+
+
+@pytest.fixture
+def torchrun() -> Torchrun:
+    """Starts workers under torchrun (see `Torchrun`)."""
+    return Torchrun()

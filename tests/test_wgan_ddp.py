@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
 
 WORKER = textwrap.dedent("""
     import os, sys
@@ -40,24 +34,16 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_two_processes_train_one_generator_and_one_critic(tmp_path, make_blob_prep_dir):
+def test_two_processes_train_one_generator_and_one_critic(tmp_path, make_blob_prep_dir,
+                                                          torchrun):
     # The critic's gradient penalty differentiates through DistributedDataParallel twice.
     prep = make_blob_prep_dir(tmp_path / "prep")
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-         "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(worker),
-         str(prep), str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+        torchrun.command(worker, prep, out),
+        cwd=torchrun.root, env=torchrun.env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = (torch.load(out / f"rank{r}.pt") for r in (0, 1))
     assert set(rank0) == set(rank1) and any(k.startswith("c.") for k in rank0)

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[3]
 
 WORKER = textwrap.dedent("""
     import sys
@@ -43,22 +38,14 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_two_processes_share_one_codebook_and_write_one_checkpoint(tiny_prep_dir, tmp_path):
+def test_two_processes_share_one_codebook_and_write_one_checkpoint(tiny_prep_dir, tmp_path,
+                                                                   torchrun):
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-         "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(worker),
-         str(tiny_prep_dir), str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+        torchrun.command(worker, tiny_prep_dir, out),
+        cwd=torchrun.root, env=torchrun.env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = (torch.load(out / f"rank{r}.pt") for r in (0, 1))
     for key in rank0:
@@ -92,7 +79,8 @@ STOPPING_WORKER = textwrap.dedent("""
 """)
 
 
-def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tiny_prep_dir, tmp_path):
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tiny_prep_dir, tmp_path,
+                                                                   torchrun):
     """SIGTERM to rank 1 alone: both ranks stop after the same step, with one checkpoint of
     it, instead of rank 0 waiting forever in the next step's all-reduce."""
     import time
@@ -102,13 +90,10 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tiny_prep_dir
     worker = tmp_path / "worker.py"
     worker.write_text(STOPPING_WORKER)
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-         "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(worker),
-         str(tiny_prep_dir), str(out)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        torchrun.command(worker, tiny_prep_dir, out),
+        cwd=torchrun.root, env=torchrun.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
         log = out / "log.csv"
