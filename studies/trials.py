@@ -4,9 +4,10 @@ A study of design "2afc" lists its trials in study.json as `{"trial_id", "left",
 creation order: that is **layout A**. In layout A floor(N/2) trials have the synthetic member on
 the left, chosen at random, and the trials are listed in a random order; nothing in study.json
 says which member is synthetic (that is in the key). A reader sees layout A or its **mirror**
-(every trial's sides swapped): readers alternate in the order their databases are made, so two
-consecutive readers see every pair on opposite sides and every reader has floor(N/2) or ceil(N/2)
-trials with the synthetic member on the left.
+(every trial's sides swapped): a new reader gets the one fewer other readers see, so readers
+alternate in the order their databases are made (`reader_mirrored`), two consecutive readers see
+every pair on opposite sides, and every reader has floor(N/2) or ceil(N/2) trials with the
+synthetic member on the left.
 
 Practice trials are listed with their truth, in layout A: `{"trial_id": "P01", "left": "P01a",
 "right": "P01b", "synthetic": "left"|"right"}`, their files `practice/P01a.nii` and
@@ -94,10 +95,11 @@ def layout_a(pairs: Sequence[tuple[str, str]], trial_ids: Sequence[str],
     return random.sample(trials, n)
 
 
-def reader_mirrored(earlier_readers: int) -> bool:
-    """Whether a reader whose database is made after `earlier_readers` others sees the mirror:
-    the 1st sees layout A, the 2nd its mirror, the 3rd layout A, ..."""
-    return earlier_readers % 2 == 1
+def reader_mirrored(others: list[bool]) -> bool:
+    """Whether a new reader sees the mirror of layout A, given the other readers' layouts: the
+    layout fewer of them see, layout A on a tie. Readers who start one after the other thus
+    alternate (A, mirror, A, ...), and a database merged in or removed is taken into account."""
+    return sum(others) < len(others) - sum(others)
 
 
 # ------------------------------------------------------------------------- checking study.json

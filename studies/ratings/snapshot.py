@@ -196,6 +196,26 @@ def read_mirrored(conn: sqlite3.Connection) -> bool | None:
     return bool(rows[0][0]) if rows else None
 
 
+def other_layouts(ratings_dir: Path, path: Path) -> list[bool]:
+    """Whether each reader database in `ratings_dir` but `path` sees the mirror of layout A,
+    read without writing; a database that cannot be read, or has no layout, is left out."""
+    layouts = []
+    for other in sorted(ratings_dir.glob(f"*{DATABASE_SUFFIX}")):
+        if other.name == path.name:
+            continue
+        try:
+            conn = sqlite3.connect(f"{other.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                mirrored = read_mirrored(conn)
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            continue
+        if mirrored is not None:
+            layouts.append(mirrored)
+    return layouts
+
+
 def _read_layout(conn: sqlite3.Connection, check: ValueChecks,
                  study: Study | None) -> bool | None:
     """The checked `trial_layout`: one row of 0 or 1 in a paired study's database, none in a

@@ -12,8 +12,9 @@ true.
 
 In a paired (2AFC) study every case id here is a trial id: `case_order` is the reader's trials,
 `trial` gives a trial's members as this reader sees them (layout A or its mirror, recorded when
-the database is made: readers alternate in the order their databases are made), and a practice
-trial's truth is the side, "left" or "right", where this reader saw its synthetic member.
+the database is made: the one fewer of the other readers see, so readers alternate), and a
+practice trial's truth is the side, "left" or "right", where this reader saw its synthetic
+member.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from studies.ratings.records import (
     CaseRecord,
 )
 from studies.ratings.schema import database_errors
-from studies.ratings.snapshot import read_all, read_mirrored, refuse_edited
+from studies.ratings.snapshot import other_layouts, read_all, read_mirrored, refuse_edited
 from studies.study import Study, StudyError, utc_now
 from studies.trials import Trial, mirror_side, reader_mirrored
 
@@ -401,9 +402,7 @@ def _create_or_load(conn: sqlite3.Connection, path: Path, study: Study, reader: 
         order = shuffled_case_order(study.rated_ids, seed)
         mirrored = None
         if study.design == "2afc":
-            earlier = [other for other in study.ratings_dir.glob(f"*{path.suffix}")
-                       if other.name != path.name]
-            mirrored = reader_mirrored(len(earlier))
+            mirrored = reader_mirrored(other_layouts(study.ratings_dir, path))
         schema.create(conn, study.study_id, reader, seed, order, mirrored)
         return order
     try:

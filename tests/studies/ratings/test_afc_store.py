@@ -228,3 +228,19 @@ def test_a_schema_3_database_of_the_previous_mdiff_opens_as_schema_4(tmp_path):
     assert after.same_ratings(before) and after.history_disagrees == []
     assert after.after_truth == {"P01": {"confidence"}}
     assert after.note("5e6f7a8b").not_assessable
+
+
+def test_a_new_reader_takes_the_layout_fewer_other_readers_see(tmp_path, afc_study_folder_with):
+    """Counting databases would give a third reader the mirror once the first one's database is
+    gone (or a merged one joined): the sides are chosen from the layouts the others see."""
+    folder, _ = afc_study_folder_with(tmp_path / "study", 4)
+    study = Study.open(folder)
+    for reader in ("anna", "ben"):
+        RatingStore.open(study, reader).close()
+    (study.ratings_dir / "anna.sqlite").unlink()  # only ben, who sees the mirror, is left
+    with RatingStore.open(study, "carl") as store:
+        assert store.mirrored is False
+    with RatingStore.open(study, "dora") as store:  # one of each: layout A again, on the tie
+        assert store.mirrored is False
+    with RatingStore.open(study, "emil") as store:
+        assert store.mirrored is True
